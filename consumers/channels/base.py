@@ -1,0 +1,168 @@
+"""The small protocol every channel implements, and what it returns.
+
+A channel is given a rendered ``Message`` (and through it the envelope) and
+returns a ``SendResult``; it never raises for a failed delivery. The delivery
+pipeline records the result, schedules retries and disables channels.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol, runtime_checkable
+
+import httpx
+
+from eventbus.envelope import Event
+from eventbus.settings import SecuritySettings
+
+__all__ = [
+    "Channel",
+    "ChannelDeps",
+    "Message",
+    "OutcomeClass",
+    "SendResult",
+    "classify_status",
+    "excerpt",
+    "parse_retry_after",
+    "result_from_response",
+    "timed",
+]
+
+EXCERPT_BYTES = 512
+
+
+class OutcomeClass(StrEnum):
+    DELIVERED = "delivered"
+    RETRYABLE = "retryable"
+    PERMANENT = "permanent"
+    # Throttled by us or by the provider: not a failed attempt.
+    RATE_LIMITED = "rate_limited"
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A notification rendered from an envelope for one subscription."""
+
+    title: str
+    body: str
+    event: Event
+    delivery_id: str
+    subscription: str = ""
+    link: str | None = None
+    test: bool = False
+
+    @property
+    def text(self) -> str:
+        """Title and body as one plain text."""
+        return f"{self.title}\n{self.body}" if self.body else self.title
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """What one attempt did. ``error`` must already be free of secrets."""
+
+    outcome: OutcomeClass
+    status: int | None = None
+    latency: float = 0.0
+    error: str | None = None
+    response_excerpt: str | None = None
+    retry_after: float | None = None
+    # 410 Gone and the like: stop sending to this channel.
+    disable_channel: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome is OutcomeClass.DELIVERED
+
+
+@runtime_checkable
+class Channel(Protocol):
+    """A delivery target. ``describe()`` is a redacted one-line target."""
+
+    name: str
+    type: str
+
+    async def send(self, message: Message) -> SendResult: ...
+
+    def describe(self) -> str: ...
+
+
+@dataclass(slots=True)
+class ChannelDeps:
+    """What channels are given instead of making their own connections."""
+
+    http: httpx.AsyncClient
+    security: SecuritySettings = field(default_factory=SecuritySettings)
+    timeout: float = 15.0
+    # Returns an aiosmtplib.SMTP-like client; tests inject their own.
+    smtp_factory: Callable[..., Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+_RETRYABLE_STATUS = frozenset({408, 425, 429})
+
+
+def classify_status(status: int) -> OutcomeClass:
+    """DESIGN.md's table: 2xx delivered; 408/425/429/5xx retryable; else permanent."""
+    if 200 <= status < 300:
+        return OutcomeClass.DELIVERED
+    if status in _RETRYABLE_STATUS or status >= 500:
+        return OutcomeClass.RETRYABLE
+    return OutcomeClass.PERMANENT
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def excerpt(data: bytes | str, limit: int = EXCERPT_BYTES) -> str:
+    """The first ``limit`` bytes of a response body, as text."""
+    raw = data.encode() if isinstance(data, str) else data
+    return raw[:limit].decode("utf-8", "replace")
+
+
+def result_from_response(response: httpx.Response, latency: float) -> SendResult:
+    """Classify a plain HTTP response (webhook-like services)."""
+    status = response.status_code
+    outcome = classify_status(status)
+    retry_after = parse_retry_after(response.headers.get("retry-after"))
+    if 300 <= status < 400:
+        error = f"HTTP {status} redirect to {response.headers.get('location', '?')!s:.200}; " \
+                "redirects are not followed: configure the final URL"
+    elif outcome is OutcomeClass.DELIVERED:
+        error = None
+    else:
+        error = f"HTTP {status} {response.reason_phrase}".strip()
+    return SendResult(
+        outcome=outcome,
+        status=status,
+        latency=latency,
+        error=error,
+        response_excerpt=excerpt(response.content) if response.content else None,
+        retry_after=retry_after if outcome is OutcomeClass.RETRYABLE else None,
+        disable_channel=status == 410,
+    )
+
+
+async def timed(call: Callable[[], Awaitable[Any]]) -> tuple[Any, float]:
+    """Run ``call`` and return its result with the seconds it took."""
+    start = time.perf_counter()
+    result = await call()
+    return result, time.perf_counter() - start

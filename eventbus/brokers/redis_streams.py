@@ -1,0 +1,205 @@
+"""Redis Streams backend: the durable log, the consumer group and the live mirror.
+
+Wraps an injected ``redis.asyncio.Redis`` (never subclasses it). Redis errors
+are translated into ``BrokerError`` / ``BrokerUnavailable`` here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import redis.asyncio as aioredis
+import redis.exceptions as rexc
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+
+from ..errors import BrokerError, BrokerUnavailable
+from ..keys import Keys
+
+__all__ = [
+    "PUBLISH_SCRIPT",
+    "RedisStreams",
+    "StreamEntry",
+    "connect",
+    "translate_errors",
+    "translated",
+]
+
+# XADD then PUBLISH of the live mirror message, in one round trip and atomically.
+# The live message embeds the stream id, so SSE clients can resume from it.
+# KEYS[1] stream; ARGV: payload, live channel, maxlen ("" = no cap)
+PUBLISH_SCRIPT: Final = """
+local id
+if ARGV[3] ~= '' then
+  id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'payload', ARGV[1])
+else
+  id = redis.call('XADD', KEYS[1], '*', 'payload', ARGV[1])
+end
+redis.call('PUBLISH', ARGV[2], '{"stream_id":"' .. id .. '","event":' .. ARGV[1] .. '}')
+return id
+"""
+
+_UNAVAILABLE = (rexc.ConnectionError, rexc.TimeoutError, OSError)
+
+
+@contextlib.contextmanager
+def translate_errors(what: str) -> Iterator[None]:
+    """Map redis-py errors to the eventbus tree, naming the operation."""
+    try:
+        yield
+    except _UNAVAILABLE as exc:
+        raise BrokerUnavailable(f"{what}: Redis is unreachable ({exc})") from exc
+    except rexc.RedisError as exc:
+        raise BrokerError(f"{what}: Redis error: {exc}") from exc
+
+
+@contextlib.asynccontextmanager
+async def translated(what: str) -> AsyncIterator[None]:
+    with translate_errors(what):
+        yield
+
+
+def connect(url: str, *, retries: int = 3, socket_timeout: float | None = 5.0) -> aioredis.Redis:
+    """An asyncio Redis client that retries transient connection errors."""
+    return aioredis.Redis.from_url(
+        url,
+        retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries),
+        retry_on_error=[rexc.ConnectionError, rexc.TimeoutError],
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=socket_timeout,
+        health_check_interval=30,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEntry:
+    """One stream entry as read by a consumer."""
+
+    id: str
+    fields: dict[bytes, bytes]
+
+    @property
+    def payload(self) -> bytes | None:
+        return self.fields.get(b"payload")
+
+
+def live_message(stream_id: str | None, payload: str) -> str:
+    """The live mirror message (the same shape the publish script builds)."""
+    if stream_id is None:
+        return '{"event":' + payload + "}"
+    return '{"stream_id":"' + stream_id + '","event":' + payload + "}"
+
+
+class RedisStreams:
+    """Stream operations under one key prefix."""
+
+    def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
+        self.redis = redis
+        self.keys = keys
+        self._publish = redis.register_script(PUBLISH_SCRIPT)
+
+    # -- publishing ---------------------------------------------------------
+
+    async def publish(self, team_id: str, payload: str, maxlen: int | None = None) -> str:
+        async with translated("publish"):
+            stream_id = await self._publish(
+                keys=[self.keys.events],
+                args=[payload, self.keys.live(team_id), "" if maxlen is None else maxlen],
+            )
+        return _text(stream_id)
+
+    async def publish_many(
+        self, items: Sequence[tuple[str, str]], maxlen: int | None = None
+    ) -> list[str]:
+        """Publish (team_id, payload) pairs in one pipeline; ids in order."""
+        if not items:
+            return []
+        async with translated("publish_many"):
+            pipe = self.redis.pipeline(transaction=False)
+            cap = "" if maxlen is None else maxlen
+            for team_id, payload in items:
+                # Script objects on a pipeline are loaded once before it runs.
+                await self._publish(
+                    keys=[self.keys.events], args=[payload, self.keys.live(team_id), cap],
+                    client=pipe,
+                )
+            results = await pipe.execute(raise_on_error=False)
+        ids = []
+        for result in results:
+            if isinstance(result, Exception):
+                raise BrokerError(f"publish_many: Redis error: {result}")
+            ids.append(_text(result))
+        return ids
+
+    async def publish_transient(self, team_id: str, payload: str) -> int:
+        async with translated("publish_transient"):
+            receivers = await self.redis.publish(self.keys.live(team_id),
+                                                 live_message(None, payload))
+        return int(receivers)
+
+    # -- consuming ----------------------------------------------------------
+
+    async def ensure_group(self, group: str, start: str = "0") -> None:
+        """Create the consumer group (and the stream); an existing group is fine."""
+        async with translated("create consumer group"):
+            try:
+                await self.redis.xgroup_create(self.keys.events, group, id=start, mkstream=True)
+            except rexc.ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+
+    async def read(
+        self, group: str, consumer: str, count: int, block_ms: int | None, pending: bool = False
+    ) -> list[StreamEntry]:
+        """New entries (``>``), or this consumer's own pending ones from ``0``."""
+        async with translated("read"):
+            reply = await self.redis.xreadgroup(
+                group, consumer, {self.keys.events: "0" if pending else ">"},
+                count=count, block=None if pending else block_ms,
+            )
+        return _entries(reply)
+
+    async def autoclaim(
+        self, group: str, consumer: str, min_idle_ms: int, start: str, count: int
+    ) -> tuple[str, list[StreamEntry], list[str]]:
+        """XAUTOCLAIM: (next cursor, claimed entries, ids deleted from the stream)."""
+        async with translated("reclaim"):
+            reply = await self.redis.xautoclaim(
+                self.keys.events, group, consumer, min_idle_ms, start_id=start, count=count
+            )
+        cursor = _text(reply[0])
+        entries = [StreamEntry(_text(i), dict(f or {})) for i, f in reply[1] if f is not None]
+        deleted = [_text(i) for i in reply[2]] if len(reply) > 2 else []
+        return cursor, entries, deleted
+
+    async def delivery_counts(self, group: str, ids: Sequence[str]) -> dict[str, int]:
+        """How many times each pending entry was delivered (XPENDING times_delivered)."""
+        if not ids:
+            return {}
+        out: dict[str, int] = {}
+        async with translated("pending counts"):
+            pipe = self.redis.pipeline(transaction=False)
+            for entry_id in ids:
+                pipe.xpending_range(self.keys.events, group, min=entry_id, max=entry_id, count=1)
+            for rows in await pipe.execute():
+                for row in rows:
+                    out[_text(row["message_id"])] = int(row["times_delivered"])
+        return out
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _entries(reply: Any) -> list[StreamEntry]:
+    out: list[StreamEntry] = []
+    if not reply:
+        return out
+    for _stream, rows in reply:
+        for entry_id, fields in rows:
+            # A pending entry that was deleted from the stream comes back as None.
+            out.append(StreamEntry(_text(entry_id), dict(fields or {})))
+    return out

@@ -1,0 +1,223 @@
+"""Loading the YAML configuration into ``Settings`` with precise errors.
+
+Every problem found is reported at once, with ``file:line`` where the YAML
+gives one, the offending value (never a secret) and the fix. ``${NAME}`` in a
+YAML string is replaced by the environment variable ``NAME`` (``$${`` escapes).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from .errors import ConfigError, ConfigProblem
+from .settings import PATTERN_RE, Settings, env_config_path, read_environ
+
+__all__ = ["ChannelValidator", "load_settings", "validate_settings"]
+
+_VAR = re.compile(r"\$(\$)?\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_SECRET_HINTS = ("secret", "token", "password", "url", "key", "pass")
+
+# consumers.channels plugs in here to validate channel-specific options,
+# keeping the dependency direction (eventbus never imports consumers).
+ChannelValidator = Callable[[Settings], Iterable[tuple[int, str, str]]]
+
+
+@dataclass
+class _Loaded:
+    data: dict[str, Any]
+    lines: dict[tuple[Any, ...], int] = field(default_factory=dict)
+    problems: list[ConfigProblem] = field(default_factory=list)
+
+
+def load_settings(
+    path: str | Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    channel_validator: ChannelValidator | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Build ``Settings`` from a YAML file (or ``EVENTBUS_CONFIG``) and the environment.
+
+    Raises ``ConfigError`` listing every problem.
+    """
+    env = read_environ() if environ is None else dict(environ)
+    if path is None:
+        path = env_config_path(env)
+    loaded = _read_yaml(Path(path), env) if path else _Loaded({})
+    where = str(path) if path else "environment"
+    data = {**loaded.data, **overrides}
+    try:
+        settings = Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(loaded.problems + _validation_problems(exc, loaded, where)) from None
+    problems = loaded.problems + validate_settings(settings, loaded.lines, where)
+    if channel_validator is not None:
+        for index, message, fix in channel_validator(settings):
+            problems.append(
+                ConfigProblem(_where(where, loaded.lines, ("channels", index)), message, fix)
+            )
+    if problems:
+        raise ConfigError(problems)
+    return settings
+
+
+def validate_settings(
+    settings: Settings,
+    lines: Mapping[tuple[Any, ...], int] | None = None,
+    where: str = "configuration",
+) -> list[ConfigProblem]:
+    """Cross-field checks the models cannot do alone."""
+    lines = lines or {}
+    problems: list[ConfigProblem] = []
+
+    def add(path: tuple[Any, ...], message: str, fix: str) -> None:
+        problems.append(ConfigProblem(_where(where, lines, path), message, fix))
+
+    seen: dict[str, int] = {}
+    for i, channel in enumerate(settings.channels):
+        if channel.name in seen:
+            add(("channels", i, "name"), f"duplicate channel name {channel.name!r}",
+                f"rename one; the first is channels[{seen[channel.name]}]")
+        seen.setdefault(channel.name, i)
+        if not channel.kind:
+            add(("channels", i), f"channel {channel.name!r} has neither 'type' nor 'url'",
+                "add type: webhook|telegram|console|... or a shoutrrr-style url")
+    subs: dict[str, int] = {}
+    for i, sub in enumerate(settings.subscriptions):
+        if sub.name in subs:
+            add(("subscriptions", i, "name"), f"duplicate subscription name {sub.name!r}",
+                f"rename one; the first is subscriptions[{subs[sub.name]}]")
+        subs.setdefault(sub.name, i)
+        for j, name in enumerate(sub.channels):
+            if name not in seen:
+                known = ", ".join(sorted(seen)) or "none defined"
+                add(("subscriptions", i, "channels", j),
+                    f"subscription {sub.name!r} names channel {name!r}, which does not exist",
+                    f"define it under channels (known: {known})")
+        catalog = settings.catalog.build()
+        for j, pattern in enumerate(sub.events):
+            if not PATTERN_RE.match(pattern):
+                continue  # already reported by the model
+            if "*" not in pattern and "?" not in pattern and not catalog.is_subscribable(pattern):
+                add(("subscriptions", i, "events", j),
+                    f"subscription {sub.name!r} names {pattern!r}, which is "
+                    + ("transient (never delivered)" if pattern in catalog
+                       else "not in the catalog (catalog.strict is on)"),
+                    "subscribe to a durable type, or declare it under catalog.types")
+    return problems
+
+
+def _where(source: str, lines: Mapping[tuple[Any, ...], int], path: tuple[Any, ...]) -> str:
+    for cut in range(len(path), 0, -1):
+        line = lines.get(tuple(path[:cut]))
+        if line is not None:
+            return f"{source}:{line}"
+    return f"{source}: " + _dotted(path) if path else source
+
+
+def _dotted(path: Iterable[Any]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _validation_problems(exc: ValidationError, loaded: _Loaded, where: str) -> list[ConfigProblem]:
+    problems = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(err["loc"])
+        if err["type"] == "extra_forbidden":
+            message, fix = f"unknown key '{_dotted(loc)}'", "remove it or check its spelling"
+        elif err["type"] == "missing":
+            message, fix = f"'{_dotted(loc)}' is required", "add it"
+        else:
+            value = err.get("input")
+            shown = "" if _is_secret(loc) or isinstance(value, dict | list) else f" (got {value!r})"
+            message, fix = f"'{_dotted(loc)}': {err['msg']}{shown}", ""
+        problems.append(ConfigProblem(_where(where, loaded.lines, loc), message, fix))
+    return problems
+
+
+def _is_secret(loc: tuple[Any, ...]) -> bool:
+    return any(isinstance(p, str) and any(h in p.lower() for h in _SECRET_HINTS) for p in loc)
+
+
+def _read_yaml(path: Path, env: Mapping[str, str]) -> _Loaded:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            [ConfigProblem(str(path), f"cannot read the file: {exc.strerror}",
+                           "check the path given to --config or EVENTBUS_CONFIG")]
+        ) from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError(
+            [ConfigProblem(f"{path}{line}", f"not valid YAML: {getattr(exc, 'problem', exc)}",
+                           "fix the YAML syntax (indentation, quoting)")]
+        ) from None
+    loaded = _Loaded({})
+    if node is None:
+        return loaded
+    data = _convert(node, (), loaded, env, str(path))
+    if not isinstance(data, dict):
+        raise ConfigError([ConfigProblem(f"{path}:1", "the file must be a mapping of sections",
+                                         "start with keys such as broker:, channels:")])
+    loaded.data = data
+    return loaded
+
+
+def _convert(node: yaml.Node, path: tuple[Any, ...], loaded: _Loaded,
+             env: Mapping[str, str], source: str) -> Any:
+    loaded.lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = str(_scalar(key_node)) if isinstance(key_node, yaml.ScalarNode) else "?"
+            if key in out:
+                loaded.problems.append(ConfigProblem(
+                    f"{source}:{key_node.start_mark.line + 1}",
+                    f"key '{_dotted((*path, key))}' appears twice", "keep one of them"))
+            out[key] = _convert(value_node, (*path, key), loaded, env, source)
+            loaded.lines[(*path, key)] = key_node.start_mark.line + 1
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_convert(v, (*path, i), loaded, env, source) for i, v in enumerate(node.value)]
+    value = _scalar(node) if isinstance(node, yaml.ScalarNode) else None
+    if isinstance(value, str) and "$" in value:
+        value = _substitute(value, path, loaded, env, source, node.start_mark.line + 1)
+    return value
+
+
+def _scalar(node: yaml.ScalarNode) -> Any:
+    loader = yaml.SafeLoader("")
+    try:
+        return loader.construct_object(node)
+    finally:
+        loader.dispose()
+
+
+def _substitute(value: str, path: tuple[Any, ...], loaded: _Loaded,
+                env: Mapping[str, str], source: str, line: int) -> str:
+    def repl(match: re.Match[str]) -> str:
+        if match.group(1):
+            return "${" + match.group(2) + "}"
+        name = match.group(2)
+        if name not in env:
+            loaded.problems.append(ConfigProblem(
+                f"{source}:{line}", f"'{_dotted(path)}' refers to ${{{name}}}, which is not set",
+                f"export {name}=... before starting, or write $${{{name}}} for a literal"))
+            return ""
+        return env[name]
+
+    return _VAR.sub(repl, value)

@@ -1,0 +1,241 @@
+"""The canonical event envelope: one pydantic model, JSON on the wire."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Self
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
+from ulid import ULID
+
+from .errors import EnvelopeError
+
+__all__ = [
+    "ENVELOPE_VERSION",
+    "Actor",
+    "ActorType",
+    "Event",
+    "EnvelopeLimits",
+    "Outcome",
+    "Resource",
+    "decode",
+    "encode",
+    "validate_event_type",
+]
+
+ENVELOPE_VERSION = 1
+EVENT_TYPE_RE = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)+$")
+
+NonEmpty = Annotated[str, StringConstraints(min_length=1, max_length=256, strip_whitespace=True)]
+
+
+class Outcome(StrEnum):
+    SUCCESS = "success"
+    ERROR = "error"
+
+
+class ActorType(StrEnum):
+    USER = "user"
+    API_KEY = "api_key"
+    SYSTEM = "system"
+
+
+class Actor(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: ActorType
+    id: NonEmpty | None = None
+    name: NonEmpty | None = None
+
+
+class Resource(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: NonEmpty
+    type: NonEmpty
+
+
+class EnvelopeLimits(BaseModel):
+    """Bounds that keep envelopes small; configurable under ``envelope:``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_metadata_keys: int = Field(64, ge=0)
+    max_metadata_value_bytes: int = Field(1024, ge=1)
+    max_envelope_bytes: int = Field(65536, ge=512)
+
+
+DEFAULT_LIMITS = EnvelopeLimits()
+
+
+def validate_event_type(value: str) -> str:
+    if not EVENT_TYPE_RE.match(value):
+        raise ValueError(
+            f"event type {value!r} is not a dotted lowercase name: use segments of "
+            "[a-z0-9_] joined by dots, at least two, e.g. 'capsule.create'"
+        )
+    return value
+
+
+def _now() -> datetime:
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+class Event(BaseModel):
+    """An event envelope.
+
+    ``id`` (a ULID) and ``timestamp`` are filled in when absent. ``metadata``
+    is a small string-to-string map; ``error`` is allowed only with
+    ``outcome="error"``.
+
+    >>> Event(event="capsule.create", outcome="success", team_id="team-1",
+    ...       actor={"type": "user", "id": "u1"},
+    ...       resource={"id": "c1", "type": "capsule"})  # doctest: +SKIP
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(default_factory=lambda: str(ULID()))
+    event: str
+    outcome: Outcome | None = None
+    timestamp: datetime = Field(default_factory=_now)
+    team_id: NonEmpty
+    actor: Actor = Actor(type=ActorType.SYSTEM)
+    resource: Resource
+    metadata: dict[str, str] = Field(default_factory=dict)
+    error: Annotated[str, StringConstraints(max_length=4096)] | None = None
+    v: int = ENVELOPE_VERSION
+
+    @field_validator("id")
+    @classmethod
+    def _check_id(cls, value: str) -> str:
+        try:
+            ULID.from_str(value)
+        except ValueError:
+            raise ValueError(
+                f"id {value!r} is not a ULID (26 Crockford base32 characters); "
+                "leave it out to have one generated"
+            ) from None
+        return value
+
+    @field_validator("event")
+    @classmethod
+    def _check_event(cls, value: str) -> str:
+        return validate_event_type(value)
+
+    @field_validator("timestamp")
+    @classmethod
+    def _check_timestamp(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("timestamp has no time zone: send RFC 3339 UTC, e.g. ...T12:00:00Z")
+        value = value.astimezone(UTC)
+        return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+    @field_serializer("timestamp")
+    def _dump_timestamp(self, value: datetime) -> str:
+        return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+    @field_validator("v")
+    @classmethod
+    def _check_version(cls, value: int) -> int:
+        if not 1 <= value <= ENVELOPE_VERSION:
+            raise ValueError(f"envelope version {value} is not supported (this build reads v1)")
+        return value
+
+    @model_validator(mode="after")
+    def _check_error(self) -> Self:
+        if self.error is not None and self.outcome is not Outcome.ERROR:
+            raise ValueError("'error' is only allowed with outcome 'error'")
+        self.check_limits(DEFAULT_LIMITS)
+        return self
+
+    def check_limits(self, limits: EnvelopeLimits) -> None:
+        """Raise ``ValueError`` when metadata or size exceed ``limits``."""
+        if len(self.metadata) > limits.max_metadata_keys:
+            raise ValueError(
+                f"metadata has {len(self.metadata)} keys, more than the limit of "
+                f"{limits.max_metadata_keys} (envelope.max_metadata_keys)"
+            )
+        for key, value in self.metadata.items():
+            if not key or len(key) > 128:
+                raise ValueError(f"metadata key {key[:40]!r} must be 1-128 characters")
+            size = len(value.encode())
+            if size > limits.max_metadata_value_bytes:
+                raise ValueError(
+                    f"metadata[{key!r}] is {size} bytes, more than the limit of "
+                    f"{limits.max_metadata_value_bytes} (envelope.max_metadata_value_bytes)"
+                )
+
+    @property
+    def outcome_name(self) -> str:
+        """``success``, ``error`` or ``none``: the value subscriptions match on."""
+        return self.outcome.value if self.outcome is not None else "none"
+
+    def to_json(self) -> str:
+        return self.model_dump_json(exclude_none=True)
+
+
+def encode(event: Event, limits: EnvelopeLimits = DEFAULT_LIMITS) -> bytes:
+    """JSON bytes of ``event``; raises ``EnvelopeError`` if it is over the limits."""
+    try:
+        event.check_limits(limits)
+    except ValueError as exc:
+        raise EnvelopeError(f"event {event.id}: {exc}") from None
+    data = event.to_json().encode()
+    if len(data) > limits.max_envelope_bytes:
+        raise EnvelopeError(
+            f"event {event.id} encodes to {len(data)} bytes, more than the limit of "
+            f"{limits.max_envelope_bytes} (envelope.max_envelope_bytes): shrink metadata"
+        )
+    return data
+
+
+def decode(data: bytes | str, limits: EnvelopeLimits = DEFAULT_LIMITS) -> Event:
+    """Parse and validate an envelope.
+
+    Raises ``EnvelopeError`` (and nothing else) for anything that is not a
+    valid envelope: bad UTF-8, bad JSON, missing or invalid fields, too large.
+    """
+    size = len(data)
+    if size > limits.max_envelope_bytes:
+        raise EnvelopeError(
+            f"envelope is {size} bytes, more than the limit of {limits.max_envelope_bytes}"
+        )
+    try:
+        event = Event.model_validate_json(data)
+        event.check_limits(limits)
+    except ValidationError as exc:
+        raise EnvelopeError(_describe(exc)) from None
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise EnvelopeError(f"invalid envelope: {exc}") from None
+    return event
+
+
+def parse_event(data: dict[str, Any]) -> Event:
+    """Validate a mapping into an ``Event``, raising ``EnvelopeError``."""
+    try:
+        return Event.model_validate(data)
+    except ValidationError as exc:
+        raise EnvelopeError(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_url=False)[:5]:
+        loc = ".".join(str(p) for p in err["loc"]) or "envelope"
+        parts.append(f"{loc}: {err['msg']}")
+    more = exc.error_count() - len(parts)
+    suffix = f" (and {more} more)" if more > 0 else ""
+    return "invalid envelope: " + "; ".join(parts) + suffix

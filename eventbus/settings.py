@@ -1,0 +1,257 @@
+"""Settings: one pydantic-settings root, nothing else reads the environment.
+
+Sources, strongest first: keyword arguments, ``EVENTBUS_*`` environment
+variables (nested with ``__``, e.g. ``EVENTBUS_BROKER__REDIS_URL``), the YAML
+file (``--config PATH`` or ``EVENTBUS_CONFIG``), defaults. Loading a YAML file
+with line numbers for errors lives in ``eventbus.config``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from .catalog import Catalog, Kind
+from .durations import Duration
+from .envelope import EnvelopeLimits
+
+__all__ = [
+    "ApiToken",
+    "BrokerSettings",
+    "CatalogSettings",
+    "ChannelSpec",
+    "ConsumerSettings",
+    "HttpSettings",
+    "LoggingSettings",
+    "RateLimitSpec",
+    "SecuritySettings",
+    "Settings",
+    "SubscriptionSpec",
+    "redact_url",
+]
+
+NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+Name = Annotated[str, Field(pattern=NAME_RE)]
+PATTERN_RE = re.compile(r"^(\*|[a-z0-9_*?]+(\.[a-z0-9_*?]+)*)$")
+
+DEFAULT_RETRY_SCHEDULE: tuple[float, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password or token replaced by ``***`` (httpx style)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable url>"
+    if parts.username is None and parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    cred = f"{user}:***" if parts.password is not None else "***"
+    return urlunsplit(parts._replace(netloc=f"{cred}@{host}"))
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class BrokerSettings(_Section):
+    kind: Literal["redis"] = "redis"
+    redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    prefix: str = Field("eventbus", pattern=r"^[A-Za-z0-9_.:{}-]{1,64}$")
+    stream_maxlen: int | None = Field(
+        None,
+        ge=1000,
+        description=(
+            "Approximate cap (XADD MAXLEN ~) set by publishers. Off by default: a blind "
+            "cap can trim entries no worker has acknowledged yet. The daemon's safe trim "
+            "(consumer.retention) removes only acknowledged entries."
+        ),
+    )
+    socket_timeout: Duration = 5.0
+    publish_retries: int = Field(3, ge=0, le=10)
+
+    @property
+    def redis_url_redacted(self) -> str:
+        return redact_url(self.redis_url.get_secret_value())
+
+
+class ConsumerSettings(_Section):
+    group: Name = "delivery"
+    name: Name | None = Field(None, description="consumer name; default <hostname>-<pid>")
+    batch_size: int = Field(100, ge=1, le=10000)
+    block: Duration = 2.0
+    max_in_flight: int = Field(256, ge=1, le=100000)
+    claim_idle: Duration = 60.0
+    claim_interval: Duration = 15.0
+    max_receives: int = Field(5, ge=1)
+    drain_timeout: Duration = 30.0
+    delivery_timeout: Duration = 15.0
+    dead_consumer_idle: Duration = 86400.0
+    trim_interval: Duration = 60.0
+    retention_max_age: Duration | None = None
+    retry_poll: Duration = 1.0
+    retry_schedule: list[Duration] = Field(default_factory=lambda: list(DEFAULT_RETRY_SCHEDULE))
+    retry_jitter: float = Field(0.2, ge=0, le=0.5)
+    retry_after_max: Duration = 86400.0
+    record_ttl: Duration = 7 * 86400.0
+
+    def consumer_name(self) -> str:
+        return self.name or f"{socket.gethostname()}-{os.getpid()}"
+
+
+class ApiToken(_Section):
+    name: Name
+    token: SecretStr
+    teams: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
+
+
+class HttpSettings(_Section):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    tokens: list[ApiToken] = Field(default_factory=list)
+    heartbeat: Duration = 15.0
+    client_buffer: int = Field(1000, ge=1)
+    replay_limit: int = Field(1000, ge=0)
+
+
+class SecuritySettings(_Section):
+    allow_private_targets: bool = False
+    allowed_hosts: list[str] = Field(default_factory=list)
+
+
+class CatalogSettings(_Section):
+    strict: bool = False
+    types: dict[str, Kind] = Field(default_factory=dict)
+
+    def build(self) -> Catalog:
+        return Catalog(self.types, strict=self.strict)
+
+
+class LoggingSettings(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class RateLimitSpec(_Section):
+    rate: float = Field(gt=0, description="tokens per period")
+    per: Duration = 1.0
+    burst: int | None = Field(None, ge=1)
+
+
+class ChannelSpec(BaseModel):
+    """One delivery target. ``type`` may be implied by a shoutrrr-style ``url``.
+
+    Type-specific keys are kept as extras and validated by the channel's own
+    model (in ``consumers.channels``), so this model allows extra keys; its
+    repr never shows them, since they may hold secrets.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    name: Name
+    type: str | None = None
+    url: SecretStr | None = None
+    enabled: bool = True
+    timeout: Duration | None = None
+    rate_limit: RateLimitSpec | None = None
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.__pydantic_extra__ or {})
+
+    @property
+    def kind(self) -> str:
+        """The channel type, from ``type`` or the URL scheme."""
+        if self.type:
+            return self.type
+        if self.url is not None:
+            scheme = self.url.get_secret_value().split(":", 1)[0].lower()
+            return scheme.split("+", 1)[0]
+        return ""
+
+    def __repr_args__(self) -> Any:
+        yield "name", self.name
+        yield "type", self.kind
+
+
+class SubscriptionSpec(_Section):
+    name: Name
+    team: str = Field(min_length=1, description='team id, or "*" for every team')
+    events: list[str] = Field(min_length=1)
+    outcomes: list[Literal["success", "error", "none"]] | None = None
+    channels: list[str] = Field(min_length=1)
+    retry: list[Duration] | None = None
+    title_template: str | None = None
+    body_template: str | None = None
+    link_template: str | None = None
+    enabled: bool = True
+
+    @field_validator("events")
+    @classmethod
+    def _check_patterns(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            if not PATTERN_RE.match(pattern):
+                raise ValueError(
+                    f"event pattern {pattern!r} is not valid: use dotted lowercase names "
+                    "with * or ? as wildcards, e.g. 'capsule.*' or 'host.down'"
+                )
+        return patterns
+
+
+class Settings(BaseSettings):
+    """The root of all eventbus settings."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="EVENTBUS_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        case_sensitive=False,
+    )
+
+    broker: BrokerSettings = Field(default_factory=BrokerSettings)
+    consumer: ConsumerSettings = Field(default_factory=ConsumerSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
+    catalog: CatalogSettings = Field(default_factory=CatalogSettings)
+    envelope: EnvelopeLimits = Field(default_factory=EnvelopeLimits)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    channels: list[ChannelSpec] = Field(default_factory=list)
+    subscriptions: list[SubscriptionSpec] = Field(default_factory=list)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # YAML is passed in as init data by eventbus.config (it must be merged
+        # below the environment), so only these two sources are used.
+        return env_settings, init_settings
+
+    def channel(self, name: str) -> ChannelSpec | None:
+        return next((c for c in self.channels if c.name == name), None)
+
+
+def env_config_path(environ: Mapping[str, str] | None = None) -> str | None:
+    """The YAML path from ``EVENTBUS_CONFIG``, if set."""
+    env = os.environ if environ is None else environ
+    return env.get("EVENTBUS_CONFIG") or None
+
+
+def read_environ() -> dict[str, str]:
+    """A copy of the process environment (for ``${NAME}`` in YAML)."""
+    return dict(os.environ)
