@@ -52,9 +52,12 @@ def load_settings(
         path = env_config_path(env)
     loaded = _read_yaml(Path(path), env) if path else _Loaded({})
     where = str(path) if path else "environment"
-    data = {**loaded.data, **overrides}
     try:
-        settings = Settings(**data)
+        settings = Settings(**loaded.data)
+        if overrides:
+            # Overrides (from the CLI) beat the environment, so they are applied
+            # after the sources; model_validate does not read the environment.
+            settings = Settings.model_validate({**settings.model_dump(), **overrides})
     except ValidationError as exc:
         raise ConfigError(loaded.problems + _validation_problems(exc, loaded, where)) from None
     problems = loaded.problems + validate_settings(settings, loaded.lines, where)
@@ -83,34 +86,50 @@ def validate_settings(
     seen: dict[str, int] = {}
     for i, channel in enumerate(settings.channels):
         if channel.name in seen:
-            add(("channels", i, "name"), f"duplicate channel name {channel.name!r}",
-                f"rename one; the first is channels[{seen[channel.name]}]")
+            add(
+                ("channels", i, "name"),
+                f"duplicate channel name {channel.name!r}",
+                f"rename one; the first is channels[{seen[channel.name]}]",
+            )
         seen.setdefault(channel.name, i)
         if not channel.kind:
-            add(("channels", i), f"channel {channel.name!r} has neither 'type' nor 'url'",
-                "add type: webhook|telegram|console|... or a shoutrrr-style url")
+            add(
+                ("channels", i),
+                f"channel {channel.name!r} has neither 'type' nor 'url'",
+                "add type: webhook|telegram|console|... or a shoutrrr-style url",
+            )
     subs: dict[str, int] = {}
     for i, sub in enumerate(settings.subscriptions):
         if sub.name in subs:
-            add(("subscriptions", i, "name"), f"duplicate subscription name {sub.name!r}",
-                f"rename one; the first is subscriptions[{subs[sub.name]}]")
+            add(
+                ("subscriptions", i, "name"),
+                f"duplicate subscription name {sub.name!r}",
+                f"rename one; the first is subscriptions[{subs[sub.name]}]",
+            )
         subs.setdefault(sub.name, i)
         for j, name in enumerate(sub.channels):
             if name not in seen:
                 known = ", ".join(sorted(seen)) or "none defined"
-                add(("subscriptions", i, "channels", j),
+                add(
+                    ("subscriptions", i, "channels", j),
                     f"subscription {sub.name!r} names channel {name!r}, which does not exist",
-                    f"define it under channels (known: {known})")
+                    f"define it under channels (known: {known})",
+                )
         catalog = settings.catalog.build()
         for j, pattern in enumerate(sub.events):
             if not PATTERN_RE.match(pattern):
                 continue  # already reported by the model
             if "*" not in pattern and "?" not in pattern and not catalog.is_subscribable(pattern):
-                add(("subscriptions", i, "events", j),
+                add(
+                    ("subscriptions", i, "events", j),
                     f"subscription {sub.name!r} names {pattern!r}, which is "
-                    + ("transient (never delivered)" if pattern in catalog
-                       else "not in the catalog (catalog.strict is on)"),
-                    "subscribe to a durable type, or declare it under catalog.types")
+                    + (
+                        "transient (never delivered)"
+                        if pattern in catalog
+                        else "not in the catalog (catalog.strict is on)"
+                    ),
+                    "subscribe to a durable type, or declare it under catalog.types",
+                )
     return problems
 
 
@@ -154,8 +173,13 @@ def _read_yaml(path: Path, env: Mapping[str, str]) -> _Loaded:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(
-            [ConfigProblem(str(path), f"cannot read the file: {exc.strerror}",
-                           "check the path given to --config or EVENTBUS_CONFIG")]
+            [
+                ConfigProblem(
+                    str(path),
+                    f"cannot read the file: {exc.strerror}",
+                    "check the path given to --config or EVENTBUS_CONFIG",
+                )
+            ]
         ) from None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -163,31 +187,48 @@ def _read_yaml(path: Path, env: Mapping[str, str]) -> _Loaded:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
         raise ConfigError(
-            [ConfigProblem(f"{path}{line}", f"not valid YAML: {getattr(exc, 'problem', exc)}",
-                           "fix the YAML syntax (indentation, quoting)")]
+            [
+                ConfigProblem(
+                    f"{path}{line}",
+                    f"not valid YAML: {getattr(exc, 'problem', exc)}",
+                    "fix the YAML syntax (indentation, quoting)",
+                )
+            ]
         ) from None
     loaded = _Loaded({})
     if node is None:
         return loaded
     data = _convert(node, (), loaded, env, str(path))
     if not isinstance(data, dict):
-        raise ConfigError([ConfigProblem(f"{path}:1", "the file must be a mapping of sections",
-                                         "start with keys such as broker:, channels:")])
+        raise ConfigError(
+            [
+                ConfigProblem(
+                    f"{path}:1",
+                    "the file must be a mapping of sections",
+                    "start with keys such as broker:, channels:",
+                )
+            ]
+        )
     loaded.data = data
     return loaded
 
 
-def _convert(node: yaml.Node, path: tuple[Any, ...], loaded: _Loaded,
-             env: Mapping[str, str], source: str) -> Any:
+def _convert(
+    node: yaml.Node, path: tuple[Any, ...], loaded: _Loaded, env: Mapping[str, str], source: str
+) -> Any:
     loaded.lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
             key = str(_scalar(key_node)) if isinstance(key_node, yaml.ScalarNode) else "?"
             if key in out:
-                loaded.problems.append(ConfigProblem(
-                    f"{source}:{key_node.start_mark.line + 1}",
-                    f"key '{_dotted((*path, key))}' appears twice", "keep one of them"))
+                loaded.problems.append(
+                    ConfigProblem(
+                        f"{source}:{key_node.start_mark.line + 1}",
+                        f"key '{_dotted((*path, key))}' appears twice",
+                        "keep one of them",
+                    )
+                )
             out[key] = _convert(value_node, (*path, key), loaded, env, source)
             loaded.lines[(*path, key)] = key_node.start_mark.line + 1
         return out
@@ -207,16 +248,26 @@ def _scalar(node: yaml.ScalarNode) -> Any:
         loader.dispose()
 
 
-def _substitute(value: str, path: tuple[Any, ...], loaded: _Loaded,
-                env: Mapping[str, str], source: str, line: int) -> str:
+def _substitute(
+    value: str,
+    path: tuple[Any, ...],
+    loaded: _Loaded,
+    env: Mapping[str, str],
+    source: str,
+    line: int,
+) -> str:
     def repl(match: re.Match[str]) -> str:
         if match.group(1):
             return "${" + match.group(2) + "}"
         name = match.group(2)
         if name not in env:
-            loaded.problems.append(ConfigProblem(
-                f"{source}:{line}", f"'{_dotted(path)}' refers to ${{{name}}}, which is not set",
-                f"export {name}=... before starting, or write $${{{name}}} for a literal"))
+            loaded.problems.append(
+                ConfigProblem(
+                    f"{source}:{line}",
+                    f"'{_dotted(path)}' refers to ${{{name}}}, which is not set",
+                    f"export {name}=... before starting, or write $${{{name}}} for a literal",
+                )
+            )
             return ""
         return env[name]
 

@@ -98,7 +98,8 @@ class ConsumerSettings(_Section):
     delivery_timeout: Duration = 15.0
     dead_consumer_idle: Duration = 86400.0
     trim_interval: Duration = 60.0
-    retention_max_age: Duration | None = None
+    # Acknowledged entries are kept at least this long (SSE Last-Event-ID replay).
+    retention_min_age: Duration = 3600.0
     retry_poll: Duration = 1.0
     retry_schedule: list[Duration] = Field(default_factory=lambda: list(DEFAULT_RETRY_SCHEDULE))
     retry_jitter: float = Field(0.2, ge=0, le=0.5)

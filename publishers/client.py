@@ -59,7 +59,9 @@ class Publisher:
         return cls(Settings(broker={"redis_url": url, "prefix": prefix}), **kwargs)
 
     def __repr__(self) -> str:
-        return f"Publisher({self.settings.broker.redis_url_redacted!r}, prefix={self.keys.prefix!r})"
+        return (
+            f"Publisher({self.settings.broker.redis_url_redacted!r}, prefix={self.keys.prefix!r})"
+        )
 
     async def __aenter__(self) -> Self:
         self._open()

@@ -24,8 +24,8 @@ T = TypeVar("T")
 class SyncPublisher:
     """Blocking twin of ``Publisher``; use as a context manager or call ``close()``::
 
-        with SyncPublisher.from_url("redis://localhost:6379/0") as bus:
-            bus.publish({"event": "host.down", "team_id": "ops", ...})
+    with SyncPublisher.from_url("redis://localhost:6379/0") as bus:
+        bus.publish({"event": "host.down", "team_id": "ops", ...})
     """
 
     def __init__(self, settings: Settings | None = None, **kwargs: Any) -> None:

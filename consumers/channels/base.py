@@ -144,8 +144,10 @@ def result_from_response(response: httpx.Response, latency: float) -> SendResult
     outcome = classify_status(status)
     retry_after = parse_retry_after(response.headers.get("retry-after"))
     if 300 <= status < 400:
-        error = f"HTTP {status} redirect to {response.headers.get('location', '?')!s:.200}; " \
-                "redirects are not followed: configure the final URL"
+        error = (
+            f"HTTP {status} redirect to {response.headers.get('location', '?')!s:.200}; "
+            "redirects are not followed: configure the final URL"
+        )
     elif outcome is OutcomeClass.DELIVERED:
         error = None
     else:

@@ -123,7 +123,8 @@ class RedisStreams:
             for team_id, payload in items:
                 # Script objects on a pipeline are loaded once before it runs.
                 await self._publish(
-                    keys=[self.keys.events], args=[payload, self.keys.live(team_id), cap],
+                    keys=[self.keys.events],
+                    args=[payload, self.keys.live(team_id), cap],
                     client=pipe,
                 )
             results = await pipe.execute(raise_on_error=False)
@@ -136,8 +137,9 @@ class RedisStreams:
 
     async def publish_transient(self, team_id: str, payload: str) -> int:
         async with translated("publish_transient"):
-            receivers = await self.redis.publish(self.keys.live(team_id),
-                                                 live_message(None, payload))
+            receivers = await self.redis.publish(
+                self.keys.live(team_id), live_message(None, payload)
+            )
         return int(receivers)
 
     # -- consuming ----------------------------------------------------------
@@ -157,8 +159,11 @@ class RedisStreams:
         """New entries (``>``), or this consumer's own pending ones from ``0``."""
         async with translated("read"):
             reply = await self.redis.xreadgroup(
-                group, consumer, {self.keys.events: "0" if pending else ">"},
-                count=count, block=None if pending else block_ms,
+                group,
+                consumer,
+                {self.keys.events: "0" if pending else ">"},
+                count=count,
+                block=None if pending else block_ms,
             )
         return _entries(reply)
 

@@ -1,0 +1,186 @@
+"""Wiring one worker process: broker, HTTP client, channels, worker, signals.
+
+Everything is opened in ``Daemon.run`` under one ``AsyncExitStack`` and closed
+in reverse order. SIGTERM/SIGINT stop the worker gracefully (a second signal
+cancels at once); SIGHUP reloads channels and subscriptions from the YAML,
+keeping the old configuration if the new one is invalid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Mapping
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import httpx
+import structlog
+
+from eventbus.brokers.redis_streams import connect, translated
+from eventbus.config import load_settings
+from eventbus.errors import ConfigError
+from eventbus.settings import Settings
+
+from .channels.base import Channel, ChannelDeps
+from .channels.registry import build_channels, channel_problems
+from .health import Health
+from .metrics import Metrics
+from .worker import Worker
+
+__all__ = ["Daemon", "make_channel_deps"]
+
+log = structlog.get_logger("eventbus.daemon")
+
+
+def make_channel_deps(settings: Settings, http: httpx.AsyncClient) -> ChannelDeps:
+    return ChannelDeps(
+        http=http, security=settings.security, timeout=settings.consumer.delivery_timeout
+    )
+
+
+def make_http_client(settings: Settings) -> httpx.AsyncClient:
+    """The shared production client (fast transport + private-target guard)."""
+    from .http_client import make_http_client as make
+
+    return make(settings.security, timeout=settings.consumer.delivery_timeout)
+
+
+class Daemon:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        config_path: str | Path | None = None,
+        overrides: Mapping[str, object] | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.config_path = config_path
+        self.overrides = dict(overrides or {})
+        self.environ = dict(environ) if environ is not None else None
+        self.metrics = Metrics()
+        self.health = Health()
+        self.worker: Worker | None = None
+        self._http: httpx.AsyncClient | None = None
+        self._signals = 0
+
+    async def run(self) -> None:
+        """Run until stopped by a signal (or ``stop()``)."""
+        settings = self.settings
+        async with AsyncExitStack() as stack:
+            redis = connect(
+                settings.broker.redis_url.get_secret_value(),
+                socket_timeout=max(settings.broker.socket_timeout, settings.consumer.block + 5),
+            )
+            stack.push_async_callback(redis.aclose)
+            async with translated("connect"):
+                await redis.ping()
+            self._http = make_http_client(settings)
+            stack.push_async_callback(self._http.aclose)
+            channels = build_channels(settings, make_channel_deps(settings, self._http))
+            worker = Worker(
+                settings, redis=redis, channels=channels, metrics=self.metrics, health=self.health
+            )
+            self.worker = worker
+            await worker.start()
+            await self._start_http(stack, redis, worker)
+            self._install_signals(stack)
+            notifier = self._notifier(stack)
+            log.info(
+                "daemon.ready",
+                broker=settings.broker.redis_url_redacted,
+                prefix=settings.broker.prefix,
+                channels=sorted(channels),
+            )
+            if notifier is not None:
+                notifier.ready()
+                notifier.status(f"consuming {worker.keys.events} as {worker.name}")
+            try:
+                await worker.run()
+            finally:
+                if notifier is not None:
+                    notifier.stopping()
+
+    def stop(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+
+    async def reload(self) -> bool:
+        """Reload channels and subscriptions; keep the old ones if the new are invalid."""
+        if self.worker is None or self._http is None:
+            return False
+        try:
+            settings = load_settings(
+                self.config_path,
+                environ=self.environ,
+                channel_validator=channel_problems,
+                **self.overrides,
+            )
+        except ConfigError as exc:
+            log.error("config.reload_rejected", problems=[str(p) for p in exc.problems])
+            return False
+        channels: Mapping[str, Channel] = build_channels(
+            settings, make_channel_deps(settings, self._http)
+        )
+        self.settings = settings
+        self.worker.reconfigure(settings, channels)
+        log.info(
+            "config.reloaded", channels=sorted(channels), subscriptions=len(settings.subscriptions)
+        )
+        return True
+
+    # -- pieces ------------------------------------------------------------------
+
+    async def _start_http(self, stack: AsyncExitStack, redis: object, worker: Worker) -> None:
+        if not self.settings.http.enabled:
+            return
+        try:
+            from .http.server import HttpServer
+        except ImportError:
+            log.warning("http.unavailable")
+            return
+        server = HttpServer(
+            self.settings, redis=redis, health=self.health, metrics=self.metrics, store=worker.store
+        )
+        await server.start()
+        stack.push_async_callback(server.stop)
+
+    def _notifier(self, stack: AsyncExitStack) -> Any:
+        try:
+            from .sdnotify import Notifier, watchdog_loop
+        except ImportError:
+            return None
+        from eventbus.settings import read_environ
+
+        notifier = Notifier.from_environ(self.environ or read_environ())
+        if notifier.watchdog_interval() is not None:
+            task = asyncio.create_task(watchdog_loop(notifier, lambda: self.health.alive))
+            stack.callback(task.cancel)
+        return notifier
+
+    def _install_signals(self, stack: AsyncExitStack) -> None:
+        loop = asyncio.get_running_loop()
+        main = asyncio.current_task()
+
+        def on_stop(signame: str) -> None:
+            self._signals += 1
+            if self._signals == 1:
+                log.info("signal.received", signal=signame, action="draining")
+                self.stop()
+            else:
+                log.warning("signal.received", signal=signame, action="exiting now")
+                if main is not None:
+                    main.cancel()
+
+        def on_hup() -> None:
+            log.info("signal.received", signal="SIGHUP", action="reloading")
+            task = loop.create_task(self.reload())
+            task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, on_stop, sig.name)
+            stack.callback(loop.remove_signal_handler, sig)
+        loop.add_signal_handler(signal.SIGHUP, on_hup)
+        stack.callback(loop.remove_signal_handler, signal.SIGHUP)

@@ -1,0 +1,116 @@
+"""Dead letters: entries that cannot be processed, kept with the reason.
+
+``p:dlq`` is a stream whose entries carry the original fields, the original
+entry id, the reason and the time. ``redrive`` puts an entry back on the
+event stream (after the operator fixed the cause) and removes it here.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
+
+from eventbus.brokers.redis_streams import translated
+from eventbus.keys import Keys
+
+__all__ = ["DeadLetter", "DeadLetters"]
+
+_META = (b"dlq_reason", b"dlq_error", b"dlq_at", b"dlq_original_id", b"dlq_group")
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    id: str
+    original_id: str
+    reason: str
+    error: str
+    at: float
+    fields: dict[bytes, bytes]
+
+    def to_dict(self) -> dict[str, object]:
+        payload = self.fields.get(b"payload", b"")
+        return {
+            "id": self.id,
+            "original_id": self.original_id,
+            "reason": self.reason,
+            "error": self.error,
+            "at": self.at,
+            "payload": payload.decode("utf-8", "replace")[:2000],
+        }
+
+
+class DeadLetters:
+    def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
+        self.redis = redis
+        self.keys = keys
+
+    def add(
+        self,
+        pipe: Pipeline,
+        original_id: str,
+        fields: dict[bytes, bytes],
+        reason: str,
+        error: str,
+        group: str,
+    ) -> None:
+        """Queue on ``pipe``: the entry with its reason (``reason`` is a fixed word)."""
+        data: dict[bytes | str, bytes | str] = {
+            k: v for k, v in fields.items() if not k.startswith(b"dlq_")
+        }
+        data.update(
+            {
+                "dlq_reason": reason,
+                "dlq_error": error[:2000],
+                "dlq_at": repr(time.time()),
+                "dlq_original_id": original_id,
+                "dlq_group": group,
+            }
+        )
+        pipe.xadd(self.keys.dlq, data)  # type: ignore[arg-type]
+
+    async def entries(self, count: int = 100) -> list[DeadLetter]:
+        async with translated("list dead letters"):
+            rows: Any = await self.redis.xrange(self.keys.dlq, count=count)
+        return [self._parse(i, f) for i, f in rows]
+
+    async def count(self) -> int:
+        async with translated("count dead letters"):
+            return int(await self.redis.xlen(self.keys.dlq))
+
+    async def redrive(self, ids: list[str] | None = None) -> list[tuple[str, str]]:
+        """Put entries back on the stream; ``None`` = all. Returns (dlq id, new id)."""
+        async with translated("redrive dead letters"):
+            rows: Any
+            if ids is None:
+                rows = await self.redis.xrange(self.keys.dlq)
+            else:
+                rows = []
+                for entry_id in ids:
+                    rows.extend(await self.redis.xrange(self.keys.dlq, entry_id, entry_id))
+            moved = []
+            for raw_id, fields in rows:
+                original = {k: v for k, v in fields.items() if k not in _META}
+                async with self.redis.pipeline(transaction=True) as pipe:
+                    pipe.xadd(self.keys.events, original)
+                    pipe.xdel(self.keys.dlq, raw_id)
+                    new_id, _ = await pipe.execute()
+                moved.append((_text(raw_id), _text(new_id)))
+        return moved
+
+    def _parse(self, raw_id: bytes | str, fields: dict[bytes, bytes]) -> DeadLetter:
+        return DeadLetter(
+            id=_text(raw_id),
+            original_id=_text(fields.get(b"dlq_original_id", b"")),
+            reason=_text(fields.get(b"dlq_reason", b"")),
+            error=_text(fields.get(b"dlq_error", b"")),
+            at=float(fields.get(b"dlq_at", b"0") or 0),
+            fields={k: v for k, v in fields.items() if k not in _META},
+        )
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -1,0 +1,334 @@
+"""From a stream entry (or a due retry) to a plan of what to record.
+
+``Dispatcher`` decodes, matches, renders and sends; it writes nothing. It
+returns a ``Plan`` that the worker commits in one MULTI/EXEC together with
+the XACK, so an entry is acknowledged only with its outcome recorded.
+Nothing here lets bad input escape: invalid entries become dead letters,
+unknown channels and template errors become failed records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from eventbus.brokers.redis_streams import StreamEntry
+from eventbus.envelope import EnvelopeLimits, Event, decode
+from eventbus.errors import EnvelopeError, PermanentDeliveryError
+from eventbus.settings import Settings, SubscriptionSpec
+from eventbus.subscriptions import Matcher
+
+from .channels.base import Channel, OutcomeClass, SendResult
+from .metrics import Metrics
+from .records import Attempt, ChannelState, DeliveryRecord, DeliveryStatus, delivery_id
+from .rendering import render
+from .retries import RetryJob, RetryPolicy
+
+__all__ = ["DeadLetterOrder", "Dispatcher", "Plan"]
+
+log = structlog.get_logger("eventbus.delivery")
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterOrder:
+    entry: StreamEntry
+    reason: str
+    error: str
+
+
+@dataclass(slots=True)
+class Plan:
+    """Everything one entry (or one retry) changes, committed atomically."""
+
+    records: list[tuple[DeliveryRecord, Attempt | None]] = field(default_factory=list)
+    retries: list[tuple[RetryJob, float]] = field(default_factory=list)
+    retries_done: list[str] = field(default_factory=list)
+    dead_letter: DeadLetterOrder | None = None
+    disable: list[tuple[str, ChannelState]] = field(default_factory=list)
+    ack: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    subscription: SubscriptionSpec
+    channel_name: str
+    attempts: int
+    created_at: float
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        settings: Settings,
+        channels: Mapping[str, Channel],
+        *,
+        metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.clock = clock
+        self.metrics = metrics or Metrics()
+        self.channel_states: dict[str, ChannelState] = {}
+        self.reconfigure(settings, channels)
+
+    def reconfigure(self, settings: Settings, channels: Mapping[str, Channel]) -> None:
+        """Swap in new subscriptions and channels (config reload); in-flight work keeps its own."""
+        self.settings = settings
+        self.channels = dict(channels)
+        self.specs = {c.name: c for c in settings.channels}
+        self.subscriptions = {s.name: s for s in settings.subscriptions}
+        self.matcher = Matcher(settings.subscriptions, settings.catalog.build())
+        self.limits: EnvelopeLimits = settings.envelope
+        c = settings.consumer
+        self.default_policy = RetryPolicy(c.retry_schedule, c.retry_jitter, c.retry_after_max)
+
+    # -- entry points ----------------------------------------------------------
+
+    async def process_entry(self, entry: StreamEntry) -> Plan:
+        plan = Plan(ack=entry.id)
+        self.metrics.events_consumed.inc()
+        payload = entry.payload
+        if payload is None:
+            plan.dead_letter = DeadLetterOrder(entry, "no_payload", "entry has no 'payload' field")
+            return plan
+        try:
+            event = decode(payload, self.limits)
+        except EnvelopeError as exc:
+            plan.dead_letter = DeadLetterOrder(entry, "invalid_envelope", str(exc))
+            return plan
+        now = self.clock()
+        targets = [
+            _Target(sub, name, 0, now)
+            for sub in self.matcher.match(event)
+            for name in dict.fromkeys(sub.channels)
+        ]
+        await self._deliver_all(event, payload, targets, plan)
+        return plan
+
+    async def process_retry(self, job: RetryJob) -> Plan:
+        plan = Plan()
+        sub = self.subscriptions.get(job.subscription)
+        try:
+            event = decode(job.payload, self.limits)
+        except EnvelopeError as exc:  # cannot happen for a payload we decoded before
+            plan.retries_done.append(job.delivery_id)
+            log.error("retry.undecodable", delivery_id=job.delivery_id, error=str(exc))
+            return plan
+        if sub is None:
+            record = self._record(
+                event,
+                job.subscription,
+                job.channel,
+                DeliveryStatus.FAILED,
+                job.attempts,
+                job.created_at,
+            )
+            record.reason = "subscription removed from the configuration"
+            plan.records.append((record, None))
+            plan.retries_done.append(job.delivery_id)
+            return plan
+        target = _Target(sub, job.channel, job.attempts, job.created_at)
+        await self._deliver_all(event, job.payload, [target], plan)
+        return plan
+
+    # -- delivering -----------------------------------------------------------------
+
+    async def _deliver_all(
+        self, event: Event, payload: bytes, targets: list[_Target], plan: Plan
+    ) -> None:
+        if not targets:
+            return
+        if len(targets) == 1:
+            results = [await self._deliver(event, payload, targets[0], plan)]
+        else:
+            results = await asyncio.gather(
+                *(self._deliver(event, payload, t, plan) for t in targets)
+            )
+        for record, attempt in results:
+            plan.records.append((record, attempt))
+
+    async def _deliver(
+        self, event: Event, payload: bytes, target: _Target, plan: Plan
+    ) -> tuple[DeliveryRecord, Attempt | None]:
+        sub, name = target.subscription, target.channel_name
+        record = self._record(
+            event, sub.name, name, DeliveryStatus.FAILED, target.attempts, target.created_at
+        )
+        bound = log.bind(
+            event_id=event.id,
+            delivery_id=record.id,
+            channel=name,
+            subscription=sub.name,
+            event_type=event.event,
+        )
+        channel = self.channels.get(name)
+        spec = self.specs.get(name)
+        if channel is None or spec is None:
+            record.reason = f"channel {name!r} is not configured"
+            return self._finish(bound, record, None, plan, target)
+        record.channel_type = channel.type
+        state = self.channel_states.get(name)
+        if not spec.enabled or (state is not None and state.disabled):
+            record.status = DeliveryStatus.SKIPPED
+            record.reason = (
+                "channel disabled in the configuration"
+                if not spec.enabled
+                else f"channel disabled: {state.reason if state else ''}"
+            )
+            return self._finish(bound, record, None, plan, target)
+        try:
+            message = render(event, sub, record.id)
+        except PermanentDeliveryError as exc:
+            result = SendResult(OutcomeClass.PERMANENT, error=f"template error: {exc}")
+        else:
+            result = await self._send(channel, spec.timeout, message)
+        self.metrics.deliveries.labels(channel.type, result.outcome.value).inc()
+        self.metrics.delivery_seconds.labels(channel.type).observe(result.latency)
+        if result.outcome is OutcomeClass.RATE_LIMITED:
+            return self._rate_limited(bound, record, result, payload, plan, target)
+        record.attempts += 1
+        attempt = Attempt(
+            number=record.attempts,
+            at=self.clock(),
+            duration=round(result.latency, 6),
+            outcome=result.outcome.value,
+            status=result.status,
+            error=result.error,
+            response=result.response_excerpt,
+        )
+        record.last_status, record.last_error = result.status, result.error
+        if result.outcome is OutcomeClass.DELIVERED:
+            record.status = DeliveryStatus.DELIVERED
+        elif result.outcome is OutcomeClass.RETRYABLE:
+            delay = self._policy(sub).delay(record.attempts, result.retry_after)
+            if delay is None:
+                record.reason = f"gave up after {record.attempts} attempts"
+            else:
+                record.status = DeliveryStatus.RETRYING
+                record.next_attempt_at = self.clock() + delay
+                plan.retries.append((self._job(record, payload), record.next_attempt_at))
+                self.metrics.retries_scheduled.inc()
+        else:
+            record.reason = result.error or "permanent failure"
+            if result.disable_channel:
+                disabled = ChannelState(
+                    True, f"{result.error or 'disabled'} (delivery {record.id})", self.clock()
+                )
+                self.channel_states[name] = disabled
+                plan.disable.append((name, disabled))
+                self.metrics.channels_disabled.inc()
+                bound.warning("channel.disabled", reason=result.error)
+        return self._finish(bound, record, attempt, plan, target, result)
+
+    async def _send(
+        self, channel: Channel, channel_timeout: float | None, message: Any
+    ) -> SendResult:
+        limit = channel_timeout or self.settings.consumer.delivery_timeout
+        start = time.perf_counter()
+        try:
+            # A little more than the channel's own timeout: the channel should
+            # answer first with a precise error; this only catches hangs.
+            async with asyncio.timeout(limit + 1.0):
+                result: SendResult = await channel.send(message)
+                return result
+        except TimeoutError:
+            error = f"timed out after {limit:g}s"
+        except Exception as exc:  # a channel bug must not stop the loop
+            error = f"channel raised {type(exc).__name__}"
+            log.error("channel.crashed", channel=channel.name, error_type=type(exc).__name__)
+        return SendResult(OutcomeClass.RETRYABLE, latency=time.perf_counter() - start, error=error)
+
+    def _rate_limited(
+        self,
+        bound: Any,
+        record: DeliveryRecord,
+        result: SendResult,
+        payload: bytes,
+        plan: Plan,
+        target: _Target,
+    ) -> tuple[DeliveryRecord, Attempt | None]:
+        # Not a failed attempt: reschedule without counting it.
+        wait = min(max(result.retry_after or 1.0, 0.5), self.settings.consumer.retry_after_max)
+        record.status = DeliveryStatus.RETRYING
+        record.next_attempt_at = self.clock() + wait
+        record.reason = "rate limited"
+        plan.retries.append((self._job(record, payload), record.next_attempt_at))
+        return self._finish(bound, record, None, plan, target, result)
+
+    def _finish(
+        self,
+        bound: Any,
+        record: DeliveryRecord,
+        attempt: Attempt | None,
+        plan: Plan,
+        target: _Target,
+        result: SendResult | None = None,
+    ) -> tuple[DeliveryRecord, Attempt | None]:
+        record.updated_at = self.clock()
+        if record.status is not DeliveryStatus.RETRYING and target.attempts:
+            plan.retries_done.append(record.id)
+        fields: dict[str, Any] = {"outcome": record.status.value, "attempt": record.attempts}
+        if result is not None:
+            fields.update(status=result.status, latency_ms=round(result.latency * 1000, 1))
+            if result.error:
+                fields["error"] = result.error
+        if record.reason and record.status is not DeliveryStatus.DELIVERED:
+            fields["reason"] = record.reason
+        if record.next_attempt_at is not None and record.status is DeliveryStatus.RETRYING:
+            fields["next_attempt_in_s"] = round(record.next_attempt_at - self.clock(), 1)
+        event_name = {
+            DeliveryStatus.DELIVERED: "delivery.sent",
+            DeliveryStatus.RETRYING: "delivery.retrying",
+            DeliveryStatus.FAILED: "delivery.failed",
+            DeliveryStatus.SKIPPED: "delivery.skipped",
+        }[record.status]
+        (bound.warning if record.status is DeliveryStatus.FAILED else bound.info)(
+            event_name, **fields
+        )
+        return record, attempt
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def _policy(self, sub: SubscriptionSpec) -> RetryPolicy:
+        if sub.retry is None:
+            return self.default_policy
+        c = self.settings.consumer
+        return RetryPolicy(sub.retry, c.retry_jitter, c.retry_after_max)
+
+    def _record(
+        self,
+        event: Event,
+        subscription: str,
+        channel: str,
+        status: DeliveryStatus,
+        attempts: int,
+        created_at: float,
+    ) -> DeliveryRecord:
+        spec = self.specs.get(channel)
+        return DeliveryRecord(
+            id=delivery_id(event.id, subscription, channel),
+            event_id=event.id,
+            event_type=event.event,
+            team_id=event.team_id,
+            subscription=subscription,
+            channel=channel,
+            channel_type=spec.kind if spec else "",
+            status=status,
+            attempts=attempts,
+            created_at=created_at,
+        )
+
+    @staticmethod
+    def _job(record: DeliveryRecord, payload: bytes) -> RetryJob:
+        return RetryJob(
+            delivery_id=record.id,
+            payload=payload,
+            subscription=record.subscription,
+            channel=record.channel,
+            attempts=record.attempts,
+            created_at=record.created_at,
+        )

@@ -1,0 +1,66 @@
+"""Prometheus metrics of one process, on a registry of its own.
+
+Labels are bounded (channel type, outcome class, group); never ids, names
+chosen by users at run time, or anything secret.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+__all__ = ["Metrics"]
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30)
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.events_consumed = Counter(
+            "eventbus_events_consumed", "Stream entries processed by this worker", registry=r
+        )
+        self.deliveries = Counter(
+            "eventbus_deliveries",
+            "Delivery attempts by channel type and outcome class",
+            ["channel_type", "outcome"],
+            registry=r,
+        )
+        self.delivery_seconds = Histogram(
+            "eventbus_delivery_seconds",
+            "Time one delivery attempt took",
+            ["channel_type"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.retries_scheduled = Counter(
+            "eventbus_retries_scheduled", "Retries put on the durable schedule", registry=r
+        )
+        self.retries_due = Gauge(
+            "eventbus_retries_due", "Retries whose time has come, not yet attempted", registry=r
+        )
+        self.dead_letters = Counter(
+            "eventbus_dead_letters", "Entries moved to the dead letters", ["reason"], registry=r
+        )
+        self.stream_lag = Gauge(
+            "eventbus_stream_lag",
+            "Entries in the stream not yet delivered to the consumer group",
+            ["group"],
+            registry=r,
+        )
+        self.stream_pending = Gauge(
+            "eventbus_stream_pending",
+            "Entries delivered to the group and not yet acknowledged",
+            ["group"],
+            registry=r,
+        )
+        self.channels_disabled = Counter(
+            "eventbus_channels_disabled", "Channels disabled (410 Gone and the like)", registry=r
+        )
+        self.sse_clients = Gauge("eventbus_sse_clients", "Connected SSE clients", registry=r)
+        self.sse_dropped = Counter(
+            "eventbus_sse_dropped", "SSE clients disconnected for being too slow", registry=r
+        )
+        self.publish_errors = Counter(
+            "eventbus_publish_errors", "Publishes that failed (CLI and operator events)", registry=r
+        )

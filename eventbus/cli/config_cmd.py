@@ -1,0 +1,94 @@
+"""``eventbus config check``: validate the YAML and show what it would do."""
+
+from __future__ import annotations
+
+import click
+
+from ..catalog import Kind
+from ..settings import ChannelSpec, Settings
+from ..subscriptions import Matcher
+from .common import Context
+
+__all__ = ["command"]
+
+
+@click.group("config")
+def command() -> None:
+    """Work with the configuration file."""
+
+
+@command.command(
+    "check",
+    epilog="""\b
+Examples:
+  eventbus --config config/eventbus.example.yaml config check
+  EVENTBUS_CONFIG=/etc/eventbus/eventbus.yaml eventbus config check
+
+Exit status: 0 when the configuration is valid, 2 with every problem listed.""",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="YAML file (overrides the global --config).",
+)
+@click.pass_obj
+def check(ctx: Context, config_path: str | None) -> None:
+    """Validate the configuration and print a redacted summary."""
+    from consumers.channels.registry import channel_problems
+
+    if config_path:
+        ctx.config_path = config_path
+    settings = ctx.settings(channel_validator=channel_problems)
+    _summary(settings, ctx.config_path)
+
+
+def _summary(settings: Settings, path: str | None) -> None:
+    import httpx
+
+    from consumers.channels import ChannelDeps, build_channel
+
+    deps = ChannelDeps(http=httpx.AsyncClient(), security=settings.security)
+    click.secho(f"configuration OK ({path or 'environment and defaults only'})", fg="green")
+    b = settings.broker
+    click.echo(
+        f"broker: {b.redis_url_redacted}  prefix={b.prefix}  "
+        f"stream={b.prefix}:events  group={settings.consumer.group}"
+    )
+    click.echo(
+        f"http: {settings.http.host}:{settings.http.port}"
+        f"{'' if settings.http.enabled else ' (disabled)'}  tokens={len(settings.http.tokens)}"
+    )
+    click.echo(f"\nchannels ({len(settings.channels)}):")
+    for spec in settings.channels:
+        target = build_channel(spec, deps).describe()
+        state = "" if spec.enabled else "  [disabled]"
+        click.echo(f"  {spec.name:<20} {spec.kind:<10} {target}{state}")
+        for warning in _channel_warnings(spec):
+            click.secho(f"    warning: {warning}", fg="yellow")
+    catalog = settings.catalog.build()
+    durable = sorted(t for t, k in catalog.types.items() if k is not Kind.TRANSIENT)
+    matcher = Matcher(settings.subscriptions, catalog)
+    click.echo(f"\nsubscriptions ({len(settings.subscriptions)}):")
+    for sub in settings.subscriptions:
+        outcomes = ",".join(sub.outcomes) if sub.outcomes else "any"
+        click.echo(
+            f"  {sub.name:<20} team={sub.team} outcomes={outcomes} -> "
+            f"{', '.join(sub.channels)}{'' if sub.enabled else '  [disabled]'}"
+        )
+        receives = matcher.types_for(sub, durable)
+        click.echo(f"    receives: {', '.join(receives) if receives else '(no catalog type)'}")
+        extra = [p for p in sub.events if "*" in p or "?" in p]
+        if extra:
+            click.echo(f"    and any other type matching: {', '.join(extra)}")
+
+
+def _channel_warnings(spec: ChannelSpec) -> list[str]:
+    """A channel module may define ``warnings(spec)`` for risky but valid setups."""
+    import importlib
+
+    from consumers.channels.registry import CHANNEL_TYPES
+
+    module = importlib.import_module(f"consumers.channels.{CHANNEL_TYPES[spec.kind]}")
+    check = getattr(module, "warnings", None)
+    return list(check(spec)) if check is not None else []
