@@ -1,0 +1,398 @@
+"""``webhook``: POST the event envelope as JSON, signed per Standard Webhooks.
+
+Receivers verify deliveries with any Standard Webhooks library: the channel
+sends ``webhook-id`` (the delivery id, the same on every retry, so receivers
+can deduplicate), ``webhook-timestamp`` and ``webhook-signature``, an HMAC
+over ``"{id}.{timestamp}.{body}"``. Several secrets may be configured while a
+receiver rotates its secret; each one adds a signature, so the receiver
+accepts deliveries under the old and the new secret alike.
+
+YAML::
+
+    - name: ops-hook
+      type: webhook
+      url: https://hooks.example.com/eventbus
+      secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw   # or a list, for rotation
+      headers: {X-Team: ops}
+      timeout: 10s
+
+The channel never follows redirects (a 3xx is a permanent failure that names
+the new location) and never raises for a failed delivery: every outcome is a
+``SendResult`` whose error text is free of the URL's credentials, query
+string, custom header values and secrets.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import dataclasses
+import hashlib
+import hmac
+import re
+import time
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from typing import Any, Final, cast
+
+import httpx
+from pydantic import SecretStr
+
+from eventbus import __version__
+from eventbus.errors import ChannelConfigError
+from eventbus.settings import ChannelSpec, SecuritySettings, redact_url
+
+from ..netguard import ForbiddenTarget, TargetPolicy, check_url_host, forbidden_cause
+from .base import (
+    EXCERPT_BYTES,
+    ChannelDeps,
+    Message,
+    OutcomeClass,
+    SendResult,
+    result_from_response,
+)
+
+__all__ = ["SECRET_PREFIX", "WebhookChannel", "create", "decode_secret", "sign", "warnings"]
+
+SECRET_PREFIX: Final = "whsec_"  # noqa: S105 (a prefix, not a secret)
+USER_AGENT: Final = f"eventbus/{__version__}"
+OPTIONS: Final = frozenset({"secret", "headers"})
+
+# Set by the channel; a custom header may not replace them.
+_RESERVED_HEADERS: Final = frozenset(
+    {
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+        "content-type",
+        "content-length",
+        "transfer-encoding",
+        "host",
+    }
+)
+_TOKEN_RE: Final = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+# What httpx leaves in a host after IDNA encoding; it percent-encodes the rest.
+_HOST_RE: Final = re.compile(r"^[A-Za-z0-9_.-]+$")
+# Response headers that describe the wire body, not the excerpt we keep.
+_WIRE_HEADERS: Final = frozenset({b"content-encoding", b"content-length", b"transfer-encoding"})
+_MASK: Final = "***"
+# Values shorter than this are not masked: replacing every "v1" or "ops" would
+# garble the text, and values that short are not credentials.
+_MIN_MASKED: Final = 4
+
+
+def sign(secret_key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
+    """One ``webhook-signature`` entry: ``v1,<base64 HMAC-SHA256>``.
+
+    ``secret_key`` is the decoded key (the bytes after ``whsec_``, see
+    ``decode_secret``); the signed content is ``"{msg_id}.{timestamp}.{body}"``.
+    """
+    signed = f"{msg_id}.{timestamp}.".encode() + body
+    digest = hmac.new(secret_key, signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode("ascii")
+
+
+def decode_secret(secret: str) -> bytes:
+    """The HMAC key of a ``whsec_...`` secret; ``ValueError`` (never echoing it) if bad."""
+    if not secret.startswith(SECRET_PREFIX):
+        raise ValueError(f"it does not start with {SECRET_PREFIX!r}")
+    encoded = secret[len(SECRET_PREFIX) :]
+    # Accept unpadded base64, as the reference library does.
+    encoded += "=" * (-len(encoded) % 4)
+    try:
+        key = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(f"the part after {SECRET_PREFIX!r} is not valid base64") from None
+    if not 24 <= len(key) <= 64:
+        raise ValueError(f"it decodes to {len(key)} bytes, not 24-64")
+    return key
+
+
+class WebhookChannel:
+    """Sends envelopes to one URL. Build it with ``create()``."""
+
+    type = "webhook"
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        url: httpx.URL,
+        keys: Sequence[bytes],
+        headers: Mapping[str, str],
+        timeout: float,
+        http: httpx.AsyncClient,
+        redact: Sequence[str] = (),
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.name = name
+        self._url = url
+        self._keys = tuple(keys)
+        self._headers = dict(headers)
+        self._timeout = timeout
+        self._http = http
+        self._clock = clock
+        # Longest first, so a secret that contains another is masked whole.
+        self._redact = tuple(
+            sorted({s for s in redact if len(s) >= _MIN_MASKED}, key=len, reverse=True)
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"<WebhookChannel name={self.name!r} target={self.describe()!r} "
+            f"secrets={len(self._keys)}>"
+        )
+
+    def describe(self) -> str:
+        """``scheme://host[:port]/path``: no credentials, no query string."""
+        host = self._url.host
+        if ":" in host:
+            host = f"[{host}]"
+        port = f":{self._url.port}" if self._url.port is not None else ""
+        return f"{self._url.scheme}://{host}{port}{self._url.path}"
+
+    def signed_headers(self, msg_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+        """Every header of one request (custom ones first, ours override)."""
+        headers = {
+            **self._headers,
+            "content-type": "application/json",
+            "user-agent": self._headers.get("user-agent", USER_AGENT),
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(timestamp),
+        }
+        if self._keys:
+            headers["webhook-signature"] = " ".join(
+                sign(key, msg_id, timestamp, body) for key in self._keys
+            )
+        return headers
+
+    async def send(self, message: Message) -> SendResult:
+        body = message.event.to_json().encode()
+        headers = self.signed_headers(message.delivery_id, int(self._clock()), body)
+        start = time.perf_counter()
+        try:
+            async with self._http.stream(
+                "POST",
+                self._url,
+                content=body,
+                headers=headers,
+                timeout=self._timeout,
+                follow_redirects=False,
+            ) as response:
+                head = await _read_prefix(response, EXCERPT_BYTES)
+        except (httpx.HTTPError, OSError) as exc:
+            return self._failure(exc, time.perf_counter() - start)
+        latency = time.perf_counter() - start
+        # result_from_response wants a read response; give it one holding only
+        # the excerpt, so a huge body is never buffered.
+        kept = httpx.Response(
+            response.status_code,
+            headers=[(k, v) for k, v in response.headers.raw if k.lower() not in _WIRE_HEADERS],
+            content=head,
+            extensions={"reason_phrase": response.reason_phrase.encode()},
+            request=response.request,
+        )
+        result = result_from_response(kept, latency)
+        if result.error is None and result.response_excerpt is None:
+            return result
+        return _replace_texts(result, self._mask)
+
+    def _failure(self, exc: BaseException, latency: float) -> SendResult:
+        forbidden = forbidden_cause(exc)
+        if forbidden is not None:
+            # Retrying cannot help until the operator changes the settings.
+            return SendResult(
+                OutcomeClass.PERMANENT, latency=latency, error=self._mask(str(forbidden))
+            )
+        kind = type(exc).__name__
+        detail = self._mask(str(exc))[:300]
+        if isinstance(exc, httpx.UnsupportedProtocol):
+            outcome = OutcomeClass.PERMANENT
+        else:
+            outcome = OutcomeClass.RETRYABLE
+        if isinstance(exc, httpx.TimeoutException):
+            kind = f"{kind} (timeout {self._timeout:g}s)"
+        error = f"{kind}: {detail}" if detail else kind
+        return SendResult(
+            outcome, latency=latency, error=f"request to {self.describe()} failed: {error}"
+        )
+
+    def _mask(self, text: str) -> str:
+        for secret in self._redact:
+            text = text.replace(secret, _MASK)
+        return text
+
+
+async def _read_prefix(response: httpx.Response, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    # aiter_bytes is an async generator; close it rather than leave it to GC.
+    chunks_of = cast("AsyncGenerator[bytes, None]", response.aiter_bytes())
+    async with contextlib.aclosing(chunks_of) as stream:
+        async for chunk in stream:
+            chunks.append(chunk)
+            size += len(chunk)
+            if size >= limit:
+                break
+    return b"".join(chunks)[:limit]
+
+
+def _replace_texts(result: SendResult, mask: Callable[[str], str]) -> SendResult:
+    return dataclasses.replace(
+        result,
+        error=mask(result.error) if result.error is not None else None,
+        response_excerpt=(
+            mask(result.response_excerpt) if result.response_excerpt is not None else None
+        ),
+    )
+
+
+# --- configuration ---------------------------------------------------------
+
+
+def _error(spec: ChannelSpec, text: str) -> ChannelConfigError:
+    return ChannelConfigError(f"webhook channel {spec.name!r}: {text}")
+
+
+def _secret_values(spec: ChannelSpec) -> list[str]:
+    raw = spec.options.get("secret")
+    if raw is None:
+        return []
+    items: list[Any] = list(raw) if isinstance(raw, list | tuple) else [raw]
+    if not items:
+        raise _error(spec, "'secret' is an empty list: remove it or list at least one secret")
+    values: list[str] = []
+    for item in items:
+        if isinstance(item, SecretStr):
+            item = item.get_secret_value()
+        if not isinstance(item, str):
+            raise _error(
+                spec,
+                f"'secret' entries must be strings like 'whsec_...', got {type(item).__name__}",
+            )
+        values.append(item.strip())
+    return values
+
+
+def _keys(spec: ChannelSpec, values: Sequence[str]) -> list[bytes]:
+    keys: list[bytes] = []
+    for index, value in enumerate(values, start=1):
+        which = f"secret #{index}" if len(values) > 1 else "secret"
+        try:
+            keys.append(decode_secret(value))
+        except ValueError as exc:
+            raise _error(
+                spec,
+                f"{which} is not a valid Standard Webhooks secret ({exc}): expected "
+                f"{SECRET_PREFIX!r} followed by the base64 of 24-64 random bytes, e.g. from "
+                "`python -c \"import os,base64;print('whsec_'+base64.b64encode(os.urandom(32))"
+                '.decode())"`',
+            ) from None
+    return keys
+
+
+def _headers(spec: ChannelSpec) -> dict[str, str]:
+    raw = spec.options.get("headers")
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise _error(spec, "'headers' must be a map of header name to value")
+    headers: dict[str, str] = {}
+    for name, value in raw.items():
+        if not isinstance(name, str) or not _TOKEN_RE.match(name):
+            raise _error(spec, f"header name {name!r} is not a valid HTTP header name")
+        lowered = name.lower()
+        if lowered in _RESERVED_HEADERS:
+            raise _error(
+                spec,
+                f"header {name!r} is set by the channel and cannot be configured: remove it",
+            )
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise _error(spec, f"header {name!r} must have a string value")
+        text = str(value)
+        if any(c in text for c in "\r\n\0"):
+            # Value not shown: it may be a token.
+            raise _error(spec, f"header {name!r} contains a line break or NUL character")
+        headers[lowered] = text
+    return headers
+
+
+def _url(spec: ChannelSpec, security: SecuritySettings) -> tuple[httpx.URL, list[str]]:
+    if spec.url is None:
+        raise _error(spec, "'url' is required, e.g. url: https://hooks.example.com/eventbus")
+    raw = spec.url.get_secret_value().strip()
+    shown = redact_url(raw).split("?", 1)[0]
+    try:
+        url = httpx.URL(raw)
+    except httpx.InvalidURL as exc:
+        raise _error(spec, f"url {shown!r} is not a valid URL ({exc})") from None
+    secrets = [raw, str(url), url.query.decode("ascii", "replace")]
+    secrets += [v for _, v in url.params.multi_items()]
+    if url.password:
+        secrets.append(url.password)
+    if url.scheme not in ("http", "https"):
+        raise _error(spec, f"url {shown!r} must start with https:// (or http://)")
+    if not url.host:
+        raise _error(spec, f"url {shown!r} has no host")
+    if ":" not in url.host and not _HOST_RE.match(url.host):
+        raise _error(
+            spec,
+            f"url {shown!r}: {url.host!r} is not a valid host name (percent-encode "
+            "special characters in the user name or password, not in the host)",
+        )
+    try:
+        check_url_host(url.host, TargetPolicy(security))
+    except ForbiddenTarget as exc:
+        raise _error(spec, f"url {shown!r}: {exc}") from None
+    return url, secrets
+
+
+def create(spec: ChannelSpec, deps: ChannelDeps) -> WebhookChannel:
+    """Build a webhook channel; ``ChannelConfigError`` names what is wrong."""
+    unknown = sorted(set(spec.options) - OPTIONS)
+    if unknown:
+        raise _error(
+            spec,
+            f"unknown option(s) {', '.join(map(repr, unknown))}; webhook channels take "
+            "url, secret, headers, timeout (and the common enabled, rate_limit)",
+        )
+    url, url_secrets = _url(spec, deps.security)
+    secret_values = _secret_values(spec)
+    keys = _keys(spec, secret_values)
+    headers = _headers(spec)
+    if "authorization" in headers and (url.username or url.password):
+        # httpx would silently replace the header with Basic auth from the URL.
+        raise _error(
+            spec,
+            "both the url's user:password and an Authorization header are set: keep one",
+        )
+    timeout = spec.timeout if spec.timeout is not None else deps.timeout
+    return WebhookChannel(
+        spec.name,
+        url=url,
+        keys=keys,
+        headers=headers,
+        timeout=timeout,
+        http=deps.http,
+        redact=[*url_secrets, *secret_values, *headers.values()],
+    )
+
+
+def warnings(spec: ChannelSpec) -> list[str]:
+    """Advice for ``eventbus config check`` about a valid webhook definition."""
+    found: list[str] = []
+    if not spec.options.get("secret"):
+        found.append(
+            f"webhook channel {spec.name!r} has no secret: receivers cannot verify that "
+            "deliveries come from eventbus; add secret: whsec_... (shared with the receiver)"
+        )
+    if spec.url is not None:
+        raw = spec.url.get_secret_value().strip()
+        if raw.lower().startswith("http://"):
+            found.append(
+                f"webhook channel {spec.name!r} sends to {redact_url(raw).split('?', 1)[0]!r} "
+                "over plain http: events and signatures travel unencrypted; use https://"
+            )
+    return found
