@@ -1,0 +1,304 @@
+"""``smtp``: one mail per message, ``smtp://user:pass@host:port/?from=...&to=a,b``.
+
+Encryption follows shoutrrr: ``None``, ``ExplicitTLS`` (STARTTLS, required),
+``ImplicitTLS`` (TLS from the first byte, port 465) and ``Auto`` (the
+default: implicit TLS on port 465, otherwise STARTTLS when the server offers
+it). The client comes from ``ChannelDeps.smtp_factory`` (``aiosmtplib.SMTP``
+by default); its errors are mapped to ``SendResult``s here. The
+``Message-ID`` is derived from the delivery id, so a retried mail can be
+recognised as the same one.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr, parseaddr
+from typing import Any
+
+import aiosmtplib
+
+from eventbus.errors import ChannelConfigError
+from eventbus.settings import ChannelSpec
+
+from ._format import plain_text
+from ._http import NO_PACER, Pacer, PlannedRequest, mask
+from ._options import Options, channel_url, timeout_of
+from .base import ChannelDeps, Message, OutcomeClass, SendResult, timed
+from .urls import ParsedURL, split_list
+
+__all__ = ["Encryption", "SmtpChannel", "create"]
+
+_URL_KEYS = (
+    "fromaddress", "from", "toaddresses", "to", "fromname", "subject", "encryption",
+    "auth", "usehtml", "clienthost", "usestarttls",
+)  # fmt: skip
+_ENCRYPTION = {"none": "none", "explicittls": "starttls", "implicittls": "tls", "auto": "auto"}
+Encryption = str  # "none" | "starttls" | "tls" | "auto"
+
+
+class SmtpChannel:
+    type = "smtp"
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        host: str,
+        port: int,
+        sender: str,
+        recipients: list[str],
+        username: str | None = None,
+        password: str | None = None,
+        from_name: str = "",
+        subject_prefix: str = "",
+        encryption: Encryption = "auto",
+        use_html: bool = False,
+        client_host: str | None = None,
+        tls_verify: bool = True,
+        ca_file: str | None = None,
+        timeout: float = 15.0,
+        factory: Callable[..., Any] | None = None,
+    ) -> None:
+        self.name = name
+        self.host = host
+        self.port = port
+        self.sender = sender
+        self.recipients = recipients
+        self._username = username
+        self._password = password
+        self._from_name = from_name
+        self._subject_prefix = subject_prefix
+        self.encryption = encryption
+        self._use_html = use_html
+        self._client_host = client_host
+        self._tls_verify = tls_verify
+        self._ca_file = ca_file
+        self._timeout = timeout
+        self._factory = factory or aiosmtplib.SMTP
+        self._secrets = tuple(s for s in (password,) if s)
+
+    def __repr__(self) -> str:
+        return f"<SmtpChannel {self.name!r} {self.describe()}>"
+
+    def describe(self) -> str:
+        who = f"{self._username}@" if self._username else ""
+        return (
+            f"smtp {who}{self.host}:{self.port} ({self._tls_text()}) "
+            f"{self.sender} -> {', '.join(self.recipients)}"
+        )
+
+    def _tls_text(self) -> str:
+        return {
+            "none": "no TLS",
+            "starttls": "STARTTLS required",
+            "tls": "implicit TLS",
+            "auto": "implicit TLS" if self.port == 465 else "STARTTLS if offered",
+        }[self.encryption]
+
+    def build(self, message: Message) -> EmailMessage:
+        mail = EmailMessage()
+        subject = message.title
+        if self._subject_prefix:
+            subject = f"{self._subject_prefix}: {subject}"
+        mail["Subject"] = subject
+        mail["From"] = (
+            formataddr((self._from_name, self.sender)) if self._from_name else self.sender
+        )
+        mail["To"] = ", ".join(self.recipients)
+        mail["Date"] = format_datetime(message.event.timestamp)
+        mail["Message-ID"] = f"<{message.delivery_id}.{message.event.id}@eventbus>"
+        mail["X-Eventbus-Event"] = f"{message.event.event} {message.event.id}"
+        mail["X-Eventbus-Delivery"] = message.delivery_id
+        text = plain_text(message)
+        body = text[len(message.title) :].lstrip("\n") or message.title
+        mail.set_content(body)
+        if self._use_html:
+            import html
+
+            escaped = html.escape(body).replace("\n", "<br>\n")
+            mail.add_alternative(f"<html><body><p>{escaped}</p></body></html>", subtype="html")
+        return mail
+
+    def plan(self, message: Message) -> list[PlannedRequest]:
+        mail = self.build(message)
+        part = mail.get_body(("plain",))
+        headers = {k: str(v) for k, v in mail.items() if k.lower() != "content-transfer-encoding"}
+        auth = f", AUTH as {self._username}" if self._username and self._password else ""
+        return [
+            PlannedRequest(
+                "SMTP",
+                f"smtp://{self.host}:{self.port}",
+                headers=headers,
+                content=part.get_content() if part is not None else "",
+                secrets=self._secrets,
+                note=f"{self._tls_text()}{auth}; MAIL FROM {self.sender}; "
+                f"RCPT TO {', '.join(self.recipients)}",
+            )
+        ]
+
+    def _client(self) -> Any:
+        use_tls = self.encryption == "tls" or (self.encryption == "auto" and self.port == 465)
+        start_tls: bool | None
+        if use_tls or self.encryption == "none":
+            start_tls = False
+        elif self.encryption == "starttls":
+            start_tls = True
+        else:
+            start_tls = None  # aiosmtplib: STARTTLS if the server offers it
+        tls_context = None
+        if self._ca_file or not self._tls_verify:
+            tls_context = ssl.create_default_context(cafile=self._ca_file)
+            if not self._tls_verify:
+                tls_context.check_hostname = False
+                tls_context.verify_mode = ssl.CERT_NONE
+        return self._factory(
+            hostname=self.host,
+            port=self.port,
+            username=self._username if self._password else None,
+            password=self._password,
+            use_tls=use_tls,
+            start_tls=start_tls,
+            timeout=self._timeout,
+            local_hostname=self._client_host,
+            tls_context=tls_context,
+        )
+
+    async def send(self, message: Message) -> SendResult:
+        return await self.send_paced(message, NO_PACER)
+
+    async def send_paced(self, message: Message, pacer: Pacer) -> SendResult:
+        wait = await pacer.acquire("", may_refuse=True)
+        if wait is not None:
+            return SendResult(
+                OutcomeClass.RATE_LIMITED,
+                retry_after=wait,
+                error=f"rate limit of channel {self.name!r}: next slot in {wait:.1f}s",
+            )
+        mail = self.build(message)
+        client = self._client()
+        try:
+            refused, latency = await timed(lambda: self._transaction(client, mail))
+        except aiosmtplib.SMTPException as exc:
+            return self._error(exc)
+        except (OSError, TimeoutError) as exc:
+            return SendResult(
+                OutcomeClass.RETRYABLE, error=self._mask(f"SMTP connection failed: {exc}")
+            )
+        error = None
+        if refused:
+            error = self._mask(
+                "some recipients were refused: "
+                + "; ".join(f"{rcpt}: {resp.code} {resp.message}" for rcpt, resp in refused.items())
+            )
+        return SendResult(OutcomeClass.DELIVERED, status=250, latency=latency, error=error)
+
+    async def _transaction(self, client: Any, mail: EmailMessage) -> dict[str, Any]:
+        await client.connect()
+        try:
+            refused, _ = await client.send_message(
+                mail, sender=self.sender, recipients=self.recipients
+            )
+        finally:
+            try:
+                await client.quit()
+            except (aiosmtplib.SMTPException, OSError):
+                client.close()
+        return dict(refused)
+
+    def _error(self, exc: aiosmtplib.SMTPException) -> SendResult:
+        text = self._mask(str(exc))
+        if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
+            return SendResult(
+                OutcomeClass.PERMANENT,
+                status=exc.code,
+                error=f"SMTP login rejected ({text}): check the user name and password",
+            )
+        if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+            codes = [r.code for r in exc.recipients]
+            transient = any(400 <= code < 500 for code in codes)
+            return SendResult(
+                OutcomeClass.RETRYABLE if transient else OutcomeClass.PERMANENT,
+                status=codes[0] if codes else None,
+                error=f"SMTP server refused every recipient: {text}",
+            )
+        if isinstance(exc, aiosmtplib.SMTPNotSupported):
+            return SendResult(
+                OutcomeClass.PERMANENT,
+                error=f"SMTP server does not support what is required ({text}); "
+                "check encryption= (None, ExplicitTLS, ImplicitTLS, Auto) and the port",
+            )
+        if isinstance(exc, aiosmtplib.SMTPResponseException):
+            outcome = OutcomeClass.RETRYABLE if exc.code < 500 else OutcomeClass.PERMANENT
+            return SendResult(outcome, status=exc.code, error=f"SMTP error: {text}")
+        return SendResult(
+            OutcomeClass.RETRYABLE, error=f"SMTP failed: {type(exc).__name__}: {text}"
+        )
+
+    def _mask(self, text: str) -> str:
+        return mask(text, self._secrets)
+
+
+def _address(value: str, what: str) -> str:
+    _, address = parseaddr(value)
+    if "@" not in address or address.startswith("@") or address.endswith("@"):
+        raise ChannelConfigError(f"smtp {what} {value!r} is not an e-mail address")
+    return address
+
+
+def _from_url(url: ParsedURL) -> dict[str, Any]:
+    url.check_keys(_URL_KEYS)
+    if not url.host:
+        raise ChannelConfigError("smtp URL has no host: smtp://user:pass@host:587/?from=&to=")
+    sender = url.get("fromaddress") or url.get("from")
+    if not sender:
+        raise ChannelConfigError("smtp URL has no sender: add from=sender@example.com")
+    recipients = split_list(url.get("toaddresses") or url.get("to"))
+    if not recipients:
+        raise ChannelConfigError("smtp URL has no recipient: add to=a@example.com,b@example.com")
+    raw = (url.get("encryption") or "auto").lower().replace("_", "")
+    if raw not in _ENCRYPTION:
+        raise ChannelConfigError(
+            f"smtp encryption {url.get('encryption')!r} is not known: "
+            "use None, ExplicitTLS, ImplicitTLS or Auto"
+        )
+    encryption = _ENCRYPTION[raw]
+    if url.get("usestarttls") is not None and url.flag("usestarttls", True) is False:
+        encryption = "none" if encryption == "auto" else encryption
+    auth = (url.get("auth") or "").lower()
+    username = url.user or None
+    password = url.password
+    if auth == "none":
+        username = password = None
+    port = url.port or (465 if encryption == "tls" else 25)
+    return {
+        "host": url.host,
+        "port": port,
+        "sender": _address(sender, "from address"),
+        "recipients": [_address(r, "recipient") for r in recipients],
+        "username": username,
+        "password": password,
+        "from_name": url.get("fromname") or "",
+        "subject_prefix": url.get("subject") or "",
+        "encryption": encryption,
+        "use_html": url.flag("usehtml", False),
+        "client_host": url.get("clienthost") or None,
+    }
+
+
+def create(spec: ChannelSpec, deps: ChannelDeps) -> SmtpChannel:
+    opts = Options(spec, "smtp")
+    tls_verify = opts.flag("tls_verify", True)
+    ca_file = opts.string("ca_file")
+    opts.done()
+    url = channel_url(spec, "smtp")
+    assert url is not None
+    return SmtpChannel(
+        spec.name,
+        **_from_url(url),
+        tls_verify=tls_verify,
+        ca_file=ca_file,
+        timeout=timeout_of(spec, deps),
+        factory=deps.smtp_factory,
+    )
