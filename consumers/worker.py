@@ -225,22 +225,32 @@ class Worker:
     async def _reclaim_loop(self) -> None:
         while not self._stopping.is_set():
             self.health.beat("reclaim", allowance=self.config.claim_interval + 60)
-            cursor = "0-0"
-            min_idle = int(self.config.claim_idle * 1000)
-            while not self._stopping.is_set():
-                cursor, entries, deleted = await self.streams.autoclaim(
-                    self.group, self.name, min_idle, cursor, self.config.batch_size
-                )
-                if deleted:
-                    await self._ack_deleted(deleted)
-                entries = [e for e in entries if e.id not in self._in_flight_ids]
-                if entries:
-                    log.info("worker.reclaimed", count=len(entries))
-                    await self._process_claimed(entries)
-                if cursor == "0-0":
-                    break
+            await self.reclaim_once()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self.config.claim_interval)
+
+    async def reclaim_once(self) -> int:
+        """Claim entries idle past ``consumer.claim_idle`` (from dead consumers).
+
+        Entries received more than ``consumer.max_receives`` times go to the
+        dead letters; the others are processed like new ones.
+        """
+        cursor, total = "0-0", 0
+        min_idle = int(self.config.claim_idle * 1000)
+        while not self._stopping.is_set():
+            cursor, entries, deleted = await self.streams.autoclaim(
+                self.group, self.name, min_idle, cursor, self.config.batch_size
+            )
+            if deleted:
+                await self._ack_deleted(deleted)
+            entries = [e for e in entries if e.id not in self._in_flight_ids]
+            if entries:
+                log.info("worker.reclaimed", count=len(entries))
+                await self._process_claimed(entries)
+                total += len(entries)
+            if cursor == "0-0":
+                break
+        return total
 
     async def _maintenance_loop(self) -> None:
         last_trim = 0.0

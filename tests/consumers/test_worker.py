@@ -1,0 +1,467 @@
+"""The worker against the real Redis: records, acks, retries, dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from consumers.channels.base import OutcomeClass, SendResult
+from consumers.maintenance import Maintenance
+from consumers.records import DeliveryStatus, delivery_id
+from consumers.retries import RetryJob, RetryQueue
+from consumers.worker import Worker
+from eventbus.errors import BrokerUnavailable
+from eventbus.keys import Keys
+from eventbus.settings import Settings
+from publishers import Publisher
+
+from .fakes import FakeChannel, channel_spec, event, subscription
+
+pytestmark = pytest.mark.integration
+
+
+class Clock:
+    def __init__(self, start: float = 1_900_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+
+WorkerFactory = Callable[..., Worker]
+
+
+@pytest.fixture
+async def setup(
+    redis: aioredis.Redis, make_settings: Callable[..., Settings]
+) -> AsyncIterator[dict[str, Any]]:
+    created: list[Worker] = []
+    clock = Clock()
+
+    def settings(**kw: Any) -> Settings:
+        kw.setdefault("channels", [channel_spec("fake")])
+        kw.setdefault("subscriptions", [subscription()])
+        consumer = {"name": "w1", "retry_jitter": 0, **kw.pop("consumer", {})}
+        return make_settings(consumer=consumer, **kw)
+
+    def worker(s: Settings, channels: dict[str, Any], name: str = "w1") -> Worker:
+        s = s.model_copy(update={"consumer": s.consumer.model_copy(update={"name": name})})
+        w = Worker(s, redis=redis, channels=channels, clock=clock)
+        created.append(w)
+        return w
+
+    async def publish(s: Settings, *events: Any) -> list[str]:
+        async with Publisher(s, redis=redis) as bus:
+            return await bus.publish_many(list(events))
+
+    yield {"settings": settings, "worker": worker, "publish": publish, "clock": clock}
+
+
+async def pending(redis: aioredis.Redis, s: Settings) -> int:
+    info = await redis.xpending(Keys(s.broker.prefix).events, s.consumer.group)
+    return int(info["pending"])
+
+
+async def test_delivered_recorded_and_acked(setup: dict[str, Any], redis: aioredis.Redis) -> None:
+    s = setup["settings"]()
+    fake = FakeChannel("fake")
+    w = setup["worker"](s, {"fake": fake})
+    await w.start()
+    ev = event()
+    await setup["publish"](s, ev)
+
+    assert await w.drain() == 1
+
+    assert len(fake.sent) == 1
+    did = delivery_id(ev.id, "all", "fake")
+    assert fake.sent[0].delivery_id == did
+    record = await w.store.get(did)
+    assert record is not None
+    assert record.status is DeliveryStatus.DELIVERED
+    assert record.attempts == 1
+    assert [a.outcome for a in record.history] == ["delivered"]
+    assert await pending(redis, s) == 0
+
+
+async def test_retry_then_delivered_keeps_delivery_id(
+    setup: dict[str, Any], redis: aioredis.Redis
+) -> None:
+    s = setup["settings"](consumer={"retry_schedule": ["5s", "1m"]})
+    fake = FakeChannel("fake", SendResult(OutcomeClass.RETRYABLE, status=500, error="HTTP 500"))
+    w = setup["worker"](s, {"fake": fake})
+    await w.start()
+    ev = event()
+    await setup["publish"](s, ev)
+    await w.drain()
+
+    did = delivery_id(ev.id, "all", "fake")
+    record = await w.store.get(did)
+    assert record is not None and record.status is DeliveryStatus.RETRYING
+    assert record.next_attempt_at == pytest.approx(setup["clock"].now + 5)
+    assert await pending(redis, s) == 0, "acked once the retry was scheduled"
+    assert await w.drain() == 0, "not due yet"
+
+    setup["clock"].now += 6
+    assert await w.drain() == 1
+    record = await w.store.get(did)
+    assert record is not None and record.status is DeliveryStatus.DELIVERED
+    assert [(a.number, a.outcome, a.status) for a in record.history] == [
+        (1, "retryable", 500),
+        (2, "delivered", 200),
+    ]
+    assert [m.delivery_id for m in fake.sent] == [did, did]
+    assert await redis.zcard(Keys(s.broker.prefix).retries) == 0
+
+
+async def test_retries_exhausted_fail(setup: dict[str, Any]) -> None:
+    s = setup["settings"](subscriptions=[subscription(retry=["1s"])])
+    fake = FakeChannel("fake")
+    fake.default = SendResult(OutcomeClass.RETRYABLE, status=503)
+    w = setup["worker"](s, {"fake": fake})
+    await w.start()
+    ev = event()
+    await setup["publish"](s, ev)
+    await w.drain()
+    setup["clock"].now += 2
+    await w.drain()
+    record = await w.store.get(delivery_id(ev.id, "all", "fake"))
+    assert record is not None
+    assert record.status is DeliveryStatus.FAILED
+    assert record.attempts == 2
+    assert "gave up" in (record.reason or "")
+
+
+async def test_permanent_failure_not_retried(setup: dict[str, Any], redis: aioredis.Redis) -> None:
+    s = setup["settings"]()
+    fake = FakeChannel("fake", SendResult(OutcomeClass.PERMANENT, status=400, error="HTTP 400"))
+    w = setup["worker"](s, {"fake": fake})
+    await w.start()
+    ev = event()
+    await setup["publish"](s, ev)
+    await w.drain()
+    record = await w.store.get(delivery_id(ev.id, "all", "fake"))
+    assert record is not None and record.status is DeliveryStatus.FAILED
+    assert record.last_status == 400
+    assert await redis.zcard(Keys(s.broker.prefix).retries) == 0
+
+
+async def test_gone_disables_channel_and_later_events_skip(setup: dict[str, Any]) -> None:
+    s = setup["settings"]()
+    gone = SendResult(OutcomeClass.PERMANENT, status=410, error="HTTP 410", disable_channel=True)
+    fake = FakeChannel("fake", gone)
+    w = setup["worker"](s, {"fake": fake})
+    await w.start()
+    first, second = event(), event()
+    await setup["publish"](s, first)
+    await w.drain()
+    states = await w.store.channel_states()
+    assert states["fake"].disabled
+
+    # A fresh worker (another process) learns the state from Redis.
+    w2 = setup["worker"](s, {"fake": fake}, name="w2")
+    await w2.start()
+    await setup["publish"](s, second)
+    await w2.drain()
+    assert len(fake.sent) == 1
+    record = await w2.store.get(delivery_id(second.id, "all", "fake"))
+    assert record is not None and record.status is DeliveryStatus.SKIPPED
+    assert "disabled" in (record.reason or "")
+
+
+async def test_garbage_entries_dead_lettered_good_ones_delivered(
+    setup: dict[str, Any], redis: aioredis.Redis
+) -> None:
+    s = setup["settings"]()
+    keys = Keys(s.broker.prefix)
+    fake = FakeChannel("fake")
+    w = setup["worker"](s, {"fake": fake})
+    await w.start()
+    await redis.xadd(keys.events, {"payload": b"\xff\xfe not json"})
+    await redis.xadd(keys.events, {"other": "field"})
+    await redis.xadd(keys.events, {"payload": json.dumps({"event": "BAD TYPE"})})
+    good = event()
+    await setup["publish"](s, good)
+
+    assert await w.drain() == 4
+
+    assert [m.event.id for m in fake.sent] == [good.id]
+    letters = await w.dead_letters.entries()
+    assert sorted(d.reason for d in letters) == [
+        "invalid_envelope",
+        "invalid_envelope",
+        "no_payload",
+    ]
+    assert all(d.original_id for d in letters)
+    assert await pending(redis, s) == 0
+
+
+async def test_max_receives_goes_to_dead_letters(
+    setup: dict[str, Any], redis: aioredis.Redis
+) -> None:
+    s = setup["settings"](consumer={"claim_idle": 0, "max_receives": 3})
+    keys = Keys(s.broker.prefix)
+    fake = FakeChannel("fake")
+    w = setup["worker"](s, {"fake": fake})
+    await w.start()
+    (stream_id,) = await setup["publish"](s, event())
+    # A consumer that received it and died, many times over.
+    await redis.xreadgroup(s.consumer.group, "dead", {keys.events: ">"})
+    await redis.xclaim(keys.events, s.consumer.group, "dead", 0, [stream_id], retrycount=5)
+
+    assert await w.reclaim_once() == 1
+    await w.drain(include_pending=False)
+
+    assert fake.sent == []
+    (letter,) = await w.dead_letters.entries()
+    assert letter.reason == "max_receives"
+    assert letter.original_id == stream_id
+    assert await pending(redis, s) == 0
+
+
+async def test_crash_before_commit_leaves_entry_pending_for_reclaim(
+    setup: dict[str, Any], redis: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s = setup["settings"](consumer={"claim_idle": 0})
+    fake = FakeChannel("fake")
+    w1 = setup["worker"](s, {"fake": fake}, name="doomed")
+    await w1.start()
+    ev = event()
+    await setup["publish"](s, ev)
+
+    async def broken_commit(plans: Any) -> None:
+        raise BrokerUnavailable("connection lost before EXEC")
+
+    monkeypatch.setattr(w1, "_commit", broken_commit)
+    await w1.drain()
+    assert len(fake.sent) == 1
+    assert await pending(redis, s) == 1, "not acked without a recorded outcome"
+    assert await w1.store.get(delivery_id(ev.id, "all", "fake")) is None
+
+    w2 = setup["worker"](s, {"fake": fake}, name="rescuer")
+    await w2.start()
+    assert await w2.reclaim_once() == 1
+    await w2.drain(include_pending=False)
+    assert len(fake.sent) == 2
+    assert fake.sent[0].delivery_id == fake.sent[1].delivery_id
+    record = await w2.store.get(delivery_id(ev.id, "all", "fake"))
+    assert record is not None and record.status is DeliveryStatus.DELIVERED
+    assert await pending(redis, s) == 0
+
+
+async def test_restart_drains_own_pending_first(
+    setup: dict[str, Any], redis: aioredis.Redis
+) -> None:
+    s = setup["settings"]()
+    keys = Keys(s.broker.prefix)
+    fake = FakeChannel("fake")
+    await setup["publish"](s, event(), event())
+    w = setup["worker"](s, {"fake": fake}, name="same")
+    await w.start()
+    # Received before a "crash", never acked.
+    await redis.xreadgroup(s.consumer.group, "same", {keys.events: ">"}, count=1)
+    assert await pending(redis, s) == 1
+    assert await w.drain() == 2
+    assert len(fake.sent) == 2
+    assert await pending(redis, s) == 0
+
+
+async def test_team_and_outcome_matching(setup: dict[str, Any]) -> None:
+    subs = [
+        subscription("team1-errors", team="team-1", outcomes=["error"]),
+        subscription("everyone", channels=("other",)),
+    ]
+    s = setup["settings"](
+        channels=[channel_spec("fake"), channel_spec("other")], subscriptions=subs
+    )
+    fake, other = FakeChannel("fake"), FakeChannel("other")
+    w = setup["worker"](s, {"fake": fake, "other": other})
+    await w.start()
+    await setup["publish"](
+        s,
+        event(team_id="team-1", outcome="error", error="x"),
+        event(team_id="team-2", outcome="error", error="x"),
+        event(team_id="team-1", outcome="success"),
+    )
+    await w.drain()
+    assert [(m.event.team_id, m.event.outcome_name) for m in fake.sent] == [("team-1", "error")]
+    assert len(other.sent) == 3
+
+
+async def test_channel_exception_and_timeout_are_retryable(setup: dict[str, Any]) -> None:
+    s = setup["settings"](
+        channels=[channel_spec("boom"), channel_spec("slow", timeout=0.05)],
+        subscriptions=[subscription(channels=("boom", "slow"))],
+    )
+    boom = FakeChannel("boom", RuntimeError("secret-token-in-message"))
+    slow = FakeChannel("slow")
+    slow.gate = asyncio.Event()  # never opens: the send hangs
+    w = setup["worker"](s, {"boom": boom, "slow": slow})
+    await w.start()
+    ev = event()
+    await setup["publish"](s, ev)
+    await w.drain()
+    rb = await w.store.get(delivery_id(ev.id, "all", "boom"))
+    rs = await w.store.get(delivery_id(ev.id, "all", "slow"))
+    assert rb is not None and rb.status is DeliveryStatus.RETRYING
+    assert rb.last_error == "channel raised RuntimeError"
+    assert "secret" not in json.dumps(rb.to_dict())
+    assert rs is not None and rs.status is DeliveryStatus.RETRYING
+    assert "timed out" in (rs.last_error or "")
+
+
+async def test_rate_limited_is_not_a_failed_attempt(setup: dict[str, Any]) -> None:
+    s = setup["settings"]()
+    fake = FakeChannel("fake", SendResult(OutcomeClass.RATE_LIMITED, retry_after=30))
+    w = setup["worker"](s, {"fake": fake})
+    await w.start()
+    ev = event()
+    await setup["publish"](s, ev)
+    await w.drain()
+    did = delivery_id(ev.id, "all", "fake")
+    record = await w.store.get(did)
+    assert record is not None and record.status is DeliveryStatus.RETRYING
+    assert record.attempts == 0 and record.history == []
+    setup["clock"].now += 31
+    await w.drain()
+    record = await w.store.get(did)
+    assert record is not None and record.status is DeliveryStatus.DELIVERED
+    assert record.attempts == 1
+
+
+async def test_unknown_channel_after_reload_is_a_failed_record(setup: dict[str, Any]) -> None:
+    s = setup["settings"]()
+    fake = FakeChannel("fake")
+    w = setup["worker"](s, {"fake": fake})
+    await w.start()
+    w.reconfigure(s, {})  # the channel vanished from the running set
+    ev = event()
+    await setup["publish"](s, ev)
+    await w.drain()
+    record = await w.store.get(delivery_id(ev.id, "all", "fake"))
+    assert record is not None and record.status is DeliveryStatus.FAILED
+    assert "not configured" in (record.reason or "")
+
+
+async def test_two_workers_share_the_work_without_double_attempts(
+    setup: dict[str, Any], redis: aioredis.Redis
+) -> None:
+    s = setup["settings"](consumer={"batch_size": 7})
+    fake = FakeChannel("fake")
+    events = [event(resource={"type": "capsule", "id": f"c{i}"}) for i in range(60)]
+    await setup["publish"](s, *events)
+    w1 = setup["worker"](s, {"fake": fake}, name="a")
+    w2 = setup["worker"](s, {"fake": fake}, name="b")
+    await w1.start()
+    await w2.start()
+    done = await asyncio.gather(w1.drain(), w2.drain())
+    assert sum(done) == 60
+    assert sorted(m.event.id for m in fake.sent) == sorted(e.id for e in events)
+    assert await pending(redis, s) == 0
+
+
+async def test_retry_claim_is_exclusive(redis: aioredis.Redis, prefix: str) -> None:
+    queue = RetryQueue(redis, Keys(prefix), ttl=60)
+    async with redis.pipeline(transaction=True) as pipe:
+        for i in range(50):
+            queue.schedule(pipe, RetryJob(f"d{i}", b"{}", "s", "c", 1, 0.0), due=100.0)
+        await pipe.execute()
+    claims = await asyncio.gather(*(queue.claim(now=200.0, lease=60, count=10) for _ in range(8)))
+    ids = [job.delivery_id for claim in claims for job in claim]
+    assert len(ids) == len(set(ids)) == 50
+    assert await queue.claim(now=200.0, lease=60, count=100) == [], "leased"
+    assert len(await queue.claim(now=261.0, lease=60, count=100)) == 50, "lease ran out"
+
+
+async def test_safe_trim_keeps_unacked_entries(
+    setup: dict[str, Any], redis: aioredis.Redis
+) -> None:
+    s = setup["settings"]()
+    keys = Keys(s.broker.prefix)
+    fake = FakeChannel("fake")
+    w = setup["worker"](s, {"fake": fake})
+    await w.start()
+    ids = await setup["publish"](s, *[event() for _ in range(5)])
+    # A second group that has read only two entries and acked one.
+    await redis.xgroup_create(keys.events, "laggard", id="0")
+    got = await redis.xreadgroup("laggard", "x", {keys.events: ">"}, count=2)
+    await redis.xack(keys.events, "laggard", got[0][1][0][0])
+    await w.drain()
+
+    trimmed = await Maintenance(redis, keys).trim(min_age=0)
+
+    assert trimmed == 1
+    remaining = [i.decode() for i, _ in await redis.xrange(keys.events)]
+    assert remaining == ids[1:], "the laggard's pending entry and unread ones stay"
+
+
+async def test_dead_consumers_removed_only_without_pending(
+    setup: dict[str, Any], redis: aioredis.Redis
+) -> None:
+    s = setup["settings"]()
+    keys = Keys(s.broker.prefix)
+    w = setup["worker"](s, {"fake": FakeChannel("fake")})
+    await w.start()
+    await setup["publish"](s, event())
+    await redis.xreadgroup(s.consumer.group, "holder", {keys.events: ">"})
+    await redis.xgroup_createconsumer(keys.events, s.consumer.group, "idle-empty")
+    removed = await Maintenance(redis, keys).remove_dead_consumers(s.consumer.group, 0, "w1")
+    assert removed == ["idle-empty"]
+    names = {c["name"].decode() for c in await redis.xinfo_consumers(keys.events, "delivery")}
+    assert "holder" in names
+
+
+async def test_graceful_stop_finishes_in_flight(
+    setup: dict[str, Any], redis: aioredis.Redis
+) -> None:
+    s = setup["settings"](consumer={"block": 0.1, "drain_timeout": 10})
+    fake = FakeChannel("fake")
+    fake.gate = asyncio.Event()
+    w = setup["worker"](s, {"fake": fake})
+    await w.start()
+    runner = asyncio.create_task(w.run())
+    await setup["publish"](s, event())
+    await asyncio.wait_for(fake.started.wait(), 10)
+    w.stop()
+    fake.gate.set()
+    await asyncio.wait_for(runner, 15)
+    assert await pending(redis, s) == 0
+
+
+async def test_stop_past_drain_timeout_leaves_entry_pending(
+    setup: dict[str, Any], redis: aioredis.Redis
+) -> None:
+    s = setup["settings"](consumer={"block": 0.1, "drain_timeout": 0.2})
+    fake = FakeChannel("fake")
+    fake.gate = asyncio.Event()  # never opens
+    w = setup["worker"](s, {"fake": fake})
+    await w.start()
+    runner = asyncio.create_task(w.run())
+    await setup["publish"](s, event())
+    await asyncio.wait_for(fake.started.wait(), 10)
+    w.stop()
+    await asyncio.wait_for(runner, 10)
+    assert await pending(redis, s) == 1, "left for another worker"
+
+
+async def test_in_flight_is_bounded(setup: dict[str, Any]) -> None:
+    s = setup["settings"](consumer={"block": 0.1, "max_in_flight": 3, "batch_size": 50})
+    fake = FakeChannel("fake")
+    fake.gate = asyncio.Event()
+    w = setup["worker"](s, {"fake": fake})
+    await w.start()
+    await setup["publish"](s, *[event() for _ in range(20)])
+    runner = asyncio.create_task(w.run())
+    await fake.wait_for(3)
+    # Give the reader every chance to overrun the bound before checking it.
+    for _ in range(50):
+        await asyncio.sleep(0)
+    assert len(fake.sent) == 3
+    fake.gate.set()
+    await fake.wait_for(20)
+    w.stop()
+    await asyncio.wait_for(runner, 10)
