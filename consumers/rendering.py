@@ -1,4 +1,13 @@
-"""Turning an envelope into a human notification (title + body lines)."""
+"""Turning an envelope into a human notification (title + body lines).
+
+The default rendering is a title such as ``capsule.create failed: capsule c1
+(team-1)`` and one line each for outcome, resource, actor, team, error,
+metadata, time and the link. A subscription may replace the title, the body
+and the link with sandboxed templates (``consumers.templates``); a template
+error raises ``TemplateRenderError`` (a ``PermanentDeliveryError``).
+Channels shape the result for their transport (Telegram HTML, Discord
+embeds, e-mail subject + text).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +15,11 @@ from eventbus.envelope import Event, Outcome
 from eventbus.settings import SubscriptionSpec
 
 from .channels.base import Message
+from .templates import compile_templates, render_field, template_context
 
-__all__ = ["default_title", "render"]
+__all__ = ["TEST_PREFIX", "default_lines", "default_title", "render"]
 
+TEST_PREFIX = "[test] "
 _VERB = {Outcome.SUCCESS: "succeeded", Outcome.ERROR: "failed", None: ""}
 
 
@@ -19,7 +30,7 @@ def default_title(event: Event) -> str:
     return f"{head}: {event.resource.type} {event.resource.id} ({event.team_id})"
 
 
-def default_lines(event: Event) -> list[str]:
+def default_lines(event: Event, link: str | None = None) -> list[str]:
     actor = event.actor.name or event.actor.id or ""
     lines = [
         f"Outcome: {event.outcome_name}",
@@ -31,6 +42,8 @@ def default_lines(event: Event) -> list[str]:
         lines.append(f"Error: {event.error}")
     lines.extend(f"{key}: {value}" for key, value in sorted(event.metadata.items()))
     lines.append(f"Time: {event.model_dump(mode='json')['timestamp']}")
+    if link:
+        lines.append(f"Link: {link}")
     return lines
 
 
@@ -38,12 +51,42 @@ def render(
     event: Event,
     subscription: SubscriptionSpec | None,
     delivery_id: str,
+    *,
+    test: bool = False,
 ) -> Message:
-    """The message for one (event, subscription) delivery."""
+    """The message for one (event, subscription) delivery.
+
+    ``test=True`` marks it as a test notification (``eventbus channels test``).
+    Raises ``consumers.templates.TemplateRenderError`` for a broken template.
+    """
+    name = subscription.name if subscription else ""
+    title = default_title(event)
+    link: str | None = None
+    compiled = compile_templates(subscription) if subscription is not None else None
+    if compiled is None or compiled.empty:
+        body = "\n".join(default_lines(event))
+    else:
+        context = template_context(
+            event,
+            delivery_id=delivery_id,
+            subscription=name,
+            default_title=title,
+            default_body="\n".join(default_lines(event)),
+        )
+        link = render_field(compiled, "link_template", context) or None
+        context["link"] = link
+        context["default_body"] = "\n".join(default_lines(event, link))
+        title = render_field(compiled, "title_template", context) or title
+        rendered_body = render_field(compiled, "body_template", context)
+        body = rendered_body if rendered_body is not None else context["default_body"]
+    if test:
+        title = TEST_PREFIX + title
     return Message(
-        title=default_title(event),
-        body="\n".join(default_lines(event)),
+        title=title,
+        body=body,
         event=event,
         delivery_id=delivery_id,
-        subscription=subscription.name if subscription else "",
+        subscription=name,
+        link=link,
+        test=test,
     )

@@ -184,11 +184,11 @@ class SmtpChannel:
             return self._error(exc)
         except (OSError, TimeoutError) as exc:
             return SendResult(
-                OutcomeClass.RETRYABLE, error=self._mask(f"SMTP connection failed: {exc}")
+                OutcomeClass.RETRYABLE, error=self.mask(f"SMTP connection failed: {exc}")
             )
         error = None
         if refused:
-            error = self._mask(
+            error = self.mask(
                 "some recipients were refused: "
                 + "; ".join(f"{rcpt}: {resp.code} {resp.message}" for rcpt, resp in refused.items())
             )
@@ -208,7 +208,7 @@ class SmtpChannel:
         return dict(refused)
 
     def _error(self, exc: aiosmtplib.SMTPException) -> SendResult:
-        text = self._mask(str(exc))
+        text = self.mask(str(exc))
         if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
             return SendResult(
                 OutcomeClass.PERMANENT,
@@ -236,7 +236,7 @@ class SmtpChannel:
             OutcomeClass.RETRYABLE, error=f"SMTP failed: {type(exc).__name__}: {text}"
         )
 
-    def _mask(self, text: str) -> str:
+    def mask(self, text: str) -> str:
         return mask(text, self._secrets)
 
 

@@ -169,9 +169,13 @@ def parse_url(url: str, *, schemes: Iterable[str] | None = None) -> ParsedURL:
         where = "the query" if "?" in before else "the path"
         if "@" in after or ("@" not in authority and "@" in before):
             where = "the credentials"
+        what = {
+            "the credentials": "in the user name or password",
+            "the query": "in query values (e.g. a room alias: rooms=%23alias:server)",
+            "the path": "in the path",
+        }[where]
         raise ChannelConfigError(
-            f"{scheme} URL has a '#' in {where}, which would cut the URL short: "
-            f"{_hint('#')} (e.g. in a password or a room alias)"
+            f"{scheme} URL has a '#' in {where}, which would cut the URL short: {_hint('#')} {what}"
         )
     path_part, _, query_part = tail.partition("?")
     if "@" in path_part and "@" not in authority:
