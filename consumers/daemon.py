@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import redis.asyncio as aioredis
 import structlog
 
 from eventbus.brokers.redis_streams import connect, translated
@@ -133,7 +134,9 @@ class Daemon:
 
     # -- pieces ------------------------------------------------------------------
 
-    async def _start_http(self, stack: AsyncExitStack, redis: object, worker: Worker) -> None:
+    async def _start_http(
+        self, stack: AsyncExitStack, redis: aioredis.Redis, worker: Worker
+    ) -> None:
         if not self.settings.http.enabled:
             return
         try:

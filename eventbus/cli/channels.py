@@ -1,0 +1,126 @@
+"""``eventbus channels``: list configured channels and send test notifications."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from .common import EXIT_FAILED, EXIT_USAGE, Context, fail, run_async
+from .deliveries import print_table
+
+__all__ = ["command"]
+
+
+@click.group("channels")
+def command() -> None:
+    """Configured delivery channels."""
+
+
+@command.command(
+    "list",
+    epilog="""\b
+Examples:
+  eventbus --config /etc/eventbus/eventbus.yaml channels list
+  eventbus channels list --json""",
+)
+@click.option("--json", "as_json", is_flag=True, help="JSON lines.")
+@click.pass_obj
+def list_(ctx: Context, as_json: bool) -> None:
+    """Channels with type, redacted target, rate limit, state and last outcome."""
+    from consumers.channels.registry import channel_problems
+
+    settings = ctx.settings(channel_validator=channel_problems)
+
+    async def go() -> list[dict[str, Any]]:
+        import httpx
+
+        from consumers.channels import ChannelDeps, build_channel
+        from consumers.records import DeliveryStore
+        from eventbus.brokers.redis_streams import connect
+        from eventbus.keys import Keys
+
+        redis = connect(settings.broker.redis_url.get_secret_value())
+        async with httpx.AsyncClient() as http:
+            deps = ChannelDeps(http=http, security=settings.security)
+            try:
+                store = DeliveryStore(redis, Keys(settings.broker.prefix))
+                states = await store.channel_states()
+                rows = []
+                for spec in settings.channels:
+                    state = states.get(spec.name)
+                    last = await store.query(channel=spec.name, limit=1)
+                    limit = spec.rate_limit
+                    rows.append(
+                        {
+                            "name": spec.name,
+                            "type": spec.kind,
+                            "target": build_channel(spec, deps).describe(),
+                            "rate_limit": f"{limit.rate:g}/{limit.per:g}s" if limit else "default",
+                            "state": "disabled (config)"
+                            if not spec.enabled
+                            else f"disabled: {state.reason}"
+                            if state and state.disabled
+                            else "enabled",
+                            "last_outcome": last[0].status.value if last else "",
+                            "last_error": (last[0].last_error or "") if last else "",
+                        }
+                    )
+                return rows
+            finally:
+                await redis.aclose()
+
+    rows = run_async(go)
+    if as_json:
+        for row in rows:
+            sys.stdout.write(json.dumps(row) + "\n")
+        return
+    print_table(
+        rows,
+        [
+            ("name", "name"),
+            ("type", "type"),
+            ("target", "target"),
+            ("rate_limit", "rate limit"),
+            ("state", "state"),
+            ("last_outcome", "last outcome"),
+        ],
+    )
+
+
+@command.command(
+    "test",
+    epilog="""\b
+Examples:
+  eventbus --config /etc/eventbus/eventbus.yaml channels test ops-chat
+
+Sends one clearly marked test notification through the channel and records
+it like any delivery (subscription "channel-test"). Exit status 1 on failure.""",
+)
+@click.argument("name")
+@click.pass_obj
+def test(ctx: Context, name: str) -> None:
+    """Send a test notification through one configured channel."""
+    from consumers.channels.registry import channel_problems
+
+    settings = ctx.settings(channel_validator=channel_problems)
+    spec = settings.channel(name)
+    if spec is None:
+        known = ", ".join(c.name for c in settings.channels) or "none configured"
+        fail(f"no channel named {name!r} (known: {known})", EXIT_USAGE)
+
+    async def go() -> Any:
+        from consumers.testsend import send_test
+
+        return await send_test(settings, name)
+
+    result = run_async(go)
+    status = f" HTTP {result.status}" if result.status is not None else ""
+    line = f"{name}: {result.outcome.value}{status} in {result.latency * 1000:.0f} ms"
+    if result.ok:
+        click.secho(line, fg="green")
+        return
+    click.secho(f"{line}: {result.error or 'no detail'}", fg="red")
+    sys.exit(EXIT_FAILED)

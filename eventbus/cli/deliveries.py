@@ -1,0 +1,119 @@
+"""``eventbus deliveries``: query delivery records."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+
+from ..durations import parse_duration
+from .common import EXIT_USAGE, Context, fail, run_async
+
+__all__ = ["command", "print_table"]
+
+STATES = ("delivered", "retrying", "failed", "skipped")
+_COLOURS = {"delivered": "green", "retrying": "yellow", "failed": "red", "skipped": "blue"}
+
+
+def print_table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> None:
+    """A plain aligned table; colours the status column on a terminal."""
+    if not rows:
+        click.echo("(none)")
+        return
+    widths = [max(len(title), *(len(str(r.get(key, ""))) for r in rows)) for key, title in columns]
+    click.echo("  ".join(t.upper().ljust(w) for (_, t), w in zip(columns, widths, strict=True)))
+    for row in rows:
+        cells = []
+        for (key, _), width in zip(columns, widths, strict=True):
+            text = str(row.get(key, "")).ljust(width)
+            colour = _COLOURS.get(str(row.get(key))) if key == "status" else None
+            cells.append(click.style(text, fg=colour) if colour else text)
+        click.echo("  ".join(cells).rstrip())
+
+
+def _when(ts: float | None) -> str:
+    if not ts:
+        return ""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+@click.command(
+    "deliveries",
+    epilog="""\b
+Examples:
+  eventbus deliveries --status failed --since 1h
+  eventbus deliveries --event 01JD5Z7X3M0Q8R2T6V9W1Y4B7C
+  eventbus deliveries --channel ops-hook --json | jq .last_error""",
+)
+@click.option("--event", "event_id", help="Only this event id.")
+@click.option("--status", type=click.Choice(STATES), help="Only records in this state.")
+@click.option("--channel", help="Only this channel name.")
+@click.option("--since", help="Only records updated within this duration, e.g. 30m, 2h, 7d.")
+@click.option("--limit", type=click.IntRange(1, 10000), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="JSON lines, with every attempt.")
+@click.pass_obj
+def command(
+    ctx: Context,
+    event_id: str | None,
+    status: str | None,
+    channel: str | None,
+    since: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """Show delivery records, newest first."""
+    settings = ctx.settings()
+    since_ts = None
+    if since:
+        try:
+            since_ts = time.time() - parse_duration(since)
+        except ValueError as exc:
+            fail(f"--since: {exc}", EXIT_USAGE)
+
+    async def go() -> list[dict[str, Any]]:
+        from consumers.records import DeliveryStore
+        from eventbus.brokers.redis_streams import connect
+        from eventbus.keys import Keys
+
+        redis = connect(settings.broker.redis_url.get_secret_value())
+        try:
+            store = DeliveryStore(redis, Keys(settings.broker.prefix))
+            records = await store.query(
+                event_id=event_id,
+                status=status,
+                channel=channel,
+                since=since_ts,
+                limit=limit,
+                history=as_json,
+            )
+        finally:
+            await redis.aclose()
+        return [r.to_dict() for r in records]
+
+    rows = run_async(go)
+    if as_json:
+        for row in rows:
+            sys.stdout.write(json.dumps(row) + "\n")
+        return
+    for row in rows:
+        row["updated"] = _when(row["updated_at"])
+        row["next"] = _when(row["next_attempt_at"])
+        row["error"] = (row["last_error"] or row["reason"] or "")[:60]
+    print_table(
+        rows,
+        [
+            ("updated", "updated"),
+            ("status", "status"),
+            ("channel", "channel"),
+            ("event_type", "event"),
+            ("event_id", "event id"),
+            ("attempts", "tries"),
+            ("last_status", "http"),
+            ("next", "next attempt"),
+            ("error", "error"),
+        ],
+    )

@@ -1,0 +1,111 @@
+"""``eventbus dlq``: list and redrive dead letters."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+
+from .common import EXIT_USAGE, Context, fail, run_async
+from .deliveries import print_table
+
+__all__ = ["command"]
+
+
+@click.group("dlq")
+def command() -> None:
+    """Dead letters: entries that could not be processed, with the reason."""
+
+
+@command.command(
+    "list",
+    epilog="""\b
+Examples:
+  eventbus dlq list
+  eventbus dlq list --json | jq -r .reason | sort | uniq -c""",
+)
+@click.option("--limit", type=click.IntRange(1, 100000), default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="JSON lines.")
+@click.pass_obj
+def list_(ctx: Context, limit: int, as_json: bool) -> None:
+    """Show dead letters, oldest first."""
+    settings = ctx.settings()
+
+    async def go() -> tuple[int, list[dict[str, Any]]]:
+        from consumers.deadletters import DeadLetters
+        from eventbus.brokers.redis_streams import connect
+        from eventbus.keys import Keys
+
+        redis = connect(settings.broker.redis_url.get_secret_value())
+        try:
+            dlq = DeadLetters(redis, Keys(settings.broker.prefix))
+            return await dlq.count(), [d.to_dict() for d in await dlq.entries(limit)]
+        finally:
+            await redis.aclose()
+
+    total, rows = run_async(go)
+    if as_json:
+        for row in rows:
+            sys.stdout.write(json.dumps(row) + "\n")
+        return
+    for row in rows:
+        row["when"] = datetime.fromtimestamp(float(str(row["at"])), UTC).strftime(
+            "%Y-%m-%d %H:%M:%SZ"
+        )
+        row["error"] = str(row["error"])[:70]
+    print_table(
+        rows,
+        [
+            ("id", "id"),
+            ("when", "when"),
+            ("reason", "reason"),
+            ("original_id", "original id"),
+            ("error", "error"),
+        ],
+    )
+    if total > len(rows):
+        click.echo(f"... {total - len(rows)} more (use --limit)")
+
+
+@command.command(
+    "redrive",
+    epilog="""\b
+Examples:
+  eventbus dlq redrive 1732370000000-0
+  eventbus dlq redrive --all
+
+Fix the cause first (a channel's configuration, a bad publisher): a redriven
+entry that fails again returns to the dead letters.""",
+)
+@click.argument("ids", nargs=-1)
+@click.option("--all", "everything", is_flag=True, help="Redrive every dead letter.")
+@click.pass_obj
+def redrive(ctx: Context, ids: tuple[str, ...], everything: bool) -> None:
+    """Put dead letters back on the event stream and remove them here."""
+    if bool(ids) == everything:
+        fail("give dead-letter IDs or --all (not both)", EXIT_USAGE)
+    settings = ctx.settings()
+
+    async def go() -> list[tuple[str, str]]:
+        from consumers.deadletters import DeadLetters
+        from eventbus.brokers.redis_streams import connect
+        from eventbus.keys import Keys
+
+        redis = connect(settings.broker.redis_url.get_secret_value())
+        try:
+            return await DeadLetters(redis, Keys(settings.broker.prefix)).redrive(
+                None if everything else list(ids)
+            )
+        finally:
+            await redis.aclose()
+
+    moved = run_async(go)
+    for old, new in moved:
+        click.echo(f"{old} -> stream {new}")
+    click.echo(f"redrove {len(moved)}")
+    missing = set(ids) - {old for old, _ in moved}
+    if missing:
+        fail(f"not in the dead letters: {', '.join(sorted(missing))}")
