@@ -69,7 +69,9 @@ def create_channel(spec: ChannelSpec, deps: ChannelDeps) -> Channel:
         raise ChannelConfigError(f"channel {spec.name!r} has neither 'type' nor 'url'")
     if spec.type and spec.url is not None:
         scheme = spec.url.get_secret_value().split(":", 1)[0].lower().split("+", 1)[0]
-        if scheme != spec.type:
+        # http(s) URLs belong to the type (webhook, generic ...); a service
+        # scheme such as discord:// must agree with the declared type.
+        if scheme in CHANNEL_TYPES and scheme != spec.type:
             raise ChannelConfigError(
                 f"channel {spec.name!r} has type {spec.type!r} but a {scheme}:// url: "
                 "drop 'type' (the URL scheme sets it) or fix the URL"
