@@ -35,7 +35,8 @@ __all__ = [
 ]
 
 ENVELOPE_VERSION = 1
-EVENT_TYPE_RE = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)+$")
+# \Z, not $: "$" also matches before a trailing newline.
+EVENT_TYPE_RE = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)+\Z")
 
 NonEmpty = Annotated[str, StringConstraints(min_length=1, max_length=256, strip_whitespace=True)]
 
@@ -140,12 +141,16 @@ class Event(BaseModel):
     def _check_timestamp(cls, value: datetime) -> datetime:
         if value.tzinfo is None:
             raise ValueError("timestamp has no time zone: send RFC 3339 UTC, e.g. ...T12:00:00Z")
-        value = value.astimezone(UTC)
+        try:
+            value = value.astimezone(UTC)
+        except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00
+            raise ValueError("timestamp is out of range once converted to UTC") from None
         return value.replace(microsecond=value.microsecond // 1000 * 1000)
 
     @field_serializer("timestamp")
     def _dump_timestamp(self, value: datetime) -> str:
-        return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+        # isoformat pads the year to 4 digits (strftime's %Y does not on glibc).
+        return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
     @field_validator("v")
     @classmethod
