@@ -21,6 +21,8 @@ to the operator instead).
 
 from __future__ import annotations
 
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+
 import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
@@ -102,4 +104,6 @@ def make_http_client(
         timeout=timeout,
         follow_redirects=False,
         trust_env=False,
+        # httpx keeps its own jar above aiohttp's: make it refuse every cookie.
+        cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
     )

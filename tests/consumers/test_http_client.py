@@ -24,6 +24,7 @@ class Server:
     port: int
     peers: set[tuple[str, int]] = field(default_factory=set)
     bodies: list[bytes] = field(default_factory=list)
+    cookies: list[str | None] = field(default_factory=list)
     release: asyncio.Event = field(default_factory=asyncio.Event)
 
     def url(self, path: str = "/hook", host: str = "127.0.0.1") -> str:
@@ -41,6 +42,10 @@ async def server() -> AsyncIterator[Server]:
             state.peers.add(tuple(peer[:2]))
         return web.Response(status=204)
 
+    async def cookie(request: web.Request) -> web.Response:
+        state.cookies.append(request.headers.get("Cookie"))
+        return web.Response(status=200, headers={"Set-Cookie": "session=abc; Path=/"})
+
     async def redirect(request: web.Request) -> web.Response:
         return web.Response(status=302, headers={"Location": "http://169.254.169.254/"})
 
@@ -51,6 +56,7 @@ async def server() -> AsyncIterator[Server]:
     app = web.Application()
     app.router.add_post("/hook", hook)
     app.router.add_post("/redirect", redirect)
+    app.router.add_post("/cookie", cookie)
     app.router.add_post("/stall", stall)
     runner = web.AppRunner(app, shutdown_timeout=1)
     await runner.setup()
@@ -136,6 +142,14 @@ async def test_redirects_are_not_followed(server: Server) -> None:
         response = await client.post(server.url("/redirect"))
     assert response.status_code == 302
     assert response.headers["location"] == "http://169.254.169.254/"
+
+
+async def test_cookies_are_not_kept(server: Server) -> None:
+    async with make_http_client(ALLOW_PRIVATE, timeout=5) as client:
+        await client.post(server.url("/cookie"))
+        await client.post(server.url("/cookie"))
+        assert not client.cookies
+    assert server.cookies == [None, None]
 
 
 async def test_timeout_is_an_httpx_timeout(server: Server) -> None:
