@@ -20,7 +20,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from .catalog import Catalog, Kind
 from .durations import Duration
-from .envelope import EnvelopeLimits
+from .envelope import EnvelopeLimits, validate_event_type
 
 __all__ = [
     "ApiToken",
@@ -134,6 +134,14 @@ class SecuritySettings(_Section):
 class CatalogSettings(_Section):
     strict: bool = False
     types: dict[str, Kind] = Field(default_factory=dict)
+
+    @field_validator("types")
+    @classmethod
+    def _check_names(cls, types: dict[str, Kind]) -> dict[str, Kind]:
+        # Caught here, a bad name is a config problem, not a ValueError at build().
+        for name in types:
+            validate_event_type(name)
+        return types
 
     def build(self) -> Catalog:
         return Catalog(self.types, strict=self.strict)
