@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 import httpx
 
+from consumers.netguard import forbidden_cause
 from eventbus.errors import PermanentDeliveryError, RetryableDeliveryError
 
 from .base import Message, OutcomeClass, SendResult, result_from_response, timed
@@ -215,6 +216,10 @@ class HttpChannel:
                 OutcomeClass.RETRYABLE, f"timed out after {self._timeout:g}s ({type(exc).__name__})"
             )
         except httpx.TransportError as exc:
+            forbidden = forbidden_cause(exc)
+            if forbidden is not None:
+                # Retrying will not help: the operator has to allow the target.
+                return self._failure(OutcomeClass.PERMANENT, f"target refused: {forbidden}")
             return self._failure(OutcomeClass.RETRYABLE, f"connection failed: {_describe(exc)}")
         except RetryableDeliveryError as exc:
             return self._failure(OutcomeClass.RETRYABLE, str(exc))
