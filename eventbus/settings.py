@@ -39,7 +39,7 @@ __all__ = [
 
 NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 Name = Annotated[str, Field(pattern=NAME_RE)]
-PATTERN_RE = re.compile(r"^(\*|[a-z0-9_*?]+(\.[a-z0-9_*?]+)*)$")
+PATTERN_RE = re.compile(r"^(\*|[a-z0-9_*?]+(\.[a-z0-9_*?]+)*)\Z")  # \Z: no trailing newline
 
 DEFAULT_RETRY_SCHEDULE: tuple[float, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
 
