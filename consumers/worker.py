@@ -76,6 +76,8 @@ class Worker:
         self._in_flight_ids: set[str] = set()
         self._room = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
+        self._commit_queue: list[tuple[Plan, asyncio.Future[None]]] = []
+        self._committer: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
         return f"Worker(group={self.group!r}, consumer={self.name!r})"
@@ -309,7 +311,7 @@ class Worker:
         async def run() -> None:
             try:
                 plan = await work
-                await self._commit([plan])
+                await self._submit(plan)
             except asyncio.CancelledError:
                 raise
             except BrokerError as exc:
@@ -338,6 +340,34 @@ class Worker:
     async def _wait_all(self) -> None:
         if self._tasks:
             await asyncio.wait(set(self._tasks))
+
+    async def _submit(self, plan: Plan) -> None:
+        """Commit ``plan`` together with whatever else finished meanwhile.
+
+        One committer task turns everything queued into one MULTI/EXEC (group
+        commit): one connection and one round trip for many entries, instead
+        of one each. Returns once the plan is committed; raises if it failed.
+        """
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._commit_queue.append((plan, done))
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._run_committer(), name="eventbus-commit")
+        await asyncio.shield(done)
+
+    async def _run_committer(self) -> None:
+        while self._commit_queue:
+            batch = self._commit_queue[:_COMMIT_BATCH]
+            del self._commit_queue[:_COMMIT_BATCH]
+            try:
+                await self._commit([plan for plan, _ in batch])
+            except Exception as exc:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+            else:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_result(None)
 
     async def _commit(self, plans: list[Plan]) -> None:
         """Record outcomes, schedule retries, dead-letter and XACK in ONE MULTI/EXEC."""
@@ -406,6 +436,8 @@ class Worker:
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
                 log.warning("worker.drain_timeout", left_pending=len(pending))
+        if self._committer is not None and not self._committer.done():
+            await asyncio.gather(self._committer, return_exceptions=True)
         log.info("worker.stopped", consumer=self.name)
 
     def status(self) -> dict[str, Any]:

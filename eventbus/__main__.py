@@ -1,0 +1,5 @@
+"""``python -m eventbus`` is the ``eventbus`` command."""
+
+from .cli import main
+
+main()

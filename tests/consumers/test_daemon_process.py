@@ -1,0 +1,185 @@
+"""The daemon as operators run it: a subprocess, killed or stopped by signals."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+import yaml
+
+from consumers.channels.registry import build_channels
+from consumers.daemon import make_channel_deps, make_http_client
+from consumers.records import DeliveryStatus, delivery_id
+from consumers.worker import Worker
+from eventbus.config import load_settings
+from eventbus.keys import Keys
+from publishers import Publisher
+
+from .fakes import event
+from .sink import Sink
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+@pytest.fixture
+async def sink() -> AsyncIterator[Sink]:
+    s = Sink()
+    await s.start()
+    yield s
+    await s.stop()
+
+
+@pytest.fixture
+def config(tmp_path: Path, sink: Sink, redis_url: str, prefix: str) -> Callable[..., Path]:
+    def write(**consumer: Any) -> Path:
+        data = {
+            "broker": {"redis_url": redis_url, "prefix": prefix},
+            "consumer": {"block": "200ms", "claim_interval": "500ms", **consumer},
+            "http": {"enabled": False},
+            "security": {"allow_private_targets": True},
+            "logging": {"format": "json"},
+            "channels": [{"name": "hook", "type": "webhook", "url": sink.url, "secret": SECRET}],
+            "subscriptions": [{"name": "all", "team": "*", "events": ["*"], "channels": ["hook"]}],
+        }
+        path = tmp_path / "eventbus.yaml"
+        path.write_text(yaml.safe_dump(data))
+        return path
+
+    return write
+
+
+async def start_worker(path: Path, name: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "eventbus",
+        "--config",
+        str(path),
+        "run",
+        env={"EVENTBUS_CONSUMER__NAME": name, "PATH": "/usr/bin:/bin"},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+
+
+async def rescue(path: Path, redis: aioredis.Redis) -> Worker:
+    """A fresh in-process worker that reclaims everything left and drains."""
+    settings = load_settings(path)
+    settings = settings.model_copy(
+        update={
+            "consumer": settings.consumer.model_copy(update={"name": "rescuer", "claim_idle": 0})
+        }
+    )
+    http = make_http_client(settings)
+    try:
+        w = Worker(
+            settings,
+            redis=redis,
+            channels=build_channels(settings, make_channel_deps(settings, http)),
+        )
+        await w.start()
+        await w.reclaim_once()
+        await w.drain(include_pending=False)
+    finally:
+        await http.aclose()
+    return w
+
+
+async def check_all_delivered(w: Worker, events: list[Any], sink: Sink) -> None:
+    by_event: dict[str, set[str]] = {}
+    for got in sink.received:
+        by_event.setdefault(json.loads(got.body)["id"], set()).add(got.headers["webhook-id"])
+    for ev in events:
+        did = delivery_id(ev.id, "all", "hook")
+        assert by_event.get(ev.id) == {did}, "reached the sink, duplicates share webhook-id"
+        record = await w.store.get(did)
+        assert record is not None and record.status is DeliveryStatus.DELIVERED, ev.id
+    info = await w.redis.xpending(w.keys.events, w.group)
+    assert info["pending"] == 0
+
+
+async def publish(path: Path, redis: aioredis.Redis, events: list[Any]) -> None:
+    async with Publisher(load_settings(path), redis=redis) as bus:
+        await bus.publish_many(events)
+
+
+async def test_sigkill_mid_batch_then_reclaimed(
+    config: Callable[..., Path], sink: Sink, redis: aioredis.Redis
+) -> None:
+    path = config(max_in_flight=16)
+    events = [event(resource={"type": "capsule", "id": f"c{i}"}) for i in range(300)]
+    await publish(path, redis, events)
+    proc = await start_worker(path, "victim")
+    try:
+        await sink.wait_for(60)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        await proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert len(sink.received) < len(events), "killed mid-run"
+
+    w = await rescue(path, redis)
+    await check_all_delivered(w, events, sink)
+
+
+async def test_sigterm_drains_in_flight_and_exits_zero(
+    config: Callable[..., Path], sink: Sink, redis: aioredis.Redis, prefix: str
+) -> None:
+    path = config(drain_timeout="10s", max_in_flight=4)
+    sink.gate = asyncio.Event()
+    events = [event(resource={"type": "capsule", "id": f"c{i}"}) for i in range(20)]
+    await publish(path, redis, events)
+    proc = await start_worker(path, "graceful")
+    try:
+        await sink.wait_for(4)  # four deliveries held in flight by the sink
+        proc.send_signal(signal.SIGTERM)
+        sink.gate.set()
+        out, _ = await asyncio.wait_for(proc.communicate(), 20)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 0, out.decode()[-2000:]
+    lines = [json.loads(x) for x in out.decode().splitlines() if x.startswith("{")]
+    assert any(x["event"] == "worker.stopped" for x in lines)
+    sent = [x for x in lines if x["event"] == "delivery.sent"]
+    assert len(sent) >= 4, "in-flight deliveries finished and were recorded"
+    # Nothing it had started is left pending; the rest waits in the stream.
+    info = await redis.xpending(Keys(prefix).events, "delivery")
+    assert info["pending"] == 0
+
+    w = await rescue(path, redis)
+    await check_all_delivered(w, events, sink)
+
+
+async def test_sigterm_past_drain_timeout_leaves_work_pending(
+    config: Callable[..., Path], sink: Sink, redis: aioredis.Redis, prefix: str
+) -> None:
+    path = config(drain_timeout="500ms", max_in_flight=2)
+    sink.gate = asyncio.Event()  # held until the test ends
+    events = [event(), event()]
+    await publish(path, redis, events)
+    proc = await start_worker(path, "stuck")
+    try:
+        await sink.wait_for(2)
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), 20)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 0
+    info = await redis.xpending(Keys(prefix).events, "delivery")
+    assert info["pending"] == 2, "unfinished entries stay pending for another worker"
+    sink.gate.set()
+    w = await rescue(path, redis)
+    await check_all_delivered(w, events, sink)
