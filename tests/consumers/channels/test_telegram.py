@@ -98,7 +98,7 @@ def test_yaml_form_and_unknown_option() -> None:
     assert isinstance(channel, TelegramChannel)
     assert channel.api_base == "http://127.0.0.1:8081"
     assert [str(c) for c in channel.chats] == ["-1001", "@opsteam:7"]
-    with pytest.raises(ChannelConfigError, match="unknown option.*'chat'"):
+    with pytest.raises(ChannelConfigError, match=r"unknown option.*'chat'"):
         build(httpx.AsyncClient(), None, type="telegram", bot_token=TOKEN, chat="1")
 
 

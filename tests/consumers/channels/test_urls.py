@@ -94,14 +94,14 @@ def test_flags_and_integers() -> None:
     parsed = parse_url("ntfy://h/t?Markdown=YES&cache=no&priority=9")
     assert parsed.flag("markdown", False) is True
     assert parsed.flag("cache", True) is False
-    with pytest.raises(ChannelConfigError, match="whole number from 1 to 5"):
+    with pytest.raises(ChannelConfigError, match=r"whole number from 1 to 5"):
         parsed.integer("priority", 1, 5)
-    with pytest.raises(ChannelConfigError, match="use yes or no"):
+    with pytest.raises(ChannelConfigError, match=r"use yes or no"):
         parse_url("ntfy://h/t?cache=maybe").flag("cache", True)
 
 
 def test_unknown_keys_are_listed() -> None:
-    with pytest.raises(ChannelConfigError, match="unknown query key.*'colour'.*known keys"):
+    with pytest.raises(ChannelConfigError, match=r"unknown query key.*'colour'.*known keys"):
         parse_url("discord://t@1?colour=red").check_keys(["color"])
 
 
