@@ -1,0 +1,96 @@
+"""``python -m bench [--quick] [--only NAME ...]``: run, print, write results."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from . import BENCHMARKS, consume, latency, memory, publish, webhook
+from .common import Result, progress, quiet_logging
+from .report import RESULTS, machine, render_markdown, write
+
+
+@dataclass(frozen=True)
+class Sizes:
+    consume_entries: int
+    webhook_entries: int
+    webhook_seconds: float
+    latency_rate: float
+    latency_seconds: float
+    memory_entries: int
+    publish_events: int
+    rounds: int
+
+
+FULL = Sizes(10_000, 3_000, 3.0, 200.0, 10.0, 100_000, 20_000, 3)
+QUICK = Sizes(2_000, 600, 1.0, 200.0, 3.0, 20_000, 5_000, 3)
+# For the smoke tests: every code path, a few hundred events.
+TINY = Sizes(200, 100, 0.2, 200.0, 0.6, 200, 500, 1)
+
+
+def plan(sizes: Sizes) -> dict[str, Callable[[], Awaitable[Result]]]:
+    s = sizes
+    return {
+        "publish": lambda: publish.run(s.publish_events, s.rounds),
+        "consume": lambda: consume.run(s.consume_entries, s.rounds),
+        "webhook": lambda: webhook.run(s.webhook_entries, s.webhook_seconds, s.rounds),
+        "latency": lambda: latency.run(s.latency_rate, s.latency_seconds, s.rounds),
+        "memory": lambda: memory.run(s.memory_entries),
+    }
+
+
+async def main(names: list[str], sizes: Sizes, mode: str) -> int:
+    info = machine()
+    progress(
+        f"{mode} run of {', '.join(names)} on {info['nproc']} CPUs, Python {info['python']}, "
+        f"Redis {info['redis']}"
+    )
+    steps = plan(sizes)
+    for name in names:
+        progress(f"== {name}")
+        start = time.perf_counter()
+        result = await steps[name]()
+        result.seconds = time.perf_counter() - start
+        path = write(result, info, mode)
+        summary = ", ".join(f"{k} = {v:g}" for k, v in result.ratios.items())
+        met = (
+            ""
+            if result.target is None
+            else (" (target met)" if result.target["met"] else " (target MISSED)")
+        )
+        progress(f"== {name}: {summary}{met} [{result.seconds:.0f} s] -> {path}")
+    text = render_markdown(BENCHMARKS)
+    (RESULTS / "latest.md").write_text(text)
+    print(text)
+    return 0
+
+
+def cli(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smaller sizes (about 2 minutes)")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=BENCHMARKS,
+        metavar="NAME",
+        help=f"run only this benchmark (repeatable): {', '.join(BENCHMARKS)}",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=("debug", "info", "warning", "error"),
+        help="worker log level; logs are rendered as JSON to /dev/null (default info, as deployed)",
+    )
+    args = parser.parse_args(argv)
+    quiet_logging(args.log_level)
+    names = [n for n in BENCHMARKS if not args.only or n in args.only]
+    sizes, mode = (QUICK, "quick") if args.quick else (FULL, "full")
+    return asyncio.run(main(names, sizes, mode))
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

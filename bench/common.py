@@ -1,0 +1,238 @@
+"""What every benchmark shares: envelopes, streams, key clean-up, rounds, results."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from consumers.channels.base import Message, OutcomeClass, SendResult
+from eventbus.brokers.redis_streams import connect
+from eventbus.settings import Settings
+
+__all__ = [
+    "REDIS_URL",
+    "NoopChannel",
+    "Result",
+    "Row",
+    "child_env",
+    "delete_prefix",
+    "envelopes",
+    "fill_stream",
+    "interleaved",
+    "new_prefix",
+    "progress",
+    "quiet_logging",
+    "worker_redis",
+    "worker_settings",
+]
+
+REDIS_URL = os.environ.get("EVENTBUS_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+# ~410 bytes once filled in, like the envelopes of performance.md.
+_TEMPLATE = (
+    '{{"id":"{id}","event":"{event}","outcome":"success",'
+    '"timestamp":"2026-11-23T17:56:56.565Z","team_id":"team-{team:04d}",'
+    '"actor":{{"type":"user","id":"user-12345","name":"Ada Lovelace"}},'
+    '"resource":{{"id":"cap-{n:013d}","type":"capsule"}},'
+    '"metadata":{{"region":"eu-west-1","image":"registry.example.com/app:1.42.0",'
+    '"request_id":"req-0c4b8a7e9d2f4e1a","host":"node-17.cluster.local"}},"v":1}}'
+)
+_TYPES = ("capsule.create", "capsule.delete", "host.down", "backup.done")
+
+
+def envelopes(n: int, *, teams: int = 10) -> list[str]:
+    """``n`` valid, distinct envelopes of ~410 bytes (unique ULIDs, so unique deliveries)."""
+    from ulid import ULID
+
+    return [
+        _TEMPLATE.format(id=ULID(), event=_TYPES[i % len(_TYPES)], team=i % teams, n=i)
+        for i in range(n)
+    ]
+
+
+def child_env() -> dict[str, str]:
+    """The environment for ``python -m bench.*`` children, wherever we were started."""
+    root = str(Path(__file__).resolve().parent.parent)
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{path}" if path else root}
+
+
+def new_prefix(name: str) -> str:
+    return f"bench-{name}-{uuid.uuid4().hex[:10]}"
+
+
+def progress(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def quiet_logging(level: str = "info") -> None:
+    """Production logging (JSON, one line per delivery) written to /dev/null.
+
+    The rendering cost stays in the measurement, as it is in production; only
+    the terminal is spared.
+    """
+    from eventbus.logs import configure_logging
+    from eventbus.settings import LoggingSettings
+
+    devnull = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+    configure_logging(LoggingSettings(level=level, format="json"), stream=devnull)  # type: ignore[arg-type]
+
+
+async def fill_stream(redis: aioredis.Redis, stream: str, payloads: Sequence[str]) -> None:
+    """XADD every payload (field ``payload``), pipelined 1000 at a time."""
+    for start in range(0, len(payloads), 1000):
+        pipe = redis.pipeline(transaction=False)
+        for payload in payloads[start : start + 1000]:
+            pipe.xadd(stream, {"payload": payload})
+        await pipe.execute()
+
+
+async def delete_prefix(redis: aioredis.Redis, prefix: str, *, keep: Sequence[str] = ()) -> int:
+    """UNLINK every key under ``prefix:`` (but ``keep``); returns how many."""
+    kept = set(keep)
+    batch: list[bytes] = []
+    deleted = 0
+    async for key in redis.scan_iter(match=f"{prefix}:*", count=5000):
+        if key.decode() in kept:
+            continue
+        batch.append(key)
+        if len(batch) >= 2000:
+            deleted += await redis.unlink(*batch)
+            batch.clear()
+    if batch:
+        deleted += await redis.unlink(*batch)
+    return deleted
+
+
+def worker_redis(max_in_flight: int) -> aioredis.Redis:
+    """The daemon's Redis client (``connect()``), with a pool big enough for the worker.
+
+    Every in-flight entry holds a pooled connection for its own MULTI/EXEC,
+    and redis-py 8 refuses (``MaxConnectionsError``) rather than waits past
+    its default of 100 connections, so ``run()`` with ``max_in_flight`` 256
+    on the stock client fails commits. Widening the pool is the benchmark's
+    workaround; see bench/results/latest.md.
+    """
+    redis = connect(REDIS_URL)
+    pool = redis.connection_pool
+    pool.max_connections = max(pool.max_connections, max_in_flight + 32)
+    return redis
+
+
+def worker_settings(prefix: str, channel: str = "noop", **consumer: Any) -> Settings:
+    """One subscription sending every event of every team to ``channel``."""
+    return Settings(
+        broker={"redis_url": REDIS_URL, "prefix": prefix},
+        consumer=consumer,
+        channels=[{"name": channel, "type": "console"}],
+        subscriptions=[{"name": "all", "team": "*", "events": ["*"], "channels": [channel]}],
+    )
+
+
+class NoopChannel:
+    """Delivers instantly; optionally notes when each event reached ``send()``."""
+
+    type = "noop"
+
+    def __init__(self, name: str = "noop", on_send: Callable[[Message], None] | None = None):
+        self.name = name
+        self.sent = 0
+        self._on_send = on_send
+        self._result = SendResult(OutcomeClass.DELIVERED, status=200)
+
+    def describe(self) -> str:
+        return "no-op"
+
+    async def send(self, message: Message) -> SendResult:
+        self.sent += 1
+        if self._on_send is not None:
+            self._on_send(message)
+        return self._result
+
+
+async def interleaved(
+    variants: dict[str, Callable[[], Awaitable[float]]], rounds: int, unit: str
+) -> dict[str, list[float]]:
+    """Run every variant once per round, rotating the order; values per variant."""
+    names = list(variants)
+    values: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(rounds):
+        order = names[r % len(names) :] + names[: r % len(names)]
+        for name in order:
+            value = await variants[name]()
+            values[name].append(value)
+            progress(f"  round {r + 1}/{rounds} {name}: {value:,.1f} {unit}")
+    return values
+
+
+@dataclass
+class Row:
+    label: str
+    unit: str
+    values: list[float]
+    role: str = "measured"  # measured | baseline | info
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "unit": self.unit,
+            "role": self.role,
+            "median": round(self.median, 3),
+            "values": [round(v, 3) for v in self.values],
+        }
+
+
+@dataclass
+class Result:
+    """One benchmark's outcome; ``ratios`` are medians of the measured/baseline rows."""
+
+    name: str
+    title: str
+    params: dict[str, Any]
+    rows: list[Row] = field(default_factory=list)
+    ratios: dict[str, float] = field(default_factory=dict)
+    target: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def row(self, label: str) -> Row:
+        return next(r for r in self.rows if r.label == label)
+
+    def ratio(self, name: str, measured: str, baseline: str) -> float:
+        value = self.row(measured).median / self.row(baseline).median
+        self.ratios[name] = round(value, 3)
+        return value
+
+    def set_target(self, ratio: str, op: str, bound: float, text: str) -> None:
+        value = self.ratios[ratio]
+        met = value >= bound if op == ">=" else value < bound
+        self.target = {"metric": ratio, "op": op, "bound": bound, "met": met, "text": text}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "title": self.title,
+            "params": self.params,
+            "rows": [r.to_dict() for r in self.rows],
+            "ratios": self.ratios,
+            "target": self.target,
+            "notes": self.notes,
+            "seconds": round(self.seconds, 1),
+        }
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)

@@ -1,0 +1,215 @@
+"""Consume + record + ack with a no-op channel, against bare redis-py loops.
+
+One stream of ``n`` envelopes is filled once; every loop reads all of it
+through a consumer group of its own (created at ``0``, destroyed after), so
+each variant sees exactly the same entries. Records written by the worker are
+deleted between rounds, so every round starts from the same state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import redis.asyncio as aioredis
+
+from consumers.worker import Worker
+from eventbus.keys import Keys
+
+from .common import (
+    REDIS_URL,
+    NoopChannel,
+    Result,
+    Row,
+    delete_prefix,
+    envelopes,
+    fill_stream,
+    interleaved,
+    new_prefix,
+    progress,
+    worker_redis,
+    worker_settings,
+)
+
+__all__ = ["bare_loop", "multi_loop", "run", "worker_drain", "worker_run"]
+
+COUNT = 100
+
+
+async def bare_loop(redis: aioredis.Redis, stream: str, group: str, n: int) -> float:
+    """``XREADGROUP COUNT 100`` + one ``XACK`` per batch, no decode: events/s."""
+    await redis.xgroup_create(stream, group, id="0")
+    done = 0
+    start = time.perf_counter()
+    while done < n:
+        reply = await redis.xreadgroup(group, "bare", {stream: ">"}, count=COUNT)
+        if not reply:
+            break
+        ids = [entry_id for entry_id, _ in reply[0][1]]
+        await redis.xack(stream, group, *ids)
+        done += len(ids)
+    elapsed = time.perf_counter() - start
+    await redis.xgroup_destroy(stream, group)
+    return done / elapsed
+
+
+async def multi_loop(redis: aioredis.Redis, stream: str, group: str, n: int, prefix: str) -> float:
+    """Decode + one HSET per entry + XACK, in one MULTI per batch: events/s."""
+    await redis.xgroup_create(stream, group, id="0")
+    done = 0
+    start = time.perf_counter()
+    while done < n:
+        reply = await redis.xreadgroup(group, "multi", {stream: ">"}, count=COUNT)
+        if not reply:
+            break
+        rows = reply[0][1]
+        async with redis.pipeline(transaction=True) as pipe:
+            for _entry_id, fields in rows:
+                event = json.loads(fields[b"payload"])
+                pipe.hset(
+                    f"{prefix}:rec:{event['id']}",
+                    mapping={"event": event["event"], "status": "delivered", "at": time.time()},
+                )
+            pipe.xack(stream, group, *[entry_id for entry_id, _ in rows])
+            await pipe.execute()
+        done += len(rows)
+    elapsed = time.perf_counter() - start
+    await redis.xgroup_destroy(stream, group)
+    return done / elapsed
+
+
+async def worker_drain(prefix: str, group: str, n: int) -> float:
+    """The daemon's path in burst mode (``Worker.drain()``): events/s."""
+    return await _worker(prefix, group, n, drain=True)
+
+
+async def worker_run(prefix: str, group: str, n: int) -> float:
+    """The daemon's long-running path (``Worker.run()``) until the group is caught up."""
+    return await _worker(prefix, group, n, drain=False)
+
+
+async def _worker(prefix: str, group: str, n: int, *, drain: bool) -> float:
+    settings = worker_settings(prefix, group=group, name="bench")
+    redis = worker_redis(settings.consumer.max_in_flight)
+    channel = NoopChannel()
+    worker = Worker(settings, redis=redis, channels={"noop": channel})
+    try:
+        await worker.start()
+        start = time.perf_counter()
+        if drain:
+            await worker.drain()
+        else:
+            await run_until_caught_up(worker, Keys(prefix).events, group, n)
+        elapsed = time.perf_counter() - start
+        if channel.sent != n:
+            raise RuntimeError(f"worker delivered {channel.sent} of {n} entries")
+        await redis.xgroup_destroy(Keys(prefix).events, group)
+    finally:
+        await redis.aclose()
+    return n / elapsed
+
+
+async def run_until_caught_up(
+    worker: Worker, stream: str, group: str, n: int, poll: float = 0.02
+) -> None:
+    """``worker.run()`` until ``group`` has read and acked ``n`` entries, then stop it.
+
+    Polls ``XINFO GROUPS`` on a connection of its own, so the worker's pool
+    is left to the worker.
+    """
+    redis = aioredis.Redis.from_url(REDIS_URL)
+    task = asyncio.create_task(worker.run())
+    try:
+        while not task.done():
+            if await group_caught_up(redis, stream, group, n):
+                break
+            await asyncio.sleep(poll)
+    finally:
+        worker.stop()
+        await task
+        await redis.aclose()
+
+
+async def group_caught_up(redis: aioredis.Redis, stream: str, group: str, n: int) -> bool:
+    for info in await redis.xinfo_groups(stream):
+        if info["name"].decode() == group:
+            read = int(info.get("entries-read") or 0)
+            return read >= n and int(info["pending"]) == 0
+    return False
+
+
+async def run(n: int, rounds: int, *, with_run_mode: bool = True) -> Result:
+    prefix = new_prefix("consume")
+    keys = Keys(prefix)
+    redis = aioredis.Redis.from_url(REDIS_URL)
+    result = Result(
+        "consume",
+        "Consume + record + ack, no-op channel",
+        {"entries": n, "rounds": rounds, "count": COUNT, "envelope_bytes": 0},
+    )
+    try:
+        payloads = envelopes(n)
+        result.params["envelope_bytes"] = len(payloads[0])
+        progress(f"consume: filling {prefix} with {n:,} entries")
+        await fill_stream(redis, keys.events, payloads)
+        del payloads
+        serial = iter(range(10_000))
+
+        def group() -> str:
+            return f"g{next(serial)}"
+
+        async def bare() -> float:
+            return await bare_loop(redis, keys.events, group(), n)
+
+        async def multi() -> float:
+            rate = await multi_loop(redis, keys.events, group(), n, f"{prefix}:bare")
+            await delete_prefix(redis, prefix, keep=[keys.events])
+            return rate
+
+        async def drain() -> float:
+            rate = await worker_drain(prefix, group(), n)
+            await delete_prefix(redis, prefix, keep=[keys.events])
+            return rate
+
+        async def steady() -> float:
+            rate = await worker_run(prefix, group(), n)
+            await delete_prefix(redis, prefix, keep=[keys.events])
+            return rate
+
+        variants = {"bare": bare, "multi": multi, "drain": drain}
+        if with_run_mode:
+            variants["run"] = steady
+        values = await interleaved(variants, rounds, "events/s")
+        result.rows = [
+            Row("worker drain() (no-op channel)", "events/s", values["drain"]),
+            *(
+                [Row("worker run(), max_in_flight 256", "events/s", values["run"], "info")]
+                if with_run_mode
+                else []
+            ),
+            Row("bare XREADGROUP + XACK per batch", "events/s", values["bare"], "baseline"),
+            Row(
+                "bare decode + HSET + XACK, one MULTI per batch",
+                "events/s",
+                values["multi"],
+                "info",
+            ),
+        ]
+        result.ratio(
+            "drain/bare", "worker drain() (no-op channel)", "bare XREADGROUP + XACK per batch"
+        )
+        result.ratio(
+            "drain/multi",
+            "worker drain() (no-op channel)",
+            "bare decode + HSET + XACK, one MULTI per batch",
+        )
+        if with_run_mode:
+            result.ratio(
+                "run/bare", "worker run(), max_in_flight 256", "bare XREADGROUP + XACK per batch"
+            )
+        result.set_target("drain/bare", ">=", 0.5, "no-op path >= 50 % of the bare loop")
+    finally:
+        await delete_prefix(redis, prefix)
+        await redis.aclose()
+    return result
