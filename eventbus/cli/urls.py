@@ -11,7 +11,6 @@ at import time).
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import click
@@ -46,13 +45,11 @@ def verify(urls: tuple[str, ...], body: bool) -> None:
     """Parse URLs and print exactly what would be sent (sends nothing)."""
     import httpx
 
+    # Channels need a client to be built; this one refuses any request and,
+    # never opened and holding no pool, needs no closing (verify may run
+    # inside an event loop, where it could not be awaited anyway).
     client = httpx.AsyncClient(transport=httpx.MockTransport(_refuse))
-    try:
-        invalid = sum(
-            not _verify_one(index, url, client, body) for index, url in enumerate(urls, 1)
-        )
-    finally:
-        asyncio.run(client.aclose())
+    invalid = sum(not _verify_one(i, url, client, body) for i, url in enumerate(urls, 1))
     if invalid:
         click.secho(f"{invalid} of {len(urls)} URL(s) invalid", fg="red", err=True)
         raise SystemExit(EXIT_USAGE)

@@ -46,5 +46,6 @@ async def test_exact_request_and_override() -> None:
         "http://127.0.0.1:7/v1/spaces/FOO/messages?key=KEYsecret1&token=TOKsecret2"
     )
     assert recorder.json() == {
-        "text": "*capsule.create failed: capsule c1 (team-1)*\nOutcome: error\nError: quota exceeded"
+        "text": "*capsule.create failed: capsule c1 (team-1)*\n"
+        "Outcome: error\nError: quota exceeded"
     }

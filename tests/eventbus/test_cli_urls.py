@@ -1,0 +1,63 @@
+"""``eventbus urls verify``: explains URLs, masks secrets, exits 2 on invalid ones."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+from eventbus.cli import cli
+
+TOKEN = "123456789:AAEsecretTelegramPart0123"
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, ["urls", "verify", *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_verify_shows_service_settings_and_requests() -> None:
+    code, out, err = run(f"telegram://{TOKEN}@telegram?chats=-100123:42,@opsteam")
+    assert code == 0, err
+    assert "service:    telegram" in out
+    assert "chats = -100123:42,@opsteam" in out
+    assert "rate limit: 30/1s burst 30, 1/1s burst 3 per chat" in out
+    assert "requests for a sample notification: 2" in out
+    assert "POST https://api.telegram.org/bot***/sendMessage" in out
+    assert '"message_thread_id": 42' in out
+    assert "AAEsecretTelegramPart0123" not in out + err
+
+
+def test_verify_smtp_describes_the_transaction() -> None:
+    code, out, _ = run("smtp://me:pa%23ss@mail.example.com:587/?from=a@x.io&to=b@x.io,c@x.io")
+    assert code == 0
+    assert "SMTP smtp://mail.example.com:587" in out
+    assert "STARTTLS if offered, AUTH as me; MAIL FROM a@x.io; RCPT TO b@x.io, c@x.io" in out
+    assert "Subject: capsule.create failed: capsule c1 (team-1)" in out
+    assert "pa#ss" not in out and "pa%23ss" not in out
+
+
+def test_invalid_urls_exit_2_with_each_reason() -> None:
+    code, out, err = run(
+        "ntfy://ntfy.sh/alerts", "foo://x", "smtp://me:pa#ss@host/?from=a@x.io&to=b@x.io"
+    )
+    assert code == 2
+    assert "✓ URL 1 (ntfy://...)" in out
+    assert "URL 2 (foo://...): unknown URL scheme 'foo': use one of" in err
+    assert "URL 3 (smtp://...)" in err and "percent-encode '#' as %23" in err
+    assert "2 of 3 URL(s) invalid" in err
+    assert "pa#ss" not in out + err
+
+
+def test_no_body_option() -> None:
+    code, out, _ = run("--no-body", "discord://tokenvalue123@42")
+    assert code == 0 and "body (" not in out and "tokenvalue123" not in out
+
+
+def test_cli_module_does_not_import_consumers() -> None:
+    code = (
+        "import sys, eventbus.cli.urls; "
+        "sys.exit(1 if any(m.split('.')[0] == 'consumers' for m in sys.modules) else 0)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
