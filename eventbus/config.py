@@ -15,9 +15,10 @@ from typing import Any
 
 import yaml
 from pydantic import ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from .errors import ConfigError, ConfigProblem
-from .settings import PATTERN_RE, Settings, env_config_path, read_environ
+from .settings import PATTERN_RE, Settings, env_config_path, read_environ, redact_url
 
 __all__ = ["ChannelValidator", "load_settings", "validate_settings"]
 
@@ -55,9 +56,9 @@ def load_settings(
     try:
         settings = Settings(**loaded.data)
         if overrides:
-            # Overrides (from the CLI) beat the environment, so they are applied
-            # after the sources; model_validate does not read the environment.
-            settings = Settings.model_validate({**settings.model_dump(), **overrides})
+            # Overrides (from the CLI) beat the environment: validate them on
+            # top of the loaded values without reading the environment again.
+            settings = _DataOnly(**{**settings.model_dump(), **overrides})
     except ValidationError as exc:
         raise ConfigError(loaded.problems + _validation_problems(exc, loaded, where)) from None
     problems = loaded.problems + validate_settings(settings, loaded.lines, where)
@@ -69,6 +70,21 @@ def load_settings(
     if problems:
         raise ConfigError(problems)
     return settings
+
+
+class _DataOnly(Settings):
+    """``Settings`` validated from the given data alone, no environment."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
 
 
 def validate_settings(
@@ -158,7 +174,12 @@ def _validation_problems(exc: ValidationError, loaded: _Loaded, where: str) -> l
             message, fix = f"'{_dotted(loc)}' is required", "add it"
         else:
             value = err.get("input")
-            shown = "" if _is_secret(loc) or isinstance(value, dict | list) else f" (got {value!r})"
+            if _is_secret(loc) or isinstance(value, dict | list):
+                shown = ""
+            elif isinstance(value, str) and "://" in value:
+                shown = f" (got {redact_url(value)!r})"  # e.g. a bare channel URL
+            else:
+                shown = f" (got {value!r})"
             message, fix = f"'{_dotted(loc)}': {err['msg']}{shown}", ""
         problems.append(ConfigProblem(_where(where, loaded.lines, loc), message, fix))
     return problems
@@ -220,7 +241,11 @@ def _convert(
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
-            key = str(_scalar(key_node)) if isinstance(key_node, yaml.ScalarNode) else "?"
+            key = (
+                str(_safe_scalar(key_node, path, loaded, source))
+                if isinstance(key_node, yaml.ScalarNode)
+                else "?"
+            )
             if key in out:
                 loaded.problems.append(
                     ConfigProblem(
@@ -234,10 +259,25 @@ def _convert(
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_convert(v, (*path, i), loaded, env, source) for i, v in enumerate(node.value)]
-    value = _scalar(node) if isinstance(node, yaml.ScalarNode) else None
+    value = _safe_scalar(node, path, loaded, source) if isinstance(node, yaml.ScalarNode) else None
     if isinstance(value, str) and "$" in value:
         value = _substitute(value, path, loaded, env, source, node.start_mark.line + 1)
     return value
+
+
+def _safe_scalar(node: yaml.ScalarNode, path: tuple[Any, ...], loaded: _Loaded, source: str) -> Any:
+    """The scalar's value; an unknown tag or an impossible date is a problem, not a crash."""
+    try:
+        return _scalar(node)
+    except (yaml.YAMLError, ValueError) as exc:
+        loaded.problems.append(
+            ConfigProblem(
+                f"{source}:{node.start_mark.line + 1}",
+                f"'{_dotted(path)}' cannot be read: {getattr(exc, 'problem', None) or exc}",
+                "quote the value to make it a plain string",
+            )
+        )
+        return node.value
 
 
 def _scalar(node: yaml.ScalarNode) -> Any:
