@@ -13,7 +13,6 @@ import signal
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import Any
 
 import httpx
 import redis.asyncio as aioredis
@@ -22,12 +21,13 @@ import structlog
 from eventbus.brokers.redis_streams import connect, translated
 from eventbus.config import load_settings
 from eventbus.errors import ConfigError
-from eventbus.settings import Settings
+from eventbus.settings import Settings, read_environ
 
 from .channels.base import Channel, ChannelDeps
 from .channels.registry import build_channels, channel_problems
 from .health import Health
 from .metrics import Metrics
+from .sdnotify import Notifier, watchdog_loop
 from .worker import Worker
 
 __all__ = ["Daemon", "make_channel_deps"]
@@ -66,6 +66,10 @@ class Daemon:
         self.worker: Worker | None = None
         self._http: httpx.AsyncClient | None = None
         self._signals = 0
+        self.started = asyncio.Event()
+        self.notifier = Notifier.from_environ(
+            self.environ if self.environ is not None else read_environ()
+        )
 
     async def run(self) -> None:
         """Run until stopped by a signal (or ``stop()``)."""
@@ -88,21 +92,20 @@ class Daemon:
             await worker.start()
             await self._start_http(stack, redis, worker)
             self._install_signals(stack)
-            notifier = self._notifier(stack)
+            self._start_watchdog(stack)
             log.info(
                 "daemon.ready",
                 broker=settings.broker.redis_url_redacted,
                 prefix=settings.broker.prefix,
                 channels=sorted(channels),
             )
-            if notifier is not None:
-                notifier.ready()
-                notifier.status(f"consuming {worker.keys.events} as {worker.name}")
+            self.notifier.ready(f"consuming {worker.keys.events} as {worker.name}")
+            self.started.set()
             try:
                 await worker.run()
             finally:
-                if notifier is not None:
-                    notifier.stopping()
+                self.notifier.stopping()
+                self.notifier.close()
 
     def stop(self) -> None:
         if self.worker is not None:
@@ -120,13 +123,15 @@ class Daemon:
                 **self.overrides,
             )
         except ConfigError as exc:
-            log.error("config.reload_rejected", problems=[str(p) for p in exc.problems])
+            log.error("config.reload_failed", problems=[str(p) for p in exc.problems])
+            self.notifier.ready("reload failed; kept the previous configuration")
             return False
         channels: Mapping[str, Channel] = build_channels(
             settings, make_channel_deps(settings, self._http)
         )
         self.settings = settings
         self.worker.reconfigure(settings, channels)
+        self.notifier.ready(f"reloaded: {len(channels)} channels")
         log.info(
             "config.reloaded", channels=sorted(channels), subscriptions=len(settings.subscriptions)
         )
@@ -150,18 +155,11 @@ class Daemon:
         await server.start()
         stack.push_async_callback(server.stop)
 
-    def _notifier(self, stack: AsyncExitStack) -> Any:
-        try:
-            from .sdnotify import Notifier, watchdog_loop
-        except ImportError:
-            return None
-        from eventbus.settings import read_environ
-
-        notifier = Notifier.from_environ(self.environ or read_environ())
-        if notifier.watchdog_interval() is not None:
-            task = asyncio.create_task(watchdog_loop(notifier, lambda: self.health.alive))
-            stack.callback(task.cancel)
-        return notifier
+    def _start_watchdog(self, stack: AsyncExitStack) -> None:
+        if self.notifier.watchdog_interval() is None:
+            return
+        task = asyncio.create_task(watchdog_loop(self.notifier, lambda: self.health.alive))
+        stack.callback(task.cancel)
 
     def _install_signals(self, stack: AsyncExitStack) -> None:
         loop = asyncio.get_running_loop()
@@ -179,6 +177,7 @@ class Daemon:
 
         def on_hup() -> None:
             log.info("signal.received", signal="SIGHUP", action="reloading")
+            self.notifier.reloading()
             task = loop.create_task(self.reload())
             task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
 

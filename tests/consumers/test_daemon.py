@@ -1,0 +1,98 @@
+"""The daemon in-process: systemd notify, HTTP side, SIGHUP-style reload."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+import yaml
+from structlog.testing import capture_logs
+
+from consumers.daemon import Daemon
+from eventbus.config import load_settings
+from publishers import Publisher
+
+from .fakes import event
+from .sink import Sink
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def sink() -> AsyncIterator[Sink]:
+    s = Sink()
+    await s.start()
+    yield s
+    await s.stop()
+
+
+def write(path: Path, redis_url: str, prefix: str, hook: str, **extra: Any) -> None:
+    data = {
+        "broker": {"redis_url": redis_url, "prefix": prefix},
+        "consumer": {"block": "100ms", "name": "daemon-test"},
+        "http": {"enabled": False},
+        "security": {"allow_private_targets": True},
+        "channels": [{"name": "hook", "type": "webhook", "url": hook}],
+        "subscriptions": [{"name": "all", "team": "*", "events": ["*"], "channels": ["hook"]}],
+        **extra,
+    }
+    path.write_text(yaml.safe_dump(data))
+
+
+async def test_notify_reload_and_stop(
+    tmp_path: Path, sink: Sink, redis: aioredis.Redis, redis_url: str, prefix: str
+) -> None:
+    config = tmp_path / "eventbus.yaml"
+    write(config, redis_url, prefix, sink.url)
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify.sock"))
+    notify.setblocking(False)
+    loop = asyncio.get_running_loop()
+
+    async def datagram() -> str:
+        data = await asyncio.wait_for(loop.sock_recv(notify, 4096), 10)
+        return data.decode()
+
+    settings = load_settings(config)
+    daemon = Daemon(
+        settings, config_path=config, environ={"NOTIFY_SOCKET": str(tmp_path / "notify.sock")}
+    )
+    runner = asyncio.create_task(daemon.run())
+    try:
+        assert "READY=1" in await datagram()
+        async with Publisher(settings, redis=redis) as bus:
+            await bus.publish(event())
+            await sink.wait_for(1)
+            assert sink.received[0].path == "/hook"
+
+            # A valid new configuration applies to new work.
+            write(config, redis_url, prefix, sink.url.replace("/hook", "/hook2"))
+            assert await daemon.reload()
+            assert "READY=1" in await datagram()
+            await bus.publish(event())
+            await sink.wait_for(2)
+            assert sink.received[1].path == "/hook2"
+
+            # An invalid one is rejected, logged, and the old one kept.
+            config.write_text("channels: [{name: broken, url: 'nope://x'}]\nbogus: 1\n")
+            with capture_logs() as logs:
+                assert not await daemon.reload()
+            failed = [x for x in logs if x["event"] == "config.reload_failed"]
+            assert failed and any("bogus" in p for p in failed[0]["problems"])
+            await bus.publish(event())
+            await sink.wait_for(3)
+            assert sink.received[2].path == "/hook2"
+    finally:
+        daemon.stop()
+        await asyncio.wait_for(runner, 15)
+    try:
+        messages = [await datagram() for _ in range(2)]
+    finally:
+        notify.close()
+    assert "reload failed" in messages[0], "the rejected reload said so"
+    assert "STOPPING=1" in messages[1]
