@@ -183,3 +183,46 @@ async def test_sigterm_past_drain_timeout_leaves_work_pending(
     sink.gate.set()
     w = await rescue(path, redis)
     await check_all_delivered(w, events, sink)
+
+
+async def test_embedded_broker_first_run(tmp_path: Path) -> None:
+    """`eventbus run --embedded` with the example config shows a delivery."""
+    example = Path(__file__).parents[2] / "config" / "eventbus.example.yaml"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "eventbus",
+        "--config",
+        str(example),
+        "run",
+        "--embedded",
+        "--embedded-port",
+        "0",
+        env={"PATH": "/usr/bin:/bin", "EVENTBUS_HTTP__ENABLED": "false"},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    assert proc.stdout is not None
+
+    async def line_with(text: str) -> str:
+        while True:
+            line = (await proc.stdout.readline()).decode()  # type: ignore[union-attr]
+            if not line:
+                raise AssertionError(f"worker exited before printing {text!r}")
+            if text in line:
+                return line
+
+    try:
+        url = (await asyncio.wait_for(line_with("URL: redis://"), 20)).split("URL:")[1].strip()
+        await asyncio.wait_for(line_with("daemon.ready"), 20)
+        async with Publisher.from_url(url) as bus:
+            ev = event(event="host.down", outcome=None)
+            await bus.publish(ev)
+        sent = json.loads(await asyncio.wait_for(line_with('"delivery.sent"'), 20))
+        assert sent["event_id"] == ev.id and sent["channel"] == "console"
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 20) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
