@@ -13,7 +13,7 @@ import re
 import socket
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -44,20 +44,33 @@ PATTERN_RE = re.compile(r"^(\*|[a-z0-9_*?]+(\.[a-z0-9_*?]+)*)\Z")  # \Z: no trai
 DEFAULT_RETRY_SCHEDULE: tuple[float, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
 
 
+_SECRET_QUERY_KEYS = ("pass", "token", "secret", "key", "auth")
+
+
 def redact_url(url: str) -> str:
-    """``url`` with any password or token replaced by ``***`` (httpx style)."""
+    """``url`` with any password or token replaced by ``***`` (httpx style).
+
+    Credentials in the user part and secret-looking query parameters
+    (``?password=``, ``?token=`` ...) are both redacted; it never raises.
+    """
     try:
         parts = urlsplit(url)
     except ValueError:
         return "<unparseable url>"
-    if parts.username is None and parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    cred = f"{user}:***" if parts.password is not None else "***"
-    return urlunsplit(parts._replace(netloc=f"{cred}@{host}"))
+    # Work on the raw netloc: .hostname drops IPv6 brackets and .port raises on junk.
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    if at:
+        cred = f"{userinfo.partition(':')[0]}:***" if ":" in userinfo else "***"
+        parts = parts._replace(netloc=f"{cred}@{hostport}")
+    if parts.query:
+        pairs = parse_qsl(parts.query, keep_blank_values=True)
+        if any(h in k.lower() for k, _ in pairs for h in _SECRET_QUERY_KEYS):
+            shown = [
+                (k, "***" if any(h in k.lower() for h in _SECRET_QUERY_KEYS) else v)
+                for k, v in pairs
+            ]
+            parts = parts._replace(query=urlencode(shown, safe="*"))
+    return urlunsplit(parts)
 
 
 class _Section(BaseModel):
