@@ -86,6 +86,8 @@ async def test_delivered_recorded_and_acked(setup: dict[str, Any], redis: aiored
     assert record.attempts == 1
     assert [a.outcome for a in record.history] == ["delivered"]
     assert await pending(redis, s) == 0
+    ttl = await redis.ttl(Keys(s.broker.prefix).delivery(did))
+    assert 0 < ttl <= s.consumer.record_ttl, "records expire after consumer.record_ttl"
 
 
 async def test_retry_then_delivered_keeps_delivery_id(
