@@ -27,8 +27,13 @@ TOKENS = [
 TOKEN_A, TOKEN_B, TOKEN_ADMIN = (t["token"] for t in TOKENS)
 
 
-def event(team: str = "team-a", type_: str = "capsule.create", outcome: str | None = "success",
-          resource: str = "c1", **extra: Any) -> Event:
+def event(
+    team: str = "team-a",
+    type_: str = "capsule.create",
+    outcome: str | None = "success",
+    resource: str = "c1",
+    **extra: Any,
+) -> Event:
     return Event(
         event=type_,
         outcome=outcome,
@@ -111,8 +116,9 @@ class Running:
         if token is not None:
             params["token"] = token
         response = await self.stack.enter_async_context(
-            self.client.stream("GET", "/v1/events/stream", params=params,
-                               timeout=httpx.Timeout(10.0))
+            self.client.stream(
+                "GET", "/v1/events/stream", params=params, timeout=httpx.Timeout(10.0)
+            )
         )
         assert response.status_code == 200, (response.status_code, await response.aread())
         reader = SseReader(response)

@@ -1,0 +1,21 @@
+"""The HTTP side of a worker: SSE live feed, dashboard, health and metrics.
+
+``HttpServer`` runs it in the caller's event loop; ``create_app`` builds the
+Starlette app alone (for embedding or tests).
+"""
+
+from .app import create_app
+from .auth import Principal, TokenAuth
+from .server import HttpServer
+from .sse import LiveFilter, LiveHub, LiveMessage, Subscriber
+
+__all__ = [
+    "HttpServer",
+    "LiveFilter",
+    "LiveHub",
+    "LiveMessage",
+    "Principal",
+    "Subscriber",
+    "TokenAuth",
+    "create_app",
+]
