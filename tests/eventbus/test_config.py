@@ -515,3 +515,17 @@ def test_example_configuration_loads_cleanly() -> None:
     assert [c.name for c in settings.channels] == ["console"]
     assert [s.name for s in settings.subscriptions] == ["everything-to-console"]
     assert settings.consumer.retry_schedule == [5, 300, 1800, 7200, 18000, 36000, 36000]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="cross-field checks (duplicates, missing channels) run only once the models "
+    "validate, so a model error hides them until it is fixed",
+)
+def test_model_and_cross_field_problems_are_reported_together(write) -> None:  # type: ignore[no-untyped-def]
+    path = write(
+        CHANNELS
+        + "subscriptions:\n  - name: s\n    team: '*'\n    events: ['*']\n"
+        + "    channels: [pager]\n    extra: 1\n"
+    )
+    assert {p.where for p in problems(path)} == {f"{path}:8", f"{path}:9"}

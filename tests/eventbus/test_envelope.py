@@ -336,3 +336,26 @@ def test_deeply_nested_json_is_an_envelope_error() -> None:
         decode("[" * 10000 + "]" * 10000)
     with pytest.raises(EnvelopeError):
         decode(b"\xff\xfe not utf-8")
+
+
+@settings(max_examples=300, deadline=None)
+@given(_plausible)
+def test_parse_event_of_arbitrary_mappings(value: dict[str, Any]) -> None:
+    try:
+        ev = parse_event(value)
+    except EnvelopeError:
+        return
+    assert decode(encode(ev)) == ev
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Event's model validator always applies DEFAULT_LIMITS, so envelope.* limits "
+    "can be lowered but never raised above 64 keys / 1 KiB",
+)
+def test_configured_limits_can_be_raised() -> None:
+    raised = EnvelopeLimits(
+        max_metadata_keys=100, max_metadata_value_bytes=4096, max_envelope_bytes=1 << 20
+    )
+    data = json.dumps(envelope(metadata={f"k{i}": "x" * 2000 for i in range(70)}))
+    assert len(decode(data, raised).metadata) == 70
