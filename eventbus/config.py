@@ -60,7 +60,9 @@ def load_settings(
             # top of the loaded values without reading the environment again.
             settings = _DataOnly(**{**settings.model_dump(), **overrides})
     except ValidationError as exc:
-        raise ConfigError(loaded.problems + _validation_problems(exc, loaded, where)) from None
+        problems = loaded.problems + _validation_problems(exc, loaded, where)
+        problems += _raw_reference_problems(loaded.data, loaded.lines, where)
+        raise ConfigError(problems) from None
     problems = loaded.problems + validate_settings(settings, loaded.lines, where)
     if channel_validator is not None:
         for index, message, fix in channel_validator(settings):
@@ -99,39 +101,20 @@ def validate_settings(
     def add(path: tuple[Any, ...], message: str, fix: str) -> None:
         problems.append(ConfigProblem(_where(where, lines, path), message, fix))
 
-    seen: dict[str, int] = {}
+    seen = _reference_problems(
+        [(i, c.name) for i, c in enumerate(settings.channels)],
+        [(i, s.name, s.channels) for i, s in enumerate(settings.subscriptions)],
+        add,
+    )
     for i, channel in enumerate(settings.channels):
-        if channel.name in seen:
-            add(
-                ("channels", i, "name"),
-                f"duplicate channel name {channel.name!r}",
-                f"rename one; the first is channels[{seen[channel.name]}]",
-            )
-        seen.setdefault(channel.name, i)
-        if not channel.kind:
+        if not channel.kind and channel.name in seen:
             add(
                 ("channels", i),
                 f"channel {channel.name!r} has neither 'type' nor 'url'",
                 "add type: webhook|telegram|console|... or a shoutrrr-style url",
             )
-    subs: dict[str, int] = {}
+    catalog = settings.catalog.build()
     for i, sub in enumerate(settings.subscriptions):
-        if sub.name in subs:
-            add(
-                ("subscriptions", i, "name"),
-                f"duplicate subscription name {sub.name!r}",
-                f"rename one; the first is subscriptions[{subs[sub.name]}]",
-            )
-        subs.setdefault(sub.name, i)
-        for j, name in enumerate(sub.channels):
-            if name not in seen:
-                known = ", ".join(sorted(seen)) or "none defined"
-                add(
-                    ("subscriptions", i, "channels", j),
-                    f"subscription {sub.name!r} names channel {name!r}, which does not exist",
-                    f"define it under channels (known: {known})",
-                )
-        catalog = settings.catalog.build()
         for j, pattern in enumerate(sub.events):
             if not PATTERN_RE.match(pattern):
                 continue  # already reported by the model
@@ -146,6 +129,69 @@ def validate_settings(
                     ),
                     "subscribe to a durable type, or declare it under catalog.types",
                 )
+    return problems
+
+
+def _reference_problems(
+    channels: list[tuple[int, str]],
+    subscriptions: list[tuple[int, str, list[str]]],
+    add: Callable[[tuple[Any, ...], str, str], None],
+) -> dict[str, int]:
+    """Duplicate names and subscriptions naming missing channels; returns name -> index."""
+    seen: dict[str, int] = {}
+    for i, name in channels:
+        if name in seen:
+            add(
+                ("channels", i, "name"),
+                f"duplicate channel name {name!r}",
+                f"rename one; the first is channels[{seen[name]}]",
+            )
+        seen.setdefault(name, i)
+    subs: dict[str, int] = {}
+    for i, name, targets in subscriptions:
+        if name in subs:
+            add(
+                ("subscriptions", i, "name"),
+                f"duplicate subscription name {name!r}",
+                f"rename one; the first is subscriptions[{subs[name]}]",
+            )
+        subs.setdefault(name, i)
+        for j, target in enumerate(targets):
+            if target not in seen:
+                known = ", ".join(sorted(seen)) or "none defined"
+                add(
+                    ("subscriptions", i, "channels", j),
+                    f"subscription {name!r} names channel {target!r}, which does not exist",
+                    f"define it under channels (known: {known})",
+                )
+    return seen
+
+
+def _raw_reference_problems(
+    data: dict[str, Any], lines: Mapping[tuple[Any, ...], int], where: str
+) -> list[ConfigProblem]:
+    """The same checks on the raw YAML, when the models did not validate."""
+    problems: list[ConfigProblem] = []
+
+    def add(path: tuple[Any, ...], message: str, fix: str) -> None:
+        problems.append(ConfigProblem(_where(where, lines, path), message, fix))
+
+    def named(section: str) -> list[tuple[int, dict[str, Any]]]:
+        items = data.get(section)
+        if not isinstance(items, list):
+            return []
+        return [
+            (i, x)
+            for i, x in enumerate(items)
+            if isinstance(x, dict) and isinstance(x.get("name"), str)
+        ]
+
+    subs = [
+        (i, x["name"], [c for c in x.get("channels") or [] if isinstance(c, str)])
+        for i, x in named("subscriptions")
+        if isinstance(x.get("channels", []), list)
+    ]
+    _reference_problems([(i, x["name"]) for i, x in named("channels")], subs, add)
     return problems
 
 

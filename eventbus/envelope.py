@@ -163,7 +163,8 @@ class Event(BaseModel):
     def _check_error(self) -> Self:
         if self.error is not None and self.outcome is not Outcome.ERROR:
             raise ValueError("'error' is only allowed with outcome 'error'")
-        self.check_limits(DEFAULT_LIMITS)
+        # Size limits are configurable (envelope.*), so they are checked by
+        # encode()/decode() against the configured limits, not here.
         return self
 
     def check_limits(self, limits: EnvelopeLimits) -> None:
@@ -228,12 +229,16 @@ def decode(data: bytes | str, limits: EnvelopeLimits = DEFAULT_LIMITS) -> Event:
     return event
 
 
-def parse_event(data: dict[str, Any]) -> Event:
-    """Validate a mapping into an ``Event``, raising ``EnvelopeError``."""
+def parse_event(data: dict[str, Any], limits: EnvelopeLimits = DEFAULT_LIMITS) -> Event:
+    """Validate a mapping into an ``Event`` within ``limits``, raising ``EnvelopeError``."""
     try:
-        return Event.model_validate(data)
+        event = Event.model_validate(data)
+        event.check_limits(limits)
     except ValidationError as exc:
         raise EnvelopeError(_describe(exc)) from None
+    except ValueError as exc:
+        raise EnvelopeError(f"invalid envelope: {exc}") from None
+    return event
 
 
 def _describe(exc: ValidationError) -> str:

@@ -96,7 +96,7 @@ class Publisher:
         self._state = _State.CLOSED
 
     def _prepare(self, event: EventLike, durable: bool) -> tuple[Event, str]:
-        ev = event if isinstance(event, Event) else parse_event(event)
+        ev = event if isinstance(event, Event) else parse_event(event, self.limits)
         if durable:
             self.catalog.check_durable(ev.event)
         else:

@@ -99,7 +99,7 @@ def command(
         metadata[key] = value
     data["metadata"] = metadata
     try:
-        event = parse_event(data)
+        event = parse_event(data, settings.envelope)
     except EnvelopeError as exc:
         fail(str(exc), EXIT_USAGE)
 
@@ -158,7 +158,7 @@ async def _publish_file(settings: Any, stream: TextIO, total: int | None, transi
                     data = json.loads(line)
                     if not isinstance(data, dict):
                         raise EnvelopeError("line is not a JSON object")
-                    ev = parse_event(data)
+                    ev = parse_event(data, bus.limits)
                     if transient:
                         bus.catalog.check_transient(ev.event)
                     else:

@@ -517,11 +517,6 @@ def test_example_configuration_loads_cleanly() -> None:
     assert settings.consumer.retry_schedule == [5, 300, 1800, 7200, 18000, 36000, 36000]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cross-field checks (duplicates, missing channels) run only once the models "
-    "validate, so a model error hides them until it is fixed",
-)
 def test_model_and_cross_field_problems_are_reported_together(write) -> None:  # type: ignore[no-untyped-def]
     path = write(
         CHANNELS
