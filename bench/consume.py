@@ -209,6 +209,14 @@ async def run(n: int, rounds: int, *, with_run_mode: bool = True) -> Result:
                 "run/bare", "worker run(), max_in_flight 256", "bare XREADGROUP + XACK per batch"
             )
         result.set_target("drain/bare", ">=", 0.5, "no-op path >= 50 % of the bare loop")
+        result.notes += [
+            "The bare loop neither decodes nor writes anything; the worker validates each "
+            "envelope (pydantic), renders, logs one JSON line and queues 7 record commands "
+            "(HSET, RPUSH, ZADD, SADD, 3 EXPIRE) plus the XACK in a group-commit MULTI/EXEC. "
+            "The decode + HSET + MULTI loop (drain/multi) is the closer yardstick.",
+            "Worker Redis client: eventbus connect() with its pool widened to max_in_flight + 32 "
+            "(redis-py 8 refuses past 100 connections instead of waiting).",
+        ]
     finally:
         await delete_prefix(redis, prefix)
         await redis.aclose()

@@ -132,6 +132,11 @@ async def run(n: int) -> Result:
     result.ratios["peak/idle"] = round(peak / (report["idle_kb"] / mb), 3)
     result.ratios["peak_mb"] = round(peak, 1)
     result.set_target("peak_mb", "<", LIMIT_MB, f"peak RSS < {LIMIT_MB:g} MB")
+    result.notes.append(
+        "Child process: Worker.run(), no-op channel, JSON logs to /dev/null, default "
+        "consumer settings; VmHWM read by the child itself, VmRSS also sampled by the parent "
+        "every 0.25 s (sampled_peak_mb)."
+    )
     progress(f"memory: peak {peak:.1f} MB, idle {report['idle_kb'] / mb:.1f} MB")
     return result
 
