@@ -11,6 +11,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictInt,
     StringConstraints,
     ValidationError,
     field_serializer,
@@ -117,19 +118,18 @@ class Event(BaseModel):
     resource: Resource
     metadata: dict[str, str] = Field(default_factory=dict)
     error: Annotated[str, StringConstraints(max_length=4096)] | None = None
-    v: int = ENVELOPE_VERSION
+    v: StrictInt = ENVELOPE_VERSION
 
     @field_validator("id")
     @classmethod
     def _check_id(cls, value: str) -> str:
         try:
-            ULID.from_str(value)
+            return str(ULID.from_str(value))  # canonical upper case: one key per event
         except ValueError:
             raise ValueError(
                 f"id {value!r} is not a ULID (26 Crockford base32 characters); "
                 "leave it out to have one generated"
             ) from None
-        return value
 
     @field_validator("event")
     @classmethod
@@ -214,7 +214,7 @@ def decode(data: bytes | str, limits: EnvelopeLimits = DEFAULT_LIMITS) -> Event:
     Raises ``EnvelopeError`` (and nothing else) for anything that is not a
     valid envelope: bad UTF-8, bad JSON, missing or invalid fields, too large.
     """
-    size = len(data)
+    size = len(data.encode() if isinstance(data, str) else data)
     if size > limits.max_envelope_bytes:
         raise EnvelopeError(
             f"envelope is {size} bytes, more than the limit of {limits.max_envelope_bytes}"

@@ -12,6 +12,7 @@ from collections.abc import Coroutine, Iterable
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
+from eventbus.errors import EventBusError
 from eventbus.settings import Settings
 
 from .client import EventLike, Publisher
@@ -33,6 +34,7 @@ class SyncPublisher:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._closed = False
 
     @classmethod
     def from_url(cls, url: str, *, prefix: str = "eventbus") -> Self:
@@ -54,6 +56,9 @@ class SyncPublisher:
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         with self._lock:
+            if self._closed:
+                coro.close()
+                raise EventBusError("this SyncPublisher is closed; create a new one")
             if self._loop is None:
                 self._loop = asyncio.new_event_loop()
                 self._thread = threading.Thread(
@@ -73,6 +78,7 @@ class SyncPublisher:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             loop, thread = self._loop, self._thread
             self._loop = self._thread = None
         if loop is None or thread is None:

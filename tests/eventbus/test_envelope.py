@@ -354,3 +354,21 @@ def test_configured_limits_can_be_raised() -> None:
     )
     data = json.dumps(envelope(metadata={f"k{i}": "x" * 2000 for i in range(70)}))
     assert len(decode(data, raised).metadata) == 70
+
+
+def test_ids_are_canonical_upper_case() -> None:
+    ev = parse_event(envelope(id="01jd5z7x3m0q8r2t6v9w1y4b7c"))
+    assert ev.id == "01JD5Z7X3M0Q8R2T6V9W1Y4B7C"
+
+
+def test_version_must_be_an_integer_not_a_boolean() -> None:
+    with pytest.raises(EnvelopeError, match="v"):
+        parse_event(envelope(v=True))
+
+
+def test_text_input_is_measured_in_bytes() -> None:
+    limits = EnvelopeLimits(max_envelope_bytes=600)
+    text = json.dumps(envelope(metadata={"note": "é" * 400}), ensure_ascii=False)
+    assert len(text) <= 600 < len(text.encode())
+    with pytest.raises(EnvelopeError, match="bytes"):
+        decode(text, limits)

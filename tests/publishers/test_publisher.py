@@ -334,3 +334,14 @@ async def test_embedded_broker_accepts_a_publish(prefix: str) -> None:
             await client.aclose()
     assert [e[0].decode() for e in entries] == [stream_id, second]
     assert entries[0][1] == {b"payload": encode(ev)}
+
+
+def test_sync_publisher_refuses_use_after_close(redis_url: str, prefix: str) -> None:
+    from eventbus.errors import EventBusError
+
+    bus = SyncPublisher.from_url(redis_url, prefix=prefix)
+    bus.close()
+    with pytest.raises(EventBusError, match="closed"):
+        bus.publish_transient(
+            {"event": "capsule.state.changed", "team_id": "t", "resource": {"id": "c", "type": "x"}}
+        )
