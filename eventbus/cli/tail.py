@@ -1,0 +1,160 @@
+"""``eventbus tail``: print the live mirror in a terminal, straight from Redis.
+
+It subscribes to the same Pub/Sub channels as the SSE endpoint (one per team,
+or the pattern for every team), so it shows durable and transient events as
+they are published. It is a tail, not a history: nothing is replayed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from ..settings import Settings
+from .common import EXIT_USAGE, Context, fail, run_async
+
+if TYPE_CHECKING:
+    from consumers.http.sse import LiveFilter, LiveMessage
+
+__all__ = ["command"]
+
+_OUTCOME_COLOURS = {"success": "green", "error": "red"}
+
+
+@click.command(
+    "tail",
+    epilog="""\b
+Examples:
+  eventbus tail
+  eventbus tail --team team-1 --type 'capsule.*' --outcome error
+  eventbus tail --json | jq -c .event
+
+\b
+--json prints the live mirror messages as they are: {"stream_id": ..., "event": {...}}
+(stream_id only for durable events). Colours are used on a terminal only.""",
+)
+@click.option("--team", "teams", multiple=True, help="Only this team (repeatable).")
+@click.option(
+    "--type",
+    "types",
+    multiple=True,
+    help="Only event types matching this glob, e.g. 'capsule.*' (repeatable, or comma-separated).",
+)
+@click.option(
+    "--outcome",
+    "outcomes",
+    multiple=True,
+    type=click.Choice(["success", "error", "none"]),
+    help="Only this outcome (repeatable).",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON message per line.")
+@click.option("--count", type=click.IntRange(min=1), help="Exit after this many events.")
+@click.pass_obj
+def command(
+    ctx: Context,
+    teams: tuple[str, ...],
+    types: tuple[str, ...],
+    outcomes: tuple[str, ...],
+    as_json: bool,
+    count: int | None,
+) -> None:
+    """Print the live mirror (durable and transient events) as it happens."""
+    from consumers.http.sse import LiveFilter, parse_types
+
+    settings = ctx.settings()
+    globs = [t.strip() for value in types for t in value.split(",") if t.strip()]
+    try:
+        live_filter = LiveFilter(
+            frozenset(teams) if teams else None,
+            parse_types(globs),
+            frozenset(outcomes) if outcomes else None,
+        )
+    except ValueError as exc:
+        fail(f"--type: {exc}", EXIT_USAGE)
+    run_async(lambda: _tail(settings, live_filter, teams, as_json, count))
+
+
+async def _tail(
+    settings: Settings,
+    live_filter: LiveFilter,
+    teams: Sequence[str],
+    as_json: bool,
+    count: int | None,
+) -> None:
+    from consumers.http.sse import parse_live
+
+    from ..brokers.redis_streams import connect, translated
+    from ..errors import EnvelopeError
+    from ..keys import Keys
+
+    keys = Keys(settings.broker.prefix)
+    redis = connect(
+        settings.broker.redis_url.get_secret_value(), socket_timeout=settings.broker.socket_timeout
+    )
+    pubsub: Any = redis.pubsub()
+    try:
+        async with translated("subscribe to the live mirror"):
+            if teams:
+                await pubsub.subscribe(*(keys.live(team) for team in teams))
+            else:
+                await pubsub.psubscribe(keys.live_pattern)
+            await _confirmed(pubsub, len(teams) or 1)
+        where = ", ".join(teams) if teams else "every team"
+        click.echo(f"tailing the live mirror of {where} (Ctrl-C to stop)", err=True)
+        shown = 0
+        while count is None or shown < count:
+            async with translated("read the live mirror"):
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+            if message is None or message["type"] not in ("message", "pmessage"):
+                continue
+            try:
+                live = parse_live(message["data"])
+            except EnvelopeError as exc:
+                click.secho(f"skipped an invalid message: {exc}", fg="yellow", err=True)
+                continue
+            if not live_filter.matches(live.event):
+                continue
+            click.echo(_as_json(live) if as_json else _as_line(live))
+            shown += 1
+    finally:
+        await pubsub.aclose()
+        await redis.aclose()
+
+
+async def _confirmed(pubsub: Any, expected: int) -> None:
+    """Wait until Redis confirmed every subscription (nothing is missed after)."""
+    async with asyncio.timeout(10):
+        seen = 0
+        while seen < expected:
+            reply = await pubsub.get_message(timeout=1.0)
+            if reply is not None and reply["type"] in ("subscribe", "psubscribe"):
+                seen += 1
+
+
+def _as_json(live: LiveMessage) -> str:
+    if live.stream_id is None:
+        return '{"event":' + live.data + "}"
+    return '{"stream_id":"' + live.stream_id + '","event":' + live.data + "}"
+
+
+def _as_line(live: LiveMessage) -> str:
+    ev = live.event
+    outcome = ev.outcome_name
+    when = ev.timestamp.strftime("%H:%M:%S.") + f"{ev.timestamp.microsecond // 1000:03d}"
+    actor = ev.actor.name or ev.actor.id or ev.actor.type.value
+    parts = [
+        click.style(when, dim=True),
+        ev.team_id,
+        click.style(ev.event, bold=True),
+        click.style(f"{outcome:<7}", fg=_OUTCOME_COLOURS.get(outcome)),
+        f"{ev.resource.type}:{ev.resource.id}",
+        actor,
+    ]
+    if ev.error:
+        parts.append(click.style(f"error: {ev.error}", fg="red"))
+    if live.stream_id is None:
+        parts.append(click.style("(live only)", dim=True))
+    return "  ".join(parts)
