@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -128,8 +127,3 @@ def require(value: str | None, what: str, fix: str) -> str:
     if not value:
         raise ChannelConfigError(f"{what} is missing: {fix}")
     return value
-
-
-def no_url_path(url: ParsedURL, allowed: Iterable[int] = (0,)) -> None:
-    if len(url.path) not in set(allowed):
-        raise ChannelConfigError(f"{url.scheme} URL has an unexpected path")
