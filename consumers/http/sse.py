@@ -265,6 +265,10 @@ class LiveHub:
             if self.metrics is not None:
                 self.metrics.sse_clients.dec()
 
+    def close_streams(self, reason: str) -> None:
+        """End every client's stream (they reconnect and resume), e.g. after tokens changed."""
+        self._end_all(reason)
+
     def dispatch(self, raw: bytes | str) -> None:
         """Offer one raw mirror message to every matching subscriber."""
         try:

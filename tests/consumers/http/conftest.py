@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ TOKENS = [
     {"name": "ops", "token": "secret-token-admin", "teams": ["*"]},
 ]
 TOKEN_A, TOKEN_B, TOKEN_ADMIN = (t["token"] for t in TOKENS)
+# In CI a missing browser fails the browser tests instead of skipping them.
+REQUIRE_BROWSER = bool(os.environ.get("CI") or os.environ.get("EVENTBUS_REQUIRE_BROWSER"))
 
 
 def event(
