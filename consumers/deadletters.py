@@ -7,12 +7,10 @@ event stream (after the operator fixed the cause) and removes it here.
 
 from __future__ import annotations
 
-import time
-from typing import Any
 from dataclasses import dataclass
+from typing import Any
 
 import redis.asyncio as aioredis
-from redis.asyncio.client import Pipeline
 
 from eventbus.brokers.redis_streams import translated
 from eventbus.keys import Keys
@@ -47,30 +45,6 @@ class DeadLetters:
     def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
         self.redis = redis
         self.keys = keys
-
-    def add(
-        self,
-        pipe: Pipeline,
-        original_id: str,
-        fields: dict[bytes, bytes],
-        reason: str,
-        error: str,
-        group: str,
-    ) -> None:
-        """Queue on ``pipe``: the entry with its reason (``reason`` is a fixed word)."""
-        data: dict[bytes | str, bytes | str] = {
-            k: v for k, v in fields.items() if not k.startswith(b"dlq_")
-        }
-        data.update(
-            {
-                "dlq_reason": reason,
-                "dlq_error": error[:2000],
-                "dlq_at": repr(time.time()),
-                "dlq_original_id": original_id,
-                "dlq_group": group,
-            }
-        )
-        pipe.xadd(self.keys.dlq, data)  # type: ignore[arg-type]
 
     async def entries(self, count: int = 100) -> list[DeadLetter]:
         async with translated("list dead letters"):

@@ -1,14 +1,15 @@
 """Delivery records: one per (event, subscription, channel), every attempt kept.
 
 Layout (prefix ``p``):
-- ``p:delivery:<id>``     hash, the record's current state
+- ``p:delivery:<id>``     JSON string, the record's current state
 - ``p:attempts:<id>``     list of JSON attempts, oldest first
 - ``p:deliveries``        sorted set of ids by last update (queries, pruning)
 - ``p:event:<eid>:deliveries``  set of the event's delivery ids
 - ``p:channels``          hash, channel name -> JSON state (disabled, last outcome)
 
-Writes are added to a caller's pipeline so that the worker records and acks
-in one MULTI/EXEC; records expire after ``consumer.record_ttl``.
+This module reads them; ``consumers.commit`` writes them, in the same atomic
+script that acknowledges the entry. Records expire after
+``consumer.record_ttl``.
 """
 
 from __future__ import annotations
@@ -17,12 +18,11 @@ import hashlib
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.asyncio.client import Pipeline
 
 from eventbus.brokers.redis_streams import translated
 from eventbus.keys import Keys
@@ -60,6 +60,20 @@ class Attempt:
     error: str | None = None
     response: str | None = None
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "at": self.at,
+            "duration": self.duration,
+            "outcome": self.outcome,
+            "status": self.status,
+            "error": self.error,
+            "response": self.response,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), separators=(",", ":"))
+
 
 @dataclass(slots=True)
 class DeliveryRecord:
@@ -81,39 +95,40 @@ class DeliveryRecord:
     history: list[Attempt] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["status"] = self.status.value
+        data = self._fields()
+        data["history"] = [a.to_dict() for a in self.history]
         return data
 
-    def _hash(self) -> dict[str, str]:
-        data = self.to_dict()
-        data.pop("history")
-        return {k: "" if v is None else str(v) for k, v in data.items()}
+    def _fields(self) -> dict[str, Any]:
+        # Written by hand: dataclasses.asdict deep-copies and was a visible
+        # cost on the worker's hot path.
+        return {
+            "id": self.id,
+            "event_id": self.event_id,
+            "event_type": self.event_type,
+            "team_id": self.team_id,
+            "subscription": self.subscription,
+            "channel": self.channel,
+            "channel_type": self.channel_type,
+            "status": self.status.value,
+            "attempts": self.attempts,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "next_attempt_at": self.next_attempt_at,
+            "last_status": self.last_status,
+            "last_error": self.last_error,
+            "reason": self.reason,
+        }
+
+    def to_json(self) -> str:
+        """The stored form (without the attempts, which are kept in a list)."""
+        return json.dumps(self._fields(), separators=(",", ":"))
 
     @classmethod
-    def _from_hash(cls, raw: dict[bytes, bytes]) -> DeliveryRecord:
-        d = {k.decode(): v.decode() for k, v in raw.items()}
-
-        def opt_float(key: str) -> float | None:
-            return float(d[key]) if d.get(key) else None
-
-        return cls(
-            id=d["id"],
-            event_id=d["event_id"],
-            event_type=d["event_type"],
-            team_id=d["team_id"],
-            subscription=d["subscription"],
-            channel=d["channel"],
-            channel_type=d["channel_type"],
-            status=DeliveryStatus(d["status"]),
-            attempts=int(d.get("attempts") or 0),
-            created_at=float(d["created_at"]),
-            updated_at=float(d["updated_at"]),
-            next_attempt_at=opt_float("next_attempt_at"),
-            last_status=int(d["last_status"]) if d.get("last_status") else None,
-            last_error=d.get("last_error") or None,
-            reason=d.get("reason") or None,
-        )
+    def from_json(cls, raw: bytes | str) -> DeliveryRecord:
+        d = json.loads(raw)
+        d["status"] = DeliveryStatus(d["status"])
+        return cls(**d)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +139,15 @@ class ChannelState:
     last_outcome: str | None = None
     last_at: float | None = None
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "disabled": self.disabled,
+            "reason": self.reason,
+            "at": self.at,
+            "last_outcome": self.last_outcome,
+            "last_at": self.last_at,
+        }
+
 
 class DeliveryStore:
     def __init__(self, redis: aioredis.Redis, keys: Keys, ttl: float = 7 * 86400) -> None:
@@ -131,37 +155,17 @@ class DeliveryStore:
         self.keys = keys
         self.ttl = int(ttl)
 
-    # -- writing (into the caller's MULTI) ---------------------------------
-
-    def add(self, pipe: Pipeline, record: DeliveryRecord, attempt: Attempt | None) -> None:
-        """Queue the record's new state (and ``attempt``) on ``pipe``."""
-        k = self.keys
-        key = k.delivery(record.id)
-        pipe.hset(key, mapping=dict(record._hash()))  # type: ignore[arg-type]
-        pipe.expire(key, self.ttl)
-        if attempt is not None:
-            attempts = k.attempts(record.id)
-            pipe.rpush(attempts, json.dumps(asdict(attempt), separators=(",", ":")))
-            pipe.expire(attempts, self.ttl)
-        pipe.zadd(k.deliveries_index, {record.id: record.updated_at})
-        event_key = k.event_deliveries(record.event_id)
-        pipe.sadd(event_key, record.id)
-        pipe.expire(event_key, self.ttl)
-
-    def set_channel_state(self, pipe: Pipeline, name: str, state: ChannelState) -> None:
-        pipe.hset(self.keys.channel_state, name, json.dumps(asdict(state)))
-
     # -- reading -------------------------------------------------------------
 
     async def get(self, record_id: str, *, history: bool = True) -> DeliveryRecord | None:
         async with translated("read delivery"):
             pipe = self.redis.pipeline(transaction=False)
-            pipe.hgetall(self.keys.delivery(record_id))
+            pipe.get(self.keys.delivery(record_id))
             pipe.lrange(self.keys.attempts(record_id), 0, -1)
             raw, attempts = await pipe.execute()
         if not raw:
             return None
-        record = DeliveryRecord._from_hash(raw)
+        record = DeliveryRecord.from_json(raw)
         if history:
             record.history = [Attempt(**json.loads(a)) for a in attempts]
         return record
@@ -205,7 +209,7 @@ class DeliveryStore:
             return []
         pipe = self.redis.pipeline(transaction=False)
         for record_id in ids:
-            pipe.hgetall(self.keys.delivery(record_id))
+            pipe.get(self.keys.delivery(record_id))
             if history:
                 pipe.lrange(self.keys.attempts(record_id), 0, -1)
         results = await pipe.execute()
@@ -214,7 +218,7 @@ class DeliveryStore:
         for i in range(0, len(results), step):
             if not results[i]:
                 continue  # expired
-            record = DeliveryRecord._from_hash(results[i])
+            record = DeliveryRecord.from_json(results[i])
             if history:
                 record.history = [Attempt(**json.loads(a)) for a in results[i + 1]]
             out.append(record)

@@ -1,6 +1,7 @@
 """The durable retry schedule.
 
-A retry lives in Redis, not in memory, so it survives restarts:
+A retry lives in Redis, not in memory, so it survives restarts (written by
+``consumers.commit`` together with the attempt's record):
 - ``p:retries``         sorted set: delivery id -> due time (unix seconds)
 - ``p:retry:<id>``      hash: the envelope payload, subscription, channel and
                         attempt count; all a retry needs once the stream entry
@@ -20,7 +21,6 @@ from dataclasses import dataclass
 from typing import Final
 
 import redis.asyncio as aioredis
-from redis.asyncio.client import Pipeline
 
 from eventbus.brokers.redis_streams import translated
 from eventbus.keys import Keys
@@ -81,26 +81,6 @@ class RetryQueue:
         self.keys = keys
         self.ttl = int(ttl)
         self._claim = redis.register_script(_CLAIM)
-
-    def schedule(self, pipe: Pipeline, job: RetryJob, due: float) -> None:
-        """Queue (on ``pipe``) the retry of ``job`` at unix time ``due``."""
-        key = self.keys.retry_job(job.delivery_id)
-        pipe.hset(
-            key,
-            mapping={
-                "payload": job.payload,
-                "subscription": job.subscription,
-                "channel": job.channel,
-                "attempts": job.attempts,
-                "created_at": job.created_at,
-            },
-        )
-        pipe.expire(key, self.ttl)
-        pipe.zadd(self.keys.retries, {job.delivery_id: due})
-
-    def done(self, pipe: Pipeline, delivery_id: str) -> None:
-        pipe.zrem(self.keys.retries, delivery_id)
-        pipe.delete(self.keys.retry_job(delivery_id))
 
     async def claim(self, now: float, lease: float, count: int) -> list[RetryJob]:
         """Due retries, leased to the caller for ``lease`` seconds."""

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import time
 
-from eventbus.brokers.redis_streams import connect, translated
+from eventbus.brokers.redis_streams import connect
 from eventbus.envelope import Event
 from eventbus.keys import Keys
 from eventbus.settings import Settings
 
 from .channels.base import Message, SendResult
 from .channels.registry import build_channel
+from .commit import Committer
 from .daemon import make_channel_deps, make_http_client
-from .records import Attempt, DeliveryRecord, DeliveryStatus, DeliveryStore, delivery_id
+from .dispatch import Plan
+from .records import Attempt, DeliveryRecord, DeliveryStatus, delivery_id
 
 __all__ = ["TEST_SUBSCRIPTION", "send_test"]
 
@@ -69,10 +71,13 @@ async def send_test(settings: Settings, name: str) -> SendResult:
     )
     redis = connect(settings.broker.redis_url.get_secret_value())
     try:
-        store = DeliveryStore(redis, Keys(settings.broker.prefix), settings.consumer.record_ttl)
-        async with translated("record test delivery"), redis.pipeline(transaction=True) as pipe:
-            store.add(pipe, record, attempt)
-            await pipe.execute()
+        committer = Committer(
+            redis,
+            Keys(settings.broker.prefix),
+            settings.consumer.group,
+            settings.consumer.record_ttl,
+        )
+        await committer.commit([Plan(records=[(record, attempt)])], now)
     finally:
         await redis.aclose()
     return result

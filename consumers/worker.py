@@ -22,12 +22,13 @@ from typing import Any
 import redis.asyncio as aioredis
 import structlog
 
-from eventbus.brokers.redis_streams import RedisStreams, StreamEntry, translated
+from eventbus.brokers.redis_streams import RedisStreams, StreamEntry
 from eventbus.errors import BrokerError
 from eventbus.keys import Keys
 from eventbus.settings import Settings
 
 from .channels.base import Channel
+from .commit import Committer
 from .deadletters import DeadLetters
 from .dispatch import DeadLetterOrder, Dispatcher, Plan
 from .health import Health
@@ -69,6 +70,7 @@ class Worker:
         self.store = DeliveryStore(redis, self.keys, self.config.record_ttl)
         self.retries = RetryQueue(redis, self.keys, self.config.record_ttl)
         self.dead_letters = DeadLetters(redis, self.keys)
+        self.committer = Committer(redis, self.keys, self.group, self.config.record_ttl)
         self.maintenance = Maintenance(redis, self.keys)
         self.dispatcher = Dispatcher(settings, channels, metrics=self.metrics, clock=clock)
         self._stopping = asyncio.Event()
@@ -370,40 +372,18 @@ class Worker:
                         done.set_result(None)
 
     async def _commit(self, plans: list[Plan]) -> None:
-        """Record outcomes, schedule retries, dead-letter and XACK in ONE MULTI/EXEC."""
-        acks: list[str] = []
-        async with translated("commit"), self.redis.pipeline(transaction=True) as pipe:
-            for plan in plans:
-                for record, attempt in plan.records:
-                    self.store.add(pipe, record, attempt)
-                for job, due in plan.retries:
-                    self.retries.schedule(pipe, job, due)
-                for delivery in plan.retries_done:
-                    self.retries.done(pipe, delivery)
-                for name, state in plan.disable:
-                    self.store.set_channel_state(pipe, name, state)
-                if plan.dead_letter is not None:
-                    order = plan.dead_letter
-                    self.dead_letters.add(
-                        pipe,
-                        order.entry.id,
-                        order.entry.fields,
-                        order.reason,
-                        order.error,
-                        self.group,
-                    )
-                    self.metrics.dead_letters.labels(order.reason).inc()
-                    log.warning(
-                        "entry.dead_lettered",
-                        entry_id=order.entry.id,
-                        reason=order.reason,
-                        error=order.error[:300],
-                    )
-                if plan.ack is not None:
-                    acks.append(plan.ack)
-            if acks:
-                pipe.xack(self.keys.events, self.group, *acks)
-            await pipe.execute()
+        """Record outcomes, schedule retries, dead-letter and XACK in one atomic step."""
+        await self.committer.commit(plans, self.clock())
+        for plan in plans:
+            order = plan.dead_letter
+            if order is not None:
+                self.metrics.dead_letters.labels(order.reason).inc()
+                log.warning(
+                    "entry.dead_lettered",
+                    entry_id=order.entry.id,
+                    reason=order.reason,
+                    error=order.error[:300],
+                )
 
     async def _ack_deleted(self, ids: list[str]) -> None:
         # XAUTOCLAIM reports pending entries that were trimmed/deleted from the

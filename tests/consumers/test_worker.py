@@ -11,6 +11,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from consumers.channels.base import OutcomeClass, SendResult
+from consumers.commit import Committer
+from consumers.dispatch import Plan
 from consumers.maintenance import Maintenance
 from consumers.records import DeliveryStatus, delivery_id
 from consumers.retries import RetryJob, RetryQueue
@@ -368,10 +370,8 @@ async def test_two_workers_share_the_work_without_double_attempts(
 
 async def test_retry_claim_is_exclusive(redis: aioredis.Redis, prefix: str) -> None:
     queue = RetryQueue(redis, Keys(prefix), ttl=60)
-    async with redis.pipeline(transaction=True) as pipe:
-        for i in range(50):
-            queue.schedule(pipe, RetryJob(f"d{i}", b"{}", "s", "c", 1, 0.0), due=100.0)
-        await pipe.execute()
+    jobs = [(RetryJob(f"d{i}", b"{}", "s", "c", 1, 0.0), 100.0) for i in range(50)]
+    await Committer(redis, Keys(prefix), "g", 60).commit([Plan(retries=jobs)], now=0)
     claims = await asyncio.gather(*(queue.claim(now=200.0, lease=60, count=10) for _ in range(8)))
     ids = [job.delivery_id for claim in claims for job in claim]
     assert len(ids) == len(set(ids)) == 50

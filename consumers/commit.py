@@ -1,0 +1,154 @@
+"""The one atomic write that settles finished work: records, retries, dead letters, XACK.
+
+Many plans are committed by a single Lua script call. A script runs
+atomically like MULTI/EXEC, but it is one command instead of eight per
+entry, which is where the worker spent most of its time (building and
+parsing queued commands). Key names still come from ``Keys``: the caller
+passes every key the script touches.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any, Final
+
+import redis.asyncio as aioredis
+
+from eventbus.brokers.redis_streams import translated
+from eventbus.keys import Keys
+
+from .dispatch import Plan
+
+__all__ = ["Committer"]
+
+# KEYS: 1 stream, 2 deliveries index, 3 retries zset, 4 channel states, 5 dead letters
+# ARGV: group, ttl, then sections, each a count followed by its items.
+_COMMIT: Final = """
+local group, ttl = ARGV[1], tonumber(ARGV[2])
+local i = 3
+local function nxt() local v = ARGV[i]; i = i + 1; return v end
+for _ = 1, tonumber(nxt()) do
+  local rkey, akey, ekey, id, record, attempt, updated =
+    nxt(), nxt(), nxt(), nxt(), nxt(), nxt(), nxt()
+  redis.call('SET', rkey, record, 'EX', ttl)
+  if attempt ~= '' then
+    redis.call('RPUSH', akey, attempt)
+    redis.call('EXPIRE', akey, ttl)
+  end
+  redis.call('ZADD', KEYS[2], updated, id)
+  redis.call('SADD', ekey, id)
+  redis.call('EXPIRE', ekey, ttl)
+end
+for _ = 1, tonumber(nxt()) do
+  local jkey, id, due, payload, sub, channel, attempts, created =
+    nxt(), nxt(), nxt(), nxt(), nxt(), nxt(), nxt(), nxt()
+  redis.call('HSET', jkey, 'payload', payload, 'subscription', sub, 'channel', channel,
+             'attempts', attempts, 'created_at', created)
+  redis.call('EXPIRE', jkey, ttl)
+  redis.call('ZADD', KEYS[3], due, id)
+end
+for _ = 1, tonumber(nxt()) do
+  local jkey, id = nxt(), nxt()
+  redis.call('ZREM', KEYS[3], id)
+  redis.call('DEL', jkey)
+end
+for _ = 1, tonumber(nxt()) do
+  local name, state = nxt(), nxt()
+  redis.call('HSET', KEYS[4], name, state)
+end
+for _ = 1, tonumber(nxt()) do
+  local fields = {}
+  for j = 1, tonumber(nxt()) * 2 do fields[j] = nxt() end
+  redis.call('XADD', KEYS[5], '*', unpack(fields))
+end
+local acks = tonumber(nxt())
+if acks > 0 then
+  local ids = {}
+  for j = 1, acks do ids[j] = nxt() end
+  redis.call('XACK', KEYS[1], group, unpack(ids))
+end
+return acks
+"""
+
+_DLQ_META = ("dlq_reason", "dlq_error", "dlq_at", "dlq_original_id", "dlq_group")
+
+
+class Committer:
+    def __init__(self, redis: aioredis.Redis, keys: Keys, group: str, ttl: float) -> None:
+        self.keys = keys
+        self.group = group
+        self.ttl = int(ttl)
+        self._script = redis.register_script(_COMMIT)
+
+    async def commit(self, plans: Sequence[Plan], now: float) -> None:
+        """Apply every plan in one atomic script call."""
+        async with translated("commit"):
+            await self._script(keys=self._keys(), args=self.arguments(plans, now))
+
+    def _keys(self) -> list[str]:
+        k = self.keys
+        return [k.events, k.deliveries_index, k.retries, k.channel_state, k.dlq]
+
+    def arguments(self, plans: Sequence[Plan], now: float) -> list[Any]:
+        k = self.keys
+        records: list[Any] = []
+        retries: list[Any] = []
+        done: list[Any] = []
+        disable: list[Any] = []
+        dead: list[Any] = []
+        acks: list[str] = []
+        for plan in plans:
+            for record, attempt in plan.records:
+                records += (
+                    k.delivery(record.id),
+                    k.attempts(record.id),
+                    k.event_deliveries(record.event_id),
+                    record.id,
+                    record.to_json(),
+                    attempt.to_json() if attempt is not None else "",
+                    record.updated_at,
+                )
+            for job, due in plan.retries:
+                retries += (
+                    k.retry_job(job.delivery_id),
+                    job.delivery_id,
+                    due,
+                    job.payload,
+                    job.subscription,
+                    job.channel,
+                    job.attempts,
+                    job.created_at,
+                )
+            for delivery in plan.retries_done:
+                done += (k.retry_job(delivery), delivery)
+            for name, state in plan.disable:
+                disable += (name, json.dumps(state.to_dict()))
+            if plan.dead_letter is not None:
+                order = plan.dead_letter
+                fields: list[Any] = []
+                for key, raw in order.entry.fields.items():
+                    if not key.startswith(b"dlq_"):
+                        fields += (key, raw)
+                meta = (order.reason, order.error[:2000], repr(now), order.entry.id, self.group)
+                for key_name, text in zip(_DLQ_META, meta, strict=True):
+                    fields += (key_name, text)
+                dead += (len(fields) // 2, *fields)
+            if plan.ack is not None:
+                acks.append(plan.ack)
+        return [
+            self.group,
+            self.ttl,
+            len(records) // 7,
+            *records,
+            len(retries) // 8,
+            *retries,
+            len(done) // 2,
+            *done,
+            len(disable) // 2,
+            *disable,
+            sum(1 for p in plans if p.dead_letter is not None),
+            *dead,
+            len(acks),
+            *acks,
+        ]
