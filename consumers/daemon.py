@@ -24,10 +24,11 @@ from eventbus.errors import ConfigError
 from eventbus.settings import Settings, read_environ
 
 from .channels.base import Channel, ChannelDeps
-from .channels.registry import build_channels, channel_problems
+from .channels.registry import build_channels
 from .health import Health
 from .metrics import Metrics
 from .sdnotify import Notifier, watchdog_loop
+from .validation import channel_problems, subscription_problems
 from .worker import Worker
 
 __all__ = ["Daemon", "make_channel_deps"]
@@ -120,6 +121,7 @@ class Daemon:
                 self.config_path,
                 environ=self.environ,
                 channel_validator=channel_problems,
+                subscription_validator=subscription_problems,
                 **self.overrides,
             )
         except ConfigError as exc:

@@ -25,8 +25,9 @@ __all__ = ["ChannelValidator", "load_settings", "validate_settings"]
 _VAR = re.compile(r"\$(\$)?\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _SECRET_HINTS = ("secret", "token", "password", "url", "key", "pass")
 
-# consumers.channels plugs in here to validate channel-specific options,
-# keeping the dependency direction (eventbus never imports consumers).
+# consumers plugs in here to validate channel options and subscription
+# templates, keeping the dependency direction (eventbus never imports consumers):
+# each yields (index in its section, message, fix).
 ChannelValidator = Callable[[Settings], Iterable[tuple[int, str, str]]]
 
 
@@ -42,6 +43,7 @@ def load_settings(
     *,
     environ: Mapping[str, str] | None = None,
     channel_validator: ChannelValidator | None = None,
+    subscription_validator: ChannelValidator | None = None,
     **overrides: Any,
 ) -> Settings:
     """Build ``Settings`` from a YAML file (or ``EVENTBUS_CONFIG``) and the environment.
@@ -64,10 +66,11 @@ def load_settings(
         problems += _raw_reference_problems(loaded.data, loaded.lines, where)
         raise ConfigError(problems) from None
     problems = loaded.problems + validate_settings(settings, loaded.lines, where)
-    if channel_validator is not None:
-        for index, message, fix in channel_validator(settings):
+    checks = (("channels", channel_validator), ("subscriptions", subscription_validator))
+    for section, check in checks:
+        for index, message, fix in check(settings) if check is not None else ():
             problems.append(
-                ConfigProblem(_where(where, loaded.lines, ("channels", index)), message, fix)
+                ConfigProblem(_where(where, loaded.lines, (section, index)), message, fix)
             )
     if problems:
         raise ConfigError(problems)

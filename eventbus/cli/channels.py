@@ -30,9 +30,7 @@ Examples:
 @click.pass_obj
 def list_(ctx: Context, as_json: bool) -> None:
     """Channels with type, redacted target, rate limit, state and last outcome."""
-    from consumers.channels.registry import channel_problems
-
-    settings = ctx.settings(channel_validator=channel_problems)
+    settings = ctx.settings(deep=True)
 
     async def go() -> list[dict[str, Any]]:
         import httpx
@@ -103,9 +101,7 @@ it like any delivery (subscription "channel-test"). Exit status 1 on failure."""
 @click.pass_obj
 def test(ctx: Context, name: str) -> None:
     """Send a test notification through one configured channel."""
-    from consumers.channels.registry import channel_problems
-
-    settings = ctx.settings(channel_validator=channel_problems)
+    settings = ctx.settings(deep=True)
     spec = settings.channel(name)
     if spec is None:
         known = ", ".join(c.name for c in settings.channels) or "none configured"

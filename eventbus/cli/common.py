@@ -40,12 +40,25 @@ class Context:
     overrides: dict[str, Any] = field(default_factory=dict)
     _settings: Settings | None = None
 
-    def settings(self, *, channel_validator: ChannelValidator | None = None) -> Settings:
-        """Load settings once; a bad configuration exits 2 with every problem."""
+    def settings(self, *, deep: bool = False) -> Settings:
+        """Load settings once; a bad configuration exits 2 with every problem.
+
+        ``deep`` also builds every channel and compiles every template (the
+        checks live in ``consumers``, imported only then).
+        """
         if self._settings is None:
+            channels: ChannelValidator | None = None
+            subscriptions: ChannelValidator | None = None
+            if deep:
+                from consumers.validation import channel_problems, subscription_problems
+
+                channels, subscriptions = channel_problems, subscription_problems
             try:
                 self._settings = load_settings(
-                    self.config_path, channel_validator=channel_validator, **self.overrides
+                    self.config_path,
+                    channel_validator=channels,
+                    subscription_validator=subscriptions,
+                    **self.overrides,
                 )
             except ConfigError as exc:
                 click.secho("configuration problems:", fg="red", err=True)

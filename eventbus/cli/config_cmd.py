@@ -35,11 +35,9 @@ Exit status: 0 when the configuration is valid, 2 with every problem listed.""",
 @click.pass_obj
 def check(ctx: Context, config_path: str | None) -> None:
     """Validate the configuration and print a redacted summary."""
-    from consumers.channels.registry import channel_problems
-
     if config_path:
         ctx.config_path = config_path
-    settings = ctx.settings(channel_validator=channel_problems)
+    settings = ctx.settings(deep=True)
     _summary(settings, ctx.config_path)
 
 

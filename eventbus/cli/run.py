@@ -58,9 +58,7 @@ Exit status: 0 clean stop, 2 bad configuration, 3 broker unreachable.""",
 @click.pass_obj
 def command(ctx: Context, embedded: bool, embedded_fallback: bool, embedded_port: int) -> None:
     """Run a consumer worker: read the stream, deliver, record, ack."""
-    from consumers.channels.registry import channel_problems
-
-    settings = ctx.settings(channel_validator=channel_problems)
+    settings = ctx.settings(deep=True)
     configure_logging(settings.logging)
     broker = None
     if embedded_fallback and not embedded:

@@ -169,3 +169,17 @@ async def test_channels_list_and_test(
     assert by_name["hook"]["last_outcome"] == "delivered"
     assert by_name["gone"]["last_outcome"] == "failed"
     assert (await ainvoke(path, "channels", "test", "nope")).exit_code == 2
+
+
+def test_config_check_reports_broken_templates_with_line(tmp_path: Path) -> None:
+    path = tmp_path / "eventbus.yaml"
+    path.write_text(
+        "channels:\n  - name: console\n    type: console\n"
+        "subscriptions:\n"
+        "  - name: fine\n    team: '*'\n    events: ['*']\n    channels: [console]\n"
+        "  - name: broken\n    team: '*'\n    events: ['*']\n    channels: [console]\n"
+        "    title_template: '{{ event.type '\n"
+    )
+    result = invoke(path, "config", "check")
+    assert result.exit_code == 2
+    assert f"{path}:9" in result.output and "broken" in result.output
