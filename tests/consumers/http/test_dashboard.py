@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from consumers.records import DeliveryStatus, DeliveryStore
+from consumers.records import DeliveryStatus
 from eventbus.keys import Keys
 
 from .conftest import REQUIRE_BROWSER, TOKEN_A, TOKEN_ADMIN, StartServer, event
@@ -112,9 +112,8 @@ async def test_dashboard_live_feed_and_deliveries(
     tmp_path: Path,
 ) -> None:
     app = await start_server()
-    store = DeliveryStore(redis, Keys(prefix))
-    await write_record(store, redis, "team-a", 1)
-    await write_record(store, redis, "team-b", 2, DeliveryStatus.FAILED)
+    await write_record(redis, Keys(prefix), "team-a", 1)
+    await write_record(redis, Keys(prefix), "team-b", 2, DeliveryStatus.FAILED)
 
     await asyncio.to_thread(_connect, browser, app.url, TOKEN_ADMIN)
 

@@ -12,8 +12,10 @@ import pytest
 import redis.asyncio as aioredis
 from prometheus_client.parser import text_string_to_metric_families
 
+from consumers.commit import Committer
+from consumers.dispatch import Plan
 from consumers.health import Health
-from consumers.records import Attempt, DeliveryRecord, DeliveryStatus, DeliveryStore
+from consumers.records import Attempt, DeliveryRecord, DeliveryStatus
 from eventbus.brokers.redis_streams import connect
 from eventbus.keys import Keys
 
@@ -221,12 +223,13 @@ async def test_metrics_parse_and_move(start_server: StartServer) -> None:
 
 
 async def write_record(
-    store: DeliveryStore,
     redis: aioredis.Redis,
+    keys: Keys,
     team: str,
     n: int,
     status: DeliveryStatus = DeliveryStatus.DELIVERED,
 ) -> None:
+    """Record a delivery the way the worker does (through the commit script)."""
     record = DeliveryRecord(
         id=f"msg_{team}_{n}",
         event_id=f"ev{n}",
@@ -239,23 +242,20 @@ async def write_record(
         attempts=1,
         last_status=200,
     )
-    pipe = redis.pipeline(transaction=True)
-    store.add(
-        pipe,
-        record,
-        Attempt(number=1, at=record.updated_at, duration=0.01, outcome="delivered", status=200),
+    attempt = Attempt(
+        number=1, at=record.updated_at, duration=0.01, outcome="delivered", status=200
     )
-    await pipe.execute()
+    committer = Committer(redis, keys, group="delivery", ttl=3600)
+    await committer.commit([Plan(records=[(record, attempt)])], now=record.updated_at)
 
 
 async def test_deliveries_are_scoped_by_token(
     start_server: StartServer, redis: aioredis.Redis, prefix: str
 ) -> None:
     app = await start_server()
-    store = DeliveryStore(redis, Keys(prefix))
     for n in range(3):
-        await write_record(store, redis, "team-a", n)
-        await write_record(store, redis, "team-b", n, DeliveryStatus.FAILED)
+        await write_record(redis, Keys(prefix), "team-a", n)
+        await write_record(redis, Keys(prefix), "team-b", n, DeliveryStatus.FAILED)
 
     response = await app.client.get(
         "/v1/deliveries", headers={"Authorization": f"Bearer {TOKEN_A}"}
