@@ -6,8 +6,8 @@ Starlette app alone (for embedding or tests).
 
 from .app import create_app
 from .auth import Principal, TokenAuth
+from .live import LiveFilter, LiveHub, LiveMessage, Subscriber
 from .server import HttpServer
-from .sse import LiveFilter, LiveHub, LiveMessage, Subscriber
 
 __all__ = [
     "HttpServer",

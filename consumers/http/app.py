@@ -40,7 +40,8 @@ from eventbus.errors import BrokerUnavailable
 from eventbus.settings import Settings
 
 from .auth import Principal, TokenAuth, split_param
-from .sse import OUTCOMES, LiveFilter, LiveHub, LiveResponse, live_response, parse_types
+from .live import OUTCOMES, LiveFilter, LiveHub, parse_types
+from .sse import LiveResponse, live_response
 
 __all__ = ["create_app"]
 

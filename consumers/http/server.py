@@ -32,7 +32,7 @@ from eventbus.keys import Keys
 from eventbus.settings import Settings
 
 from .app import create_app
-from .sse import LiveHub
+from .live import LiveHub
 
 __all__ = ["HttpServer"]
 

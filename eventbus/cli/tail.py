@@ -17,7 +17,7 @@ from ..settings import Settings
 from .common import EXIT_USAGE, Context, fail, run_async
 
 if TYPE_CHECKING:
-    from consumers.http.sse import LiveFilter, LiveMessage
+    from consumers.http.live import LiveFilter, LiveMessage
 
 __all__ = ["command"]
 
@@ -62,7 +62,7 @@ def command(
     count: int | None,
 ) -> None:
     """Print the live mirror (durable and transient events) as it happens."""
-    from consumers.http.sse import LiveFilter, parse_types
+    from consumers.http.live import LiveFilter, parse_types
 
     settings = ctx.settings()
     globs = [t.strip() for value in types for t in value.split(",") if t.strip()]
@@ -84,7 +84,7 @@ async def _tail(
     as_json: bool,
     count: int | None,
 ) -> None:
-    from consumers.http.sse import parse_live
+    from consumers.http.live import parse_live
 
     from ..brokers.redis_streams import connect, translated
     from ..errors import EnvelopeError
