@@ -158,10 +158,26 @@ class Daemon:
         stack.push_async_callback(server.stop)
 
     def _start_watchdog(self, stack: AsyncExitStack) -> None:
+        if not self.notifier.enabled:
+            return
+        status = asyncio.create_task(self._status_loop())
+        stack.callback(status.cancel)
         if self.notifier.watchdog_interval() is None:
             return
         task = asyncio.create_task(watchdog_loop(self.notifier, lambda: self.health.alive))
         stack.callback(task.cancel)
+
+    async def _status_loop(self, every: float = 15.0) -> None:
+        """Keep ``systemctl status`` showing progress (STATUS=)."""
+        while True:
+            await asyncio.sleep(every)
+            worker = self.worker
+            if worker is None:
+                continue
+            self.notifier.status(
+                f"{worker.processed} processed, {worker.in_flight} in flight"
+                + ("" if self.health.ready_reason is None else f"; {self.health.ready_reason}")
+            )
 
     def _install_signals(self, stack: AsyncExitStack) -> None:
         loop = asyncio.get_running_loop()

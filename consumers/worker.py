@@ -78,6 +78,7 @@ class Worker:
         self._in_flight_ids: set[str] = set()
         self._room = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
+        self.processed = 0  # entries and retries committed by this worker
         self._commit_queue: list[tuple[Plan, asyncio.Future[None]]] = []
         self._committer: asyncio.Task[None] | None = None
 
@@ -121,6 +122,10 @@ class Worker:
             log.info("worker.stopping", in_flight=len(self._tasks))
             self._stopping.set()
             self._room.set()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
 
     @property
     def stopping(self) -> bool:
@@ -314,6 +319,7 @@ class Worker:
             try:
                 plan = await work
                 await self._submit(plan)
+                self.processed += 1
             except asyncio.CancelledError:
                 raise
             except BrokerError as exc:

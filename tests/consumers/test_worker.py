@@ -467,3 +467,28 @@ async def test_in_flight_is_bounded(setup: dict[str, Any]) -> None:
     await fake.wait_for(20)
     w.stop()
     await asyncio.wait_for(runner, 10)
+
+
+async def test_read_loop_survives_broker_errors(
+    setup: dict[str, Any], redis: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s = setup["settings"](consumer={"block": 0.1})
+    fake = FakeChannel("fake")
+    w = setup["worker"](s, {"fake": fake})
+    await w.start()
+    real_read = w.streams.read
+    failures = [BrokerUnavailable("read: Redis is unreachable (test)")] * 2
+
+    async def flaky_read(*args: Any, **kwargs: Any) -> Any:
+        if failures and not kwargs.get("pending") and args[4:5] != (True,):
+            raise failures.pop()
+        return await real_read(*args, **kwargs)
+
+    monkeypatch.setattr(w.streams, "read", flaky_read)
+    runner = asyncio.create_task(w.run())
+    await setup["publish"](s, event())
+    await fake.wait_for(1, timeout=20)
+    assert failures == [], "the loop was restarted after each failure"
+    assert w.health.ready_reason is None, "ready again once reading works"
+    w.stop()
+    await asyncio.wait_for(runner, 10)
