@@ -23,6 +23,8 @@ import redis.asyncio as aioredis
 import structlog
 
 from eventbus.brokers.redis_streams import RedisStreams, StreamEntry
+from eventbus.catalog import OPERATOR_CHANNEL_DISABLED, OPERATOR_TEAM
+from eventbus.envelope import Event, Outcome, Resource
 from eventbus.errors import BrokerError
 from eventbus.keys import Keys
 from eventbus.settings import Settings
@@ -381,6 +383,8 @@ class Worker:
         """Record outcomes, schedule retries, dead-letter and XACK in one atomic step."""
         await self.committer.commit(plans, self.clock())
         for plan in plans:
+            for name, state in plan.disable:
+                await self._announce_disabled(name, state.reason or "")
             order = plan.dead_letter
             if order is not None:
                 self.metrics.dead_letters.labels(order.reason).inc()
@@ -390,6 +394,21 @@ class Worker:
                     reason=order.reason,
                     error=order.error[:300],
                 )
+
+    async def _announce_disabled(self, channel: str, reason: str) -> None:
+        """Publish the operator event ``eventbus.channel.disabled`` (team ``eventbus``)."""
+        event = Event(
+            event=OPERATOR_CHANNEL_DISABLED,
+            outcome=Outcome.ERROR,
+            team_id=OPERATOR_TEAM,
+            resource=Resource(type="channel", id=channel),
+            error=reason[:1000] or "disabled",
+            metadata={"consumer": self.name},
+        )
+        try:
+            await self.streams.publish(event.team_id, event.to_json())
+        except BrokerError as exc:
+            log.warning("operator_event.failed", event_type=event.event, error=str(exc))
 
     async def _ack_deleted(self, ids: list[str]) -> None:
         # XAUTOCLAIM reports pending entries that were trimmed/deleted from the

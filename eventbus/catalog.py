@@ -13,7 +13,11 @@ from enum import StrEnum
 from .envelope import validate_event_type
 from .errors import CatalogError
 
-__all__ = ["DEFAULT_TYPES", "Catalog", "Kind"]
+__all__ = ["DEFAULT_TYPES", "OPERATOR_CHANNEL_DISABLED", "OPERATOR_TEAM", "Catalog", "Kind"]
+
+# Events the daemon itself publishes, under their own team, for operators.
+OPERATOR_TEAM = "eventbus"
+OPERATOR_CHANNEL_DISABLED = "eventbus.channel.disabled"
 
 
 class Kind(StrEnum):
@@ -32,6 +36,7 @@ DEFAULT_TYPES: Mapping[str, Kind] = {
     "host.up": Kind.DURABLE,
     "host.down": Kind.DURABLE,
     "capsule.state.changed": Kind.TRANSIENT,
+    "eventbus.channel.disabled": Kind.DURABLE,
 }
 
 

@@ -93,11 +93,18 @@ class _LiveStream:
             self.hub.unsubscribe(self.sub)
 
     async def _replay(self, after: str) -> AsyncIterator[ServerSentEvent]:
-        self.seam = parse_stream_id(after)
         sent = scanned = 0
         scan_limit = self.replay_limit * 10
         start = after
         try:
+            newest = await self._newest_id()
+            if newest is None or parse_stream_id(after) > parse_stream_id(newest):
+                # An id from the future: the stream was reset (or emptied)
+                # since the client saw it. Nothing to replay, and no live
+                # message may be skipped as "already sent".
+                log.info("sse.replay_id_ahead_of_stream", last_event_id=after)
+                return
+            self.seam = parse_stream_id(after)
             while True:
                 async with translated("replay from the stream"):
                     rows: list[tuple[bytes, dict[bytes, bytes]]] = await self.hub.redis.xrange(
@@ -124,6 +131,12 @@ class _LiveStream:
             log.warning("sse.replay_failed", error=str(exc))
             yield ServerSentEvent(event="error", data=json.dumps({"reason": "replay failed"}))
             self.sub.end("replay failed")
+
+    async def _newest_id(self) -> str | None:
+        async with translated("replay from the stream"):
+            rows = await self.hub.redis.xrevrange(self.hub.keys.events, count=1)
+        entry_id = rows[0][0] if rows else None
+        return _text(entry_id) if entry_id is not None else None
 
     async def _more_after(self, entry_id: str) -> bool:
         async with translated("replay from the stream"):

@@ -120,3 +120,41 @@ def test(ctx: Context, name: str) -> None:
         return
     click.secho(f"{line}: {result.error or 'no detail'}", fg="red")
     sys.exit(EXIT_FAILED)
+
+
+@command.command(
+    "enable",
+    epilog="""\b
+Examples:
+  eventbus channels enable ops-hook
+
+A channel is disabled when its target answers 410 Gone. Fix the target
+first, then enable it; deliveries skipped meanwhile can be found with
+'eventbus deliveries --status skipped --channel NAME'.""",
+)
+@click.argument("name")
+@click.pass_obj
+def enable(ctx: Context, name: str) -> None:
+    """Clear a channel's disabled state."""
+    settings = ctx.settings()
+    if settings.channel(name) is None:
+        fail(f"no channel named {name!r} in the configuration", EXIT_USAGE)
+
+    async def go() -> bool:
+        from consumers.records import DeliveryStore
+        from eventbus.brokers.redis_streams import connect
+        from eventbus.keys import Keys
+
+        redis = connect(settings.broker.redis_url.get_secret_value())
+        try:
+            store = DeliveryStore(redis, Keys(settings.broker.prefix))
+            was = (await store.channel_states()).get(name)
+            await store.enable_channel(name)
+        finally:
+            await redis.aclose()
+        return was is not None and was.disabled
+
+    if run_async(go):
+        click.echo(f"{name}: enabled (workers pick this up within 10 s)")
+    else:
+        click.echo(f"{name}: was not disabled")

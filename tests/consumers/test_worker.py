@@ -175,6 +175,14 @@ async def test_gone_disables_channel_and_later_events_skip(setup: dict[str, Any]
     record = await w2.store.get(delivery_id(second.id, "all", "fake"))
     assert record is not None and record.status is DeliveryStatus.SKIPPED
     assert "disabled" in (record.reason or "")
+    # Operators hear about it: an eventbus.channel.disabled event on the stream.
+    entries = await w.redis.xrange(Keys(s.broker.prefix).events)
+    operator = [
+        json.loads(f[b"payload"])
+        for _, f in entries
+        if b"eventbus.channel.disabled" in f[b"payload"]
+    ]
+    assert [(o["team_id"], o["resource"]["id"]) for o in operator] == [("eventbus", "fake")]
 
 
 async def test_garbage_entries_dead_lettered_good_ones_delivered(

@@ -25,6 +25,8 @@ def test_defaults_from_the_issue() -> None:
     assert dict(DEFAULT_TYPES) == {
         **dict.fromkeys(DURABLE, Kind.DURABLE),
         "capsule.state.changed": Kind.TRANSIENT,
+        # published by the daemon itself when it disables a channel
+        "eventbus.channel.disabled": Kind.DURABLE,
     }
     assert catalog.types == DEFAULT_TYPES
     assert catalog.strict is False

@@ -170,6 +170,17 @@ async def test_channels_list_and_test(
     assert by_name["gone"]["last_outcome"] == "failed"
     assert (await ainvoke(path, "channels", "test", "nope")).exit_code == 2
 
+    from consumers.records import ChannelState, DeliveryStore
+
+    store = DeliveryStore(redis, Keys(prefix))
+    await redis.hset(
+        Keys(prefix).channel_state, "gone", json.dumps(ChannelState(True, "HTTP 410").to_dict())
+    )
+    assert "disabled" in (await ainvoke(path, "channels", "list")).output
+    enabled = await ainvoke(path, "channels", "enable", "gone")
+    assert enabled.exit_code == 0 and "enabled" in enabled.output
+    assert "gone" not in await store.channel_states()
+
 
 def test_config_check_reports_broken_templates_with_line(tmp_path: Path) -> None:
     path = tmp_path / "eventbus.yaml"
