@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.resources
+from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -37,13 +38,13 @@ from consumers.health import Health
 from consumers.metrics import Metrics
 from consumers.records import DeliveryStatus, DeliveryStore
 from eventbus.errors import BrokerUnavailable
-from eventbus.settings import Settings
+from eventbus.settings import ApiToken, Settings
 
 from .auth import Principal, TokenAuth, split_param
 from .live import OUTCOMES, LiveFilter, LiveHub, parse_types
 from .sse import LiveResponse, live_response
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "set_tokens"]
 
 log = structlog.get_logger(__name__)
 
@@ -241,4 +242,16 @@ def create_app(
     ]
     app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
     app.state.hub = hub
+    app.state.api = api
     return app
+
+
+def set_tokens(app: Starlette, tokens: Sequence[ApiToken]) -> None:
+    """Replace the accepted tokens of an app built by ``create_app`` (config reload).
+
+    Open streams are ended so that every client authenticates again: one
+    whose token was revoked gets 401 on reconnect.
+    """
+    api: _Api = app.state.api
+    api.auth = TokenAuth(tokens)
+    api.hub.close_streams("API tokens changed")

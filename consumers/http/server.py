@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import enum
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from types import TracebackType
 from typing import Self
 
@@ -29,9 +29,9 @@ from consumers.metrics import Metrics
 from consumers.records import DeliveryStore
 from eventbus.errors import ConfigError, ConfigProblem, EventBusError
 from eventbus.keys import Keys
-from eventbus.settings import Settings
+from eventbus.settings import ApiToken, Settings
 
-from .app import create_app
+from .app import create_app, set_tokens
 from .live import LiveHub
 
 __all__ = ["HttpServer"]
@@ -176,6 +176,13 @@ class HttpServer:
             self._server.should_exit = True
             await self._task
         log.info("http.stopped")
+
+    def set_tokens(self, tokens: Sequence[ApiToken]) -> None:
+        """Accept ``tokens`` from now on (``http.tokens`` after a config reload).
+
+        Every open stream is ended, so clients authenticate again on reconnect.
+        """
+        set_tokens(self.app, tokens)
 
     def _bind(self) -> socket.socket:
         try:

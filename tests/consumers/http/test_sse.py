@@ -312,3 +312,15 @@ async def test_stop_ends_streams(start_server: StartServer) -> None:
     with pytest.raises(EOFError):
         await reader.next(timeout=10)
     assert app.metrics.sse_clients._value.get() == 0
+
+
+async def test_revoked_token_is_refused_after_set_tokens(start_server: StartServer) -> None:
+    app = await start_server()
+    reader = await app.stream(TOKEN_A)
+    kept = [t for t in app.settings.http.tokens if t.name != "team-a"]
+    app.server.set_tokens(kept)
+    with pytest.raises(EOFError):  # streams end so that clients authenticate again
+        await reader.next(timeout=10)
+    response = await app.client.get("/v1/events/stream", params={"token": TOKEN_A})
+    assert response.status_code == 401
+    await app.stream(TOKEN_B)  # the others still work
