@@ -306,7 +306,7 @@ class LiveHub:
                     log.info("sse.mirror_resubscribed")
                     delay = 0.1
                 await self._pump(self._pubsub)
-            except (EventBusError, rexc.RedisError, OSError, TimeoutError) as exc:
+            except Exception as exc:  # Redis errors, and anything else: never stop the hub
                 log.warning("sse.mirror_lost", error=type(exc).__name__, retry_in=delay)
                 await self._close_pubsub()
                 self._end_all(MIRROR_LOST)
