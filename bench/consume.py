@@ -211,8 +211,8 @@ async def run(n: int, rounds: int, *, with_run_mode: bool = True) -> Result:
         result.set_target("drain/bare", ">=", 0.5, "no-op path >= 50 % of the bare loop")
         result.notes += [
             "The bare loop neither decodes nor writes anything; the worker validates each "
-            "envelope (pydantic), renders, logs one JSON line and queues 7 record commands "
-            "(HSET, RPUSH, ZADD, SADD, 3 EXPIRE) plus the XACK in a group-commit MULTI/EXEC. "
+            "envelope (pydantic), renders, logs one JSON line, and writes the record, its "
+            "attempt, the indexes and the XACK with one Lua script call per group commit. "
             "The decode + HSET + MULTI loop (drain/multi) is the closer yardstick.",
             "Worker Redis client: eventbus connect() with its pool widened to max_in_flight + 32 "
             "(redis-py 8 refuses past 100 connections instead of waiting).",

@@ -158,13 +158,15 @@ class Dispatcher:
         record = self._record(
             event, sub.name, name, DeliveryStatus.FAILED, target.attempts, target.created_at
         )
-        bound = log.bind(
-            event_id=event.id,
-            delivery_id=record.id,
-            channel=name,
-            subscription=sub.name,
-            event_type=event.event,
-        )
+        # The context of this delivery's log lines (a dict, not log.bind():
+        # one summary line per delivery does not need a bound logger).
+        bound: dict[str, Any] = {
+            "event_id": event.id,
+            "delivery_id": record.id,
+            "channel": name,
+            "subscription": sub.name,
+            "event_type": event.event,
+        }
         channel = self.channels.get(name)
         spec = self.specs.get(name)
         if channel is None or spec is None:
@@ -221,7 +223,7 @@ class Dispatcher:
                 self.channel_states[name] = disabled
                 plan.disable.append((name, disabled))
                 self.metrics.channels_disabled.inc()
-                bound.warning("channel.disabled", reason=result.error)
+                log.warning("channel.disabled", **bound, reason=result.error)
         return self._finish(bound, record, attempt, plan, target, result)
 
     async def _send(
@@ -244,7 +246,7 @@ class Dispatcher:
 
     def _rate_limited(
         self,
-        bound: Any,
+        bound: dict[str, Any],
         record: DeliveryRecord,
         result: SendResult,
         payload: bytes,
@@ -261,7 +263,7 @@ class Dispatcher:
 
     def _finish(
         self,
-        bound: Any,
+        bound: dict[str, Any],
         record: DeliveryRecord,
         attempt: Attempt | None,
         plan: Plan,
@@ -286,8 +288,8 @@ class Dispatcher:
             DeliveryStatus.FAILED: "delivery.failed",
             DeliveryStatus.SKIPPED: "delivery.skipped",
         }[record.status]
-        (bound.warning if record.status is DeliveryStatus.FAILED else bound.info)(
-            event_name, **fields
+        (log.warning if record.status is DeliveryStatus.FAILED else log.info)(
+            event_name, **bound, **fields
         )
         return record, attempt
 

@@ -37,6 +37,7 @@ __all__ = [
 
 ENVELOPE_VERSION = 1
 # \Z, not $: "$" also matches before a trailing newline.
+ULID_RE = re.compile(r"^[0-7][0-9A-HJKMNP-TV-Z]{25}\Z")
 EVENT_TYPE_RE = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)+\Z")
 
 NonEmpty = Annotated[str, StringConstraints(min_length=1, max_length=256, strip_whitespace=True)]
@@ -123,13 +124,15 @@ class Event(BaseModel):
     @field_validator("id")
     @classmethod
     def _check_id(cls, value: str) -> str:
-        try:
-            return str(ULID.from_str(value))  # canonical upper case: one key per event
-        except ValueError:
+        # A regex instead of ULID.from_str: same rule, and decoding every
+        # entry is on the worker's hot path.
+        canonical = value.upper()
+        if not ULID_RE.match(canonical):
             raise ValueError(
-                f"id {value!r} is not a ULID (26 Crockford base32 characters); "
+                f"id {value[:40]!r} is not a ULID (26 Crockford base32 characters); "
                 "leave it out to have one generated"
-            ) from None
+            )
+        return canonical  # one idempotency key per event, whatever the case
 
     @field_validator("event")
     @classmethod
