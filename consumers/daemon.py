@@ -26,6 +26,7 @@ from eventbus.settings import Settings, read_environ
 from .channels.base import Channel, ChannelDeps
 from .channels.registry import build_channels
 from .health import Health
+from .http.server import HttpServer
 from .metrics import Metrics
 from .sdnotify import Notifier, watchdog_loop
 from .validation import channel_problems, subscription_problems
@@ -67,6 +68,7 @@ class Daemon:
         self.worker: Worker | None = None
         self._http: httpx.AsyncClient | None = None
         self._signals = 0
+        self._server: HttpServer | None = None
         self.started = asyncio.Event()
         self.notifier = Notifier.from_environ(
             self.environ if self.environ is not None else read_environ()
@@ -133,6 +135,8 @@ class Daemon:
         )
         self.settings = settings
         self.worker.reconfigure(settings, channels)
+        if self._server is not None:
+            self._server.set_tokens(settings.http.tokens)
         self.notifier.ready(f"reloaded: {len(channels)} channels")
         log.info(
             "config.reloaded", channels=sorted(channels), subscriptions=len(settings.subscriptions)
@@ -146,15 +150,11 @@ class Daemon:
     ) -> None:
         if not self.settings.http.enabled:
             return
-        try:
-            from .http.server import HttpServer
-        except ImportError:
-            log.warning("http.unavailable")
-            return
         server = HttpServer(
             self.settings, redis=redis, health=self.health, metrics=self.metrics, store=worker.store
         )
         await server.start()
+        self._server = server
         stack.push_async_callback(server.stop)
 
     def _start_watchdog(self, stack: AsyncExitStack) -> None:

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import redis.asyncio as aioredis
 import yaml
@@ -31,11 +32,13 @@ async def sink() -> AsyncIterator[Sink]:
     await s.stop()
 
 
-def write(path: Path, redis_url: str, prefix: str, hook: str, **extra: Any) -> None:
+def write(
+    path: Path, redis_url: str, prefix: str, hook: str, token: str = "old-token-0123", **extra: Any
+) -> None:
     data = {
         "broker": {"redis_url": redis_url, "prefix": prefix},
         "consumer": {"block": "100ms", "name": "daemon-test"},
-        "http": {"enabled": False},
+        "http": {"port": 0, "tokens": [{"name": "ops", "token": token}]},
         "security": {"allow_private_targets": True},
         "channels": [{"name": "hook", "type": "webhook", "url": hook}],
         "subscriptions": [{"name": "all", "team": "*", "events": ["*"], "channels": ["hook"]}],
@@ -70,10 +73,22 @@ async def test_notify_reload_and_stop(
             await sink.wait_for(1)
             assert sink.received[0].path == "/hook"
 
-            # A valid new configuration applies to new work.
-            write(config, redis_url, prefix, sink.url.replace("/hook", "/hook2"))
+            # A valid new configuration applies to new work, tokens included.
+            write(
+                config,
+                redis_url,
+                prefix,
+                sink.url.replace("/hook", "/hook2"),
+                token="new-token-4567",
+            )
             assert await daemon.reload()
             assert "READY=1" in await datagram()
+            assert daemon._server is not None
+            url = f"http://127.0.0.1:{daemon._server.port}/v1/deliveries"
+            async with httpx.AsyncClient() as http:
+                old = await http.get(url, headers={"Authorization": "Bearer old-token-0123"})
+                new = await http.get(url, headers={"Authorization": "Bearer new-token-4567"})
+            assert (old.status_code, new.status_code) == (401, 200)
             await bus.publish(event())
             await sink.wait_for(2)
             assert sink.received[1].path == "/hook2"
