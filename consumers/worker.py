@@ -428,21 +428,32 @@ class Worker:
         self.dispatcher.channel_states = await self.store.channel_states()
 
     async def _shutdown(self) -> None:
-        for task in self._loops:
-            task.cancel()
-        await asyncio.gather(*self._loops, return_exceptions=True)
-        if self._tasks:
-            log.info(
-                "worker.draining", in_flight=len(self._tasks), timeout_s=self.config.drain_timeout
-            )
-            _, pending = await asyncio.wait(set(self._tasks), timeout=self.config.drain_timeout)
-            for task in pending:
+        try:
+            for task in self._loops:
                 task.cancel()
-            if pending:
-                await asyncio.gather(*pending, return_exceptions=True)
-                log.warning("worker.drain_timeout", left_pending=len(pending))
-        if self._committer is not None and not self._committer.done():
-            await asyncio.gather(self._committer, return_exceptions=True)
+            await asyncio.gather(*self._loops, return_exceptions=True)
+            if self._tasks:
+                log.info(
+                    "worker.draining",
+                    in_flight=len(self._tasks),
+                    timeout_s=self.config.drain_timeout,
+                )
+                _, pending = await asyncio.wait(set(self._tasks), timeout=self.config.drain_timeout)
+                for task in pending:
+                    task.cancel()
+                if pending:
+                    await asyncio.gather(*pending, return_exceptions=True)
+                    log.warning("worker.drain_timeout", left_pending=len(pending))
+            if self._committer is not None and not self._committer.done():
+                await asyncio.gather(self._committer, return_exceptions=True)
+        except asyncio.CancelledError:
+            # Forced stop (a second signal): abandon in-flight deliveries before
+            # their clients are closed under them, so no attempt is recorded
+            # as failed by our own shutdown. Their entries stay pending.
+            for task in self._tasks:
+                task.cancel()
+            log.warning("worker.abandoned", in_flight=len(self._tasks))
+            raise
         log.info("worker.stopped", consumer=self.name)
 
     def status(self) -> dict[str, Any]:

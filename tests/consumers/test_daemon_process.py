@@ -226,3 +226,28 @@ async def test_embedded_broker_first_run(tmp_path: Path) -> None:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_second_signal_exits_at_once(
+    config: Callable[..., Path], sink: Sink, redis: aioredis.Redis, prefix: str
+) -> None:
+    path = config(drain_timeout="60s", max_in_flight=2)
+    sink.gate = asyncio.Event()  # deliveries hang: a first SIGTERM would wait 60 s
+    await publish(path, redis, [event(), event()])
+    proc = await start_worker(path, "impatient")
+    try:
+        await sink.wait_for(2)
+        proc.send_signal(signal.SIGTERM)
+        # Signals of one kind do not queue: send the second once the first was seen.
+        assert proc.stdout is not None
+        while b'"draining"' not in await asyncio.wait_for(proc.stdout.readline(), 10):
+            pass
+        proc.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(proc.wait(), 10)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert code == 130
+    info = await redis.xpending(Keys(prefix).events, "delivery")
+    assert info["pending"] == 2, "nothing acked without a recorded outcome"
