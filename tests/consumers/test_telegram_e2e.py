@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 import redis.asyncio as aioredis
-from aiohttp import web
 
 from consumers.channels.registry import build_channels
 from consumers.daemon import make_channel_deps
@@ -17,26 +16,10 @@ from consumers.worker import Worker
 from eventbus.settings import Settings
 from publishers import Publisher
 
-from .channels.test_telegram import TOKEN, FakeBotApi
 from .fakes import event
+from .telegram_fake import TOKEN, FakeBotApi
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def bot_api() -> AsyncIterator[tuple[FakeBotApi, str]]:
-    fake = FakeBotApi()
-    app = web.Application()
-    app.router.add_post("/bot{token}/sendMessage", fake.send_message)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    try:
-        yield fake, f"http://{host}:{port}"
-    finally:
-        await runner.cleanup()
 
 
 async def test_telegram_split_rate_limit_and_failure_through_the_worker(

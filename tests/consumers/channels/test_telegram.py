@@ -3,25 +3,24 @@ escaping, error classification, and a fake Bot API server on loopback."""
 
 from __future__ import annotations
 
-import asyncio
 import html
 import json
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-from aiohttp import web
 
 from consumers.channels.base import ChannelDeps, OutcomeClass
 from consumers.channels.registry import build_channel
 from consumers.channels.telegram import MAX_TEXT, TelegramChannel, parse_chat
 from eventbus.errors import ChannelConfigError
 
+from ..telegram_fake import TOKEN as FAKE_TOKEN
+from ..telegram_fake import FakeBotApi
 from .support import Recorder, build, make_message, mock_client, spec
 
-TOKEN = "123456789:AAE-secretpart_XYZ0123456789"
+TOKEN = FAKE_TOKEN
 SECRET_PART = TOKEN.split(":", 1)[1]
 
 
@@ -266,44 +265,6 @@ async def test_transport_errors_are_retryable_and_redacted() -> None:
 def visible(text: str) -> str:
     """What Telegram counts against the limit: the text after entity parsing."""
     return html.unescape(re.sub(r"<[^>]+>", "", text))
-
-
-# --- a fake Bot API server on 127.0.0.1 --------------------------------------
-
-
-class FakeBotApi:
-    """Answers sendMessage like Telegram; scripted answers come first."""
-
-    def __init__(self) -> None:
-        self.received: list[dict[str, Any]] = []
-        self.script: list[tuple[int, dict[str, Any]]] = []
-        self.got = asyncio.Event()
-
-    async def send_message(self, request: web.Request) -> web.Response:
-        assert request.match_info["token"] == TOKEN
-        payload = await request.json()
-        self.received.append(payload)
-        self.got.set()
-        if self.script:
-            status, body = self.script.pop(0)
-            return web.json_response(body, status=status)
-        return web.json_response({"ok": True, "result": {"message_id": len(self.received)}})
-
-
-@pytest.fixture
-async def bot_api() -> AsyncIterator[tuple[FakeBotApi, str]]:
-    fake = FakeBotApi()
-    app = web.Application()
-    app.router.add_post("/bot{token}/sendMessage", fake.send_message)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    try:
-        yield fake, f"http://{host}:{port}"
-    finally:
-        await runner.cleanup()
 
 
 async def test_fake_server_split_429_and_failure(bot_api: tuple[FakeBotApi, str]) -> None:
