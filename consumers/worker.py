@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
 
 import redis.asyncio as aioredis
 import structlog
@@ -408,6 +407,7 @@ class Worker:
         try:
             await self.streams.publish(event.team_id, event.to_json())
         except BrokerError as exc:
+            self.metrics.publish_errors.inc()
             log.warning("operator_event.failed", event_type=event.event, error=str(exc))
 
     async def _ack_deleted(self, ids: list[str]) -> None:
@@ -455,6 +455,3 @@ class Worker:
             log.warning("worker.abandoned", in_flight=len(self._tasks))
             raise
         log.info("worker.stopped", consumer=self.name)
-
-    def status(self) -> dict[str, Any]:
-        return {"consumer": self.name, "group": self.group, "in_flight": len(self._tasks)}
