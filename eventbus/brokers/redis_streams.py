@@ -18,6 +18,7 @@ from redis.backoff import ExponentialBackoff
 
 from ..errors import BrokerError, BrokerUnavailable
 from ..keys import Keys
+from .packing import hiredis_connection_class
 
 __all__ = [
     "PUBLISH_SCRIPT",
@@ -63,8 +64,11 @@ async def translated(what: str) -> AsyncIterator[None]:
 
 
 def connect(url: str, *, retries: int = 3, socket_timeout: float | None = 5.0) -> aioredis.Redis:
-    """An asyncio Redis client that retries transient connection errors."""
-    return aioredis.Redis.from_url(
+    """An asyncio Redis client that retries transient connection errors.
+
+    Its connections pack commands with hiredis (see ``packing``).
+    """
+    client = aioredis.Redis.from_url(
         url,
         retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries),
         retry_on_error=[rexc.ConnectionError, rexc.TimeoutError],
@@ -72,6 +76,11 @@ def connect(url: str, *, retries: int = 3, socket_timeout: float | None = 5.0) -
         socket_connect_timeout=socket_timeout,
         health_check_interval=30,
     )
+    # from_url picks the class from the URL scheme (the URL wins over a
+    # connection_class argument); the pool has no connections yet.
+    pool = client.connection_pool
+    pool.connection_class = hiredis_connection_class(pool.connection_class)
+    return client
 
 
 @dataclass(frozen=True, slots=True)
