@@ -41,7 +41,7 @@ def default_lines(event: Event, link: str | None = None) -> list[str]:
     if event.error:
         lines.append(f"Error: {event.error}")
     lines.extend(f"{key}: {value}" for key, value in sorted(event.metadata.items()))
-    lines.append(f"Time: {event.model_dump(mode='json')['timestamp']}")
+    lines.append(f"Time: {event.timestamp_text}")
     if link:
         lines.append(f"Link: {link}")
     return lines
@@ -60,25 +60,30 @@ def render(
     Raises ``consumers.templates.TemplateRenderError`` for a broken template.
     """
     name = subscription.name if subscription else ""
-    title = default_title(event)
-    link: str | None = None
     compiled = compile_templates(subscription) if subscription is not None else None
     if compiled is None or compiled.empty:
-        body = "\n".join(default_lines(event))
-    else:
-        context = template_context(
-            event,
+        # The default text cannot fail: make it only if a channel reads it.
+        return Message(
+            event=event,
             delivery_id=delivery_id,
             subscription=name,
-            default_title=title,
-            default_body="\n".join(default_lines(event)),
+            test=test,
+            render=_default_text,
         )
-        link = render_field(compiled, "link_template", context) or None
-        context["link"] = link
-        context["default_body"] = "\n".join(default_lines(event, link))
-        title = render_field(compiled, "title_template", context) or title
-        rendered_body = render_field(compiled, "body_template", context)
-        body = rendered_body if rendered_body is not None else context["default_body"]
+    title = default_title(event)
+    context = template_context(
+        event,
+        delivery_id=delivery_id,
+        subscription=name,
+        default_title=title,
+        default_body="\n".join(default_lines(event)),
+    )
+    link = render_field(compiled, "link_template", context) or None
+    context["link"] = link
+    context["default_body"] = "\n".join(default_lines(event, link))
+    title = render_field(compiled, "title_template", context) or title
+    rendered_body = render_field(compiled, "body_template", context)
+    body = rendered_body if rendered_body is not None else context["default_body"]
     if test:
         title = TEST_PREFIX + title
     return Message(
@@ -90,3 +95,10 @@ def render(
         link=link,
         test=test,
     )
+
+
+def _default_text(message: Message) -> tuple[str, str]:
+    title = default_title(message.event)
+    if message.test:
+        title = TEST_PREFIX + title
+    return title, "\n".join(default_lines(message.event))

@@ -91,6 +91,11 @@ def validate_event_type(value: str) -> str:
     return value
 
 
+def _timestamp_text(value: datetime) -> str:
+    # isoformat pads the year to 4 digits (strftime's %Y does not on glibc).
+    return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def _now() -> datetime:
     now = datetime.now(UTC)
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
@@ -152,8 +157,12 @@ class Event(BaseModel):
 
     @field_serializer("timestamp")
     def _dump_timestamp(self, value: datetime) -> str:
-        # isoformat pads the year to 4 digits (strftime's %Y does not on glibc).
-        return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        return _timestamp_text(value)
+
+    @property
+    def timestamp_text(self) -> str:
+        """``timestamp`` as on the wire: RFC 3339 UTC with milliseconds and ``Z``."""
+        return _timestamp_text(self.timestamp)
 
     @field_validator("v")
     @classmethod

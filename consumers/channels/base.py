@@ -42,17 +42,67 @@ class OutcomeClass(StrEnum):
     RATE_LIMITED = "rate_limited"
 
 
-@dataclass(frozen=True, slots=True)
 class Message:
-    """A notification rendered from an envelope for one subscription."""
+    """A notification rendered from an envelope for one subscription.
 
-    title: str
-    body: str
-    event: Event
-    delivery_id: str
-    subscription: str = ""
-    link: str | None = None
-    test: bool = False
+    ``title`` and ``body`` are given, or made on first use by ``render`` (a
+    function of the message returning both): channels that post the envelope
+    itself, like webhooks, never pay for text they do not send.
+    """
+
+    __slots__ = (
+        "_body",
+        "_render",
+        "_title",
+        "delivery_id",
+        "event",
+        "link",
+        "subscription",
+        "test",
+    )
+
+    def __init__(
+        self,
+        title: str | None = None,
+        body: str | None = None,
+        *,
+        event: Event,
+        delivery_id: str,
+        subscription: str = "",
+        link: str | None = None,
+        test: bool = False,
+        render: Callable[[Message], tuple[str, str]] | None = None,
+    ) -> None:
+        if render is None and (title is None or body is None):
+            raise TypeError("Message needs a title and a body, or render")
+        self._title = title
+        self._body = body
+        self._render = render
+        self.event = event
+        self.delivery_id = delivery_id
+        self.subscription = subscription
+        self.link = link
+        self.test = test
+
+    def __repr__(self) -> str:
+        return (
+            f"Message(delivery_id={self.delivery_id!r}, event={self.event.event!r}, "
+            f"subscription={self.subscription!r})"
+        )
+
+    def _rendered(self) -> tuple[str, str]:
+        assert self._render is not None
+        self._title, self._body = self._render(self)
+        self._render = None
+        return self._title, self._body
+
+    @property
+    def title(self) -> str:
+        return self._title if self._title is not None else self._rendered()[0]
+
+    @property
+    def body(self) -> str:
+        return self._body if self._body is not None else self._rendered()[1]
 
     @property
     def text(self) -> str:

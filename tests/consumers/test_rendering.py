@@ -67,3 +67,28 @@ def test_test_messages_are_marked() -> None:
 def test_template_error_is_permanent_delivery_error() -> None:
     with pytest.raises(TemplateRenderError, match=r"subscription 'ops' body_template"):
         render(make_event(), sub(body_template="{{ missing }}"), "d1")
+
+
+def test_default_text_is_made_only_when_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    import consumers.rendering as rendering
+
+    calls: list[str] = []
+    real = rendering.default_lines
+
+    def counting(*args: object, **kwargs: object) -> list[str]:
+        calls.append("lines")
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(rendering, "default_lines", counting)
+    message = render(make_event(), sub(), "d1")
+    assert calls == [], "a channel that sends the envelope pays for no text"
+    assert message.title == "capsule.create failed: capsule c1 (team-1)"
+    assert message.text.splitlines()[1] == "Outcome: error"
+    assert calls == ["lines"], "rendered once, on first use"
+
+
+def test_message_needs_text_or_a_renderer() -> None:
+    from consumers.channels.base import Message
+
+    with pytest.raises(TypeError, match="title and a body"):
+        Message(title="t", event=make_event(), delivery_id="d1")
