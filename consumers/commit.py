@@ -9,10 +9,10 @@ passes every key the script touches.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any, Final
 
+import orjson
 import redis.asyncio as aioredis
 
 from eventbus.brokers.redis_streams import translated
@@ -28,26 +28,33 @@ _COMMIT: Final = """
 local group, ttl = ARGV[1], tonumber(ARGV[2])
 local i = 3
 local function nxt() local v = ARGV[i]; i = i + 1; return v end
-for _ = 1, tonumber(nxt()) do
-  local rkey, akey, ekey, id, record, attempt, updated =
-    nxt(), nxt(), nxt(), nxt(), nxt(), nxt(), nxt()
-  redis.call('SET', rkey, record, 'EX', ttl)
-  if attempt ~= '' then
-    redis.call('RPUSH', akey, attempt)
-    redis.call('EXPIRE', akey, ttl)
+local function zadd_all(key, pairs)
+  -- one ZADD per chunk instead of one per member; unpack() has a stack limit
+  for first = 1, #pairs, 4000 do
+    redis.call('ZADD', key, unpack(pairs, first, math.min(first + 3999, #pairs)))
   end
-  redis.call('ZADD', KEYS[2], updated, id)
+end
+local index = {}
+for _ = 1, tonumber(nxt()) do
+  local rkey, ekey, id, record, updated = nxt(), nxt(), nxt(), nxt(), nxt()
+  redis.call('SET', rkey, record, 'EX', ttl)
   redis.call('SADD', ekey, id)
   redis.call('EXPIRE', ekey, ttl)
+  index[#index + 1] = updated
+  index[#index + 1] = id
 end
+zadd_all(KEYS[2], index)
+local due = {}
 for _ = 1, tonumber(nxt()) do
-  local jkey, id, due, payload, sub, channel, attempts, created =
-    nxt(), nxt(), nxt(), nxt(), nxt(), nxt(), nxt(), nxt()
+  local jkey, id, when, payload, sub, channel, attempts, created, history =
+    nxt(), nxt(), nxt(), nxt(), nxt(), nxt(), nxt(), nxt(), nxt()
   redis.call('HSET', jkey, 'payload', payload, 'subscription', sub, 'channel', channel,
-             'attempts', attempts, 'created_at', created)
+             'attempts', attempts, 'created_at', created, 'history', history)
   redis.call('EXPIRE', jkey, ttl)
-  redis.call('ZADD', KEYS[3], due, id)
+  due[#due + 1] = when
+  due[#due + 1] = id
 end
+zadd_all(KEYS[3], due)
 for _ = 1, tonumber(nxt()) do
   local jkey, id = nxt(), nxt()
   redis.call('ZREM', KEYS[3], id)
@@ -63,10 +70,8 @@ for _ = 1, tonumber(nxt()) do
   redis.call('XADD', KEYS[5], '*', unpack(fields))
 end
 local acks = tonumber(nxt())
-if acks > 0 then
-  local ids = {}
-  for j = 1, acks do ids[j] = nxt() end
-  redis.call('XACK', KEYS[1], group, unpack(ids))
+for first = i, i + acks - 1, 4000 do
+  redis.call('XACK', KEYS[1], group, unpack(ARGV, first, math.min(first + 3999, i + acks - 1)))
 end
 return acks
 """
@@ -99,14 +104,12 @@ class Committer:
         dead: list[Any] = []
         acks: list[str] = []
         for plan in plans:
-            for record, attempt in plan.records:
+            for record in plan.records:
                 records += (
                     k.delivery(record.id),
-                    k.attempts(record.id),
                     k.event_deliveries(record.event_id),
                     record.id,
                     record.to_json(),
-                    attempt.to_json() if attempt is not None else "",
                     record.updated_at,
                 )
             for job, due in plan.retries:
@@ -119,11 +122,12 @@ class Committer:
                     job.channel,
                     job.attempts,
                     job.created_at,
+                    job.history_json(),
                 )
             for delivery in plan.retries_done:
                 done += (k.retry_job(delivery), delivery)
             for name, state in plan.disable:
-                disable += (name, json.dumps(state.to_dict()))
+                disable += (name, orjson.dumps(state.to_dict()))
             if plan.dead_letter is not None:
                 order = plan.dead_letter
                 fields: list[Any] = []
@@ -139,9 +143,9 @@ class Committer:
         return [
             self.group,
             self.ttl,
-            len(records) // 7,
+            len(records) // 5,
             *records,
-            len(retries) // 8,
+            len(retries) // 9,
             *retries,
             len(done) // 2,
             *done,

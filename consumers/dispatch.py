@@ -1,8 +1,10 @@
 """From a stream entry (or a due retry) to a plan of what to record.
 
-``Dispatcher`` decodes, matches, renders and sends; it writes nothing. It
-returns a ``Plan`` that the worker commits in one MULTI/EXEC together with
-the XACK, so an entry is acknowledged only with its outcome recorded.
+``Dispatcher`` decodes, matches, renders and sends; it writes nothing. Work
+happens in two steps: ``entry_work``/``retry_work`` decode and match (plain
+code, no waiting), then ``send`` delivers to every target concurrently. The
+result is a ``Plan`` that the worker commits in one atomic step together
+with the XACK, so an entry is acknowledged only with its outcome recorded.
 Nothing here lets bad input escape: invalid entries become dead letters,
 unknown channels and template errors become failed records.
 """
@@ -29,9 +31,17 @@ from .records import Attempt, ChannelState, DeliveryRecord, DeliveryStatus, deli
 from .rendering import render
 from .retries import RetryJob, RetryPolicy
 
-__all__ = ["DeadLetterOrder", "Dispatcher", "Plan"]
+__all__ = ["DeadLetterOrder", "Dispatcher", "Plan", "Work"]
 
 log = structlog.get_logger("eventbus.delivery")
+
+
+_LOG_EVENT = {
+    DeliveryStatus.DELIVERED: "delivery.sent",
+    DeliveryStatus.RETRYING: "delivery.retrying",
+    DeliveryStatus.FAILED: "delivery.failed",
+    DeliveryStatus.SKIPPED: "delivery.skipped",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +55,7 @@ class DeadLetterOrder:
 class Plan:
     """Everything one entry (or one retry) changes, committed atomically."""
 
-    records: list[tuple[DeliveryRecord, Attempt | None]] = field(default_factory=list)
+    records: list[DeliveryRecord] = field(default_factory=list)
     retries: list[tuple[RetryJob, float]] = field(default_factory=list)
     retries_done: list[str] = field(default_factory=list)
     dead_letter: DeadLetterOrder | None = None
@@ -59,6 +69,18 @@ class _Target:
     channel_name: str
     attempts: int
     created_at: float
+    history: tuple[Attempt, ...] = ()
+    retry: bool = False  # a due retry: its schedule entry goes once settled
+
+
+@dataclass(slots=True)
+class Work:
+    """An entry or a due retry, decoded and matched: what is left is sending."""
+
+    plan: Plan
+    event: Event | None = None
+    payload: bytes = b""
+    targets: list[_Target] = field(default_factory=list)
 
 
 class Dispatcher:
@@ -88,28 +110,29 @@ class Dispatcher:
 
     # -- entry points ----------------------------------------------------------
 
-    async def process_entry(self, entry: StreamEntry) -> Plan:
+    def entry_work(self, entry: StreamEntry) -> Work:
+        """Decode and match one stream entry; an invalid one becomes a dead letter."""
         plan = Plan(ack=entry.id)
         self.metrics.events_consumed.inc()
         payload = entry.payload
         if payload is None:
             plan.dead_letter = DeadLetterOrder(entry, "no_payload", "entry has no 'payload' field")
-            return plan
+            return Work(plan)
         try:
             event = decode(payload, self.limits)
         except EnvelopeError as exc:
             plan.dead_letter = DeadLetterOrder(entry, "invalid_envelope", str(exc))
-            return plan
+            return Work(plan)
         now = self.clock()
         targets = [
             _Target(sub, name, 0, now)
             for sub in self.matcher.match(event)
             for name in dict.fromkeys(sub.channels)
         ]
-        await self._deliver_all(event, payload, targets, plan)
-        return plan
+        return Work(plan, event, payload, targets)
 
-    async def process_retry(self, job: RetryJob) -> Plan:
+    def retry_work(self, job: RetryJob) -> Work:
+        """The next attempt of a due retry."""
         plan = Plan()
         sub = self.subscriptions.get(job.subscription)
         try:
@@ -117,7 +140,7 @@ class Dispatcher:
         except EnvelopeError as exc:  # cannot happen for a payload we decoded before
             plan.retries_done.append(job.delivery_id)
             log.error("retry.undecodable", delivery_id=job.delivery_id, error=str(exc))
-            return plan
+            return Work(plan)
         if sub is None:
             record = self._record(
                 event,
@@ -127,37 +150,43 @@ class Dispatcher:
                 job.attempts,
                 job.created_at,
             )
+            record.history = list(job.history)
             record.reason = "subscription removed from the configuration"
-            plan.records.append((record, None))
+            plan.records.append(record)
             plan.retries_done.append(job.delivery_id)
+            return Work(plan)
+        target = _Target(sub, job.channel, job.attempts, job.created_at, job.history, retry=True)
+        return Work(plan, event, job.payload, [target])
+
+    async def send(self, work: Work) -> Plan:
+        """Deliver to every target of ``work`` concurrently; returns its plan."""
+        plan, event, targets = work.plan, work.event, work.targets
+        if event is None or not targets:
             return plan
-        target = _Target(sub, job.channel, job.attempts, job.created_at)
-        await self._deliver_all(event, job.payload, [target], plan)
+        if len(targets) == 1:
+            plan.records.append(await self._deliver(event, work.payload, targets[0], plan))
+        else:
+            plan.records += await asyncio.gather(
+                *(self._deliver(event, work.payload, t, plan) for t in targets)
+            )
         return plan
+
+    async def process_entry(self, entry: StreamEntry) -> Plan:
+        return await self.send(self.entry_work(entry))
+
+    async def process_retry(self, job: RetryJob) -> Plan:
+        return await self.send(self.retry_work(job))
 
     # -- delivering -----------------------------------------------------------------
 
-    async def _deliver_all(
-        self, event: Event, payload: bytes, targets: list[_Target], plan: Plan
-    ) -> None:
-        if not targets:
-            return
-        if len(targets) == 1:
-            results = [await self._deliver(event, payload, targets[0], plan)]
-        else:
-            results = await asyncio.gather(
-                *(self._deliver(event, payload, t, plan) for t in targets)
-            )
-        for record, attempt in results:
-            plan.records.append((record, attempt))
-
     async def _deliver(
         self, event: Event, payload: bytes, target: _Target, plan: Plan
-    ) -> tuple[DeliveryRecord, Attempt | None]:
+    ) -> DeliveryRecord:
         sub, name = target.subscription, target.channel_name
         record = self._record(
             event, sub.name, name, DeliveryStatus.FAILED, target.attempts, target.created_at
         )
+        record.history = list(target.history)
         # The context of this delivery's log lines (a dict, not log.bind():
         # one summary line per delivery does not need a bound logger).
         bound: dict[str, Any] = {
@@ -171,7 +200,7 @@ class Dispatcher:
         spec = self.specs.get(name)
         if channel is None or spec is None:
             record.reason = f"channel {name!r} is not configured"
-            return self._finish(bound, record, None, plan, target)
+            return self._finish(bound, record, plan, target)
         record.channel_type = channel.type
         state = self.channel_states.get(name)
         if not spec.enabled or (state is not None and state.disabled):
@@ -181,26 +210,27 @@ class Dispatcher:
                 if not spec.enabled
                 else f"channel disabled: {state.reason if state else ''}"
             )
-            return self._finish(bound, record, None, plan, target)
+            return self._finish(bound, record, plan, target)
         try:
             message = render(event, sub, record.id)
         except PermanentDeliveryError as exc:
             result = SendResult(OutcomeClass.PERMANENT, error=f"template error: {exc}")
         else:
             result = await self._send(channel, spec.timeout, message)
-        self.metrics.deliveries.labels(channel.type, result.outcome.value).inc()
-        self.metrics.delivery_seconds.labels(channel.type).observe(result.latency)
+        self.metrics.attempted(channel.type, result.outcome.value, result.latency)
         if result.outcome is OutcomeClass.RATE_LIMITED:
             return self._rate_limited(bound, record, result, payload, plan, target)
         record.attempts += 1
-        attempt = Attempt(
-            number=record.attempts,
-            at=self.clock(),
-            duration=round(result.latency, 6),
-            outcome=result.outcome.value,
-            status=result.status,
-            error=result.error,
-            response=result.response_excerpt,
+        record.history.append(
+            Attempt(
+                number=record.attempts,
+                at=self.clock(),
+                duration=round(result.latency, 6),
+                outcome=result.outcome.value,
+                status=result.status,
+                error=result.error,
+                response=result.response_excerpt,
+            )
         )
         record.last_status, record.last_error = result.status, result.error
         if result.outcome is OutcomeClass.DELIVERED:
@@ -224,7 +254,7 @@ class Dispatcher:
                 plan.disable.append((name, disabled))
                 self.metrics.channels_disabled.inc()
                 log.warning("channel.disabled", **bound, reason=result.error)
-        return self._finish(bound, record, attempt, plan, target, result)
+        return self._finish(bound, record, plan, target, result)
 
     async def _send(
         self, channel: Channel, channel_timeout: float | None, message: Any
@@ -252,26 +282,25 @@ class Dispatcher:
         payload: bytes,
         plan: Plan,
         target: _Target,
-    ) -> tuple[DeliveryRecord, Attempt | None]:
+    ) -> DeliveryRecord:
         # Not a failed attempt: reschedule without counting it.
         wait = min(max(result.retry_after or 1.0, 0.5), self.settings.consumer.retry_after_max)
         record.status = DeliveryStatus.RETRYING
         record.next_attempt_at = self.clock() + wait
         record.reason = "rate limited"
         plan.retries.append((self._job(record, payload), record.next_attempt_at))
-        return self._finish(bound, record, None, plan, target, result)
+        return self._finish(bound, record, plan, target, result)
 
     def _finish(
         self,
         bound: dict[str, Any],
         record: DeliveryRecord,
-        attempt: Attempt | None,
         plan: Plan,
         target: _Target,
         result: SendResult | None = None,
-    ) -> tuple[DeliveryRecord, Attempt | None]:
+    ) -> DeliveryRecord:
         record.updated_at = self.clock()
-        if record.status is not DeliveryStatus.RETRYING and target.attempts:
+        if record.status is not DeliveryStatus.RETRYING and target.retry:
             plan.retries_done.append(record.id)
         fields: dict[str, Any] = {"outcome": record.status.value, "attempt": record.attempts}
         if result is not None:
@@ -282,16 +311,11 @@ class Dispatcher:
             fields["reason"] = record.reason
         if record.next_attempt_at is not None and record.status is DeliveryStatus.RETRYING:
             fields["next_attempt_in_s"] = round(record.next_attempt_at - self.clock(), 1)
-        event_name = {
-            DeliveryStatus.DELIVERED: "delivery.sent",
-            DeliveryStatus.RETRYING: "delivery.retrying",
-            DeliveryStatus.FAILED: "delivery.failed",
-            DeliveryStatus.SKIPPED: "delivery.skipped",
-        }[record.status]
+        event_name = _LOG_EVENT[record.status]
         (log.warning if record.status is DeliveryStatus.FAILED else log.info)(
             event_name, **bound, **fields
         )
-        return record, attempt
+        return record
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -333,4 +357,5 @@ class Dispatcher:
             channel=record.channel,
             attempts=record.attempts,
             created_at=record.created_at,
+            history=tuple(record.history),
         )

@@ -6,6 +6,8 @@ chosen by users at run time, or anything secret.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 __all__ = ["Metrics"]
@@ -64,3 +66,20 @@ class Metrics:
         self.publish_errors = Counter(
             "eventbus_publish_errors", "Publishes that failed (CLI and operator events)", registry=r
         )
+        # Labelled children of the per-attempt metrics, looked up once each:
+        # labels() is a visible cost at thousands of deliveries a second.
+        self._attempts: dict[tuple[str, str], Any] = {}
+        self._seconds: dict[str, Any] = {}
+
+    def attempted(self, channel_type: str, outcome: str, seconds: float) -> None:
+        """Count one delivery attempt and observe how long it took."""
+        counter = self._attempts.get((channel_type, outcome))
+        if counter is None:
+            counter = self._attempts[channel_type, outcome] = self.deliveries.labels(
+                channel_type, outcome
+            )
+        counter.inc()
+        histogram = self._seconds.get(channel_type)
+        if histogram is None:
+            histogram = self._seconds[channel_type] = self.delivery_seconds.labels(channel_type)
+        histogram.observe(seconds)

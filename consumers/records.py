@@ -1,8 +1,8 @@
 """Delivery records: one per (event, subscription, channel), every attempt kept.
 
 Layout (prefix ``p``):
-- ``p:delivery:<id>``     JSON string, the record's current state
-- ``p:attempts:<id>``     list of JSON attempts, oldest first
+- ``p:delivery:<id>``     JSON string: the record's current state and every
+                          attempt, oldest first (``history``)
 - ``p:deliveries``        sorted set of ids by last update (queries, pruning)
 - ``p:event:<eid>:deliveries``  set of the event's delivery ids
 - ``p:channels``          hash, channel name -> JSON state (disabled, last outcome)
@@ -15,13 +15,13 @@ script that acknowledges the entry. Records expire after
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+import orjson
 import redis.asyncio as aioredis
 
 from eventbus.brokers.redis_streams import translated
@@ -71,8 +71,9 @@ class Attempt:
             "response": self.response,
         }
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), separators=(",", ":"))
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Attempt:
+        return cls(**data)
 
 
 @dataclass(slots=True)
@@ -95,11 +96,6 @@ class DeliveryRecord:
     history: list[Attempt] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        data = self._fields()
-        data["history"] = [a.to_dict() for a in self.history]
-        return data
-
-    def _fields(self) -> dict[str, Any]:
         # Written by hand: dataclasses.asdict deep-copies and was a visible
         # cost on the worker's hot path.
         return {
@@ -118,16 +114,18 @@ class DeliveryRecord:
             "last_status": self.last_status,
             "last_error": self.last_error,
             "reason": self.reason,
+            "history": [a.to_dict() for a in self.history],
         }
 
-    def to_json(self) -> str:
-        """The stored form (without the attempts, which are kept in a list)."""
-        return json.dumps(self._fields(), separators=(",", ":"))
+    def to_json(self) -> bytes:
+        """The stored form: one JSON document, attempts included."""
+        return orjson.dumps(self.to_dict())
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> DeliveryRecord:
-        d = json.loads(raw)
+        d = orjson.loads(raw)
         d["status"] = DeliveryStatus(d["status"])
+        d["history"] = [Attempt.from_dict(a) for a in d.get("history") or ()]
         return cls(**d)
 
 
@@ -159,15 +157,12 @@ class DeliveryStore:
 
     async def get(self, record_id: str, *, history: bool = True) -> DeliveryRecord | None:
         async with translated("read delivery"):
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.get(self.keys.delivery(record_id))
-            pipe.lrange(self.keys.attempts(record_id), 0, -1)
-            raw, attempts = await pipe.execute()
+            raw = await self.redis.get(self.keys.delivery(record_id))
         if not raw:
             return None
         record = DeliveryRecord.from_json(raw)
-        if history:
-            record.history = [Attempt(**json.loads(a)) for a in attempts]
+        if not history:
+            record.history = []
         return record
 
     async def query(
@@ -207,27 +202,23 @@ class DeliveryStore:
     async def _load(self, ids: Sequence[str], history: bool) -> list[DeliveryRecord]:
         if not ids:
             return []
-        pipe = self.redis.pipeline(transaction=False)
-        for record_id in ids:
-            pipe.get(self.keys.delivery(record_id))
-            if history:
-                pipe.lrange(self.keys.attempts(record_id), 0, -1)
-        results = await pipe.execute()
-        step = 2 if history else 1
+        found: list[bytes | str | None] = await self.redis.mget(
+            [self.keys.delivery(i) for i in ids]
+        )
         out = []
-        for i in range(0, len(results), step):
-            if not results[i]:
+        for raw in found:
+            if not raw:
                 continue  # expired
-            record = DeliveryRecord.from_json(results[i])
-            if history:
-                record.history = [Attempt(**json.loads(a)) for a in results[i + 1]]
+            record = DeliveryRecord.from_json(raw)
+            if not history:
+                record.history = []
             out.append(record)
         return out
 
     async def channel_states(self) -> dict[str, ChannelState]:
         async with translated("read channel states"):
             raw: Any = await self.redis.hgetall(self.keys.channel_state)
-        return {_s(k): ChannelState(**json.loads(v)) for k, v in raw.items()}
+        return {_s(k): ChannelState(**orjson.loads(v)) for k, v in raw.items()}
 
     async def enable_channel(self, name: str) -> None:
         """Clear a channel's disabled flag (after the operator fixed it)."""

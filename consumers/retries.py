@@ -3,9 +3,9 @@
 A retry lives in Redis, not in memory, so it survives restarts (written by
 ``consumers.commit`` together with the attempt's record):
 - ``p:retries``         sorted set: delivery id -> due time (unix seconds)
-- ``p:retry:<id>``      hash: the envelope payload, subscription, channel and
-                        attempt count; all a retry needs once the stream entry
-                        has been trimmed.
+- ``p:retry:<id>``      hash: the envelope payload, subscription, channel,
+                        attempt count and the attempts so far; all a retry
+                        needs once the stream entry has been trimmed.
 
 Any worker claims due retries with one script that moves their due time a
 lease into the future: two workers never attempt the same retry at once, and
@@ -20,10 +20,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
+import orjson
 import redis.asyncio as aioredis
 
 from eventbus.brokers.redis_streams import translated
 from eventbus.keys import Keys
+
+from .records import Attempt
 
 __all__ = ["RetryJob", "RetryPolicy", "RetryQueue"]
 
@@ -73,6 +76,11 @@ class RetryJob:
     channel: str
     attempts: int
     created_at: float
+    # The attempts so far: the record written after the next one keeps them.
+    history: tuple[Attempt, ...] = ()
+
+    def history_json(self) -> bytes:
+        return orjson.dumps([a.to_dict() for a in self.history])
 
 
 class RetryQueue:
@@ -107,6 +115,9 @@ class RetryQueue:
                     channel=job["channel"].decode(),
                     attempts=int(job["attempts"]),
                     created_at=float(job["created_at"]),
+                    history=tuple(
+                        Attempt.from_dict(a) for a in orjson.loads(job.get("history") or b"[]")
+                    ),
                 )
             )
         return jobs

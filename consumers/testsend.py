@@ -60,15 +60,17 @@ async def send_test(settings: Settings, name: str) -> SendResult:
         last_status=result.status,
         last_error=result.error,
     )
-    attempt = Attempt(
-        1,
-        now,
-        result.latency,
-        result.outcome.value,
-        result.status,
-        result.error,
-        result.response_excerpt,
-    )
+    record.history = [
+        Attempt(
+            1,
+            now,
+            result.latency,
+            result.outcome.value,
+            result.status,
+            result.error,
+            result.response_excerpt,
+        )
+    ]
     redis = connect(settings.broker.redis_url.get_secret_value())
     try:
         committer = Committer(
@@ -77,7 +79,7 @@ async def send_test(settings: Settings, name: str) -> SendResult:
             settings.consumer.group,
             settings.consumer.record_ttl,
         )
-        await committer.commit([Plan(records=[(record, attempt)])], now)
+        await committer.commit([Plan(records=[record])], now)
     finally:
         await redis.aclose()
     return result

@@ -31,7 +31,7 @@ from eventbus.settings import Settings
 from .channels.base import Channel
 from .commit import Committer
 from .deadletters import DeadLetters
-from .dispatch import DeadLetterOrder, Dispatcher, Plan
+from .dispatch import DeadLetterOrder, Dispatcher, Plan, Work
 from .health import Health
 from .maintenance import Maintenance
 from .metrics import Metrics
@@ -75,12 +75,16 @@ class Worker:
         self.maintenance = Maintenance(redis, self.keys)
         self.dispatcher = Dispatcher(settings, channels, metrics=self.metrics, clock=clock)
         self._stopping = asyncio.Event()
-        self._tasks: set[asyncio.Task[None]] = set()
+        # Entries and retries taken on and not yet committed (stream entry id
+        # or delivery id), and the tasks of those still sending.
         self._in_flight_ids: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._room = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._loops: list[asyncio.Task[None]] = []
         self.processed = 0  # entries and retries committed by this worker
-        self._commit_queue: list[tuple[Plan, asyncio.Future[None]]] = []
+        self._commit_queue: list[tuple[str, Plan]] = []
         self._committer: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
@@ -120,13 +124,14 @@ class Worker:
 
     def stop(self) -> None:
         if not self._stopping.is_set():
-            log.info("worker.stopping", in_flight=len(self._tasks))
+            log.info("worker.stopping", in_flight=len(self._in_flight_ids))
             self._stopping.set()
             self._room.set()
 
     @property
     def in_flight(self) -> int:
-        return len(self._tasks)
+        """Entries and retries taken on and not yet committed."""
+        return len(self._in_flight_ids)
 
     @property
     def stopping(self) -> bool:
@@ -140,26 +145,27 @@ class Worker:
     async def drain(self, *, include_pending: bool = True) -> int:
         """Process until idle: no new entries, no due retries, nothing in flight.
 
-        For tests, benchmarks and one-shot runs (like arq's burst mode). Returns
-        how many entries and retries it processed.
+        For tests, benchmarks and one-shot runs (like arq's burst mode). Reads
+        overlap with sending and committing, as in ``run()``. Returns how many
+        entries and retries it processed.
         """
         done = 0
         if include_pending:
             done += await self._drain_own_pending()
+        batch = self.config.batch_size
         while True:
-            entries = await self.streams.read(self.group, self.name, self.config.batch_size, None)
-            jobs = await self.retries.claim(self.clock(), self._lease, self.config.batch_size)
+            room = min(await self._wait_for_room(), batch)
+            entries = await self.streams.read(self.group, self.name, room, None)
+            jobs = await self.retries.claim(self.clock(), self._lease, room)
             if not entries and not jobs:
-                await self._wait_all()
-                if not self._tasks:
+                if not self._in_flight_ids:
                     return done
+                await self._idle.wait()
                 continue
-            for entry in entries:
-                await self._spawn(entry.id, self.dispatcher.process_entry(entry))
+            self._take_entries(entries)
             for job in jobs:
-                await self._spawn(job.delivery_id, self.dispatcher.process_retry(job))
+                self._take(job.delivery_id, self.dispatcher.retry_work(job))
             done += len(entries) + len(jobs)
-            await self._wait_all()
 
     # -- loops -------------------------------------------------------------------
 
@@ -203,8 +209,7 @@ class Worker:
             entries = await self.streams.read(
                 self.group, self.name, min(room, self.config.batch_size), block_ms
             )
-            for entry in entries:
-                await self._spawn(entry.id, self.dispatcher.process_entry(entry))
+            self._take_entries(entries)
 
     async def _drain_own_pending(self) -> int:
         """Entries this consumer received before a restart but never acked."""
@@ -218,7 +223,7 @@ class Worker:
                 return count
             log.info("worker.pending_recovered", count=len(entries))
             await self._process_claimed(entries)
-            await self._wait_all()
+            await self._idle.wait()
             count += len(entries)
 
     async def _retry_loop(self) -> None:
@@ -227,7 +232,7 @@ class Worker:
             room = await self._wait_for_room()
             jobs = await self.retries.claim(self.clock(), self._lease, min(room, 100))
             for job in jobs:
-                await self._spawn(job.delivery_id, self.dispatcher.process_retry(job))
+                self._take(job.delivery_id, self.dispatcher.retry_work(job))
             if not jobs:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), self.config.retry_poll)
@@ -311,72 +316,86 @@ class Worker:
                 await self._commit([plan])
             else:
                 await self._wait_for_room()
-                await self._spawn(entry.id, self.dispatcher.process_entry(entry))
+                self._take_entries([entry])
 
-    async def _spawn(self, key: str, work: Awaitable[Plan]) -> None:
-        self._in_flight_ids.add(key)
-
-        async def run() -> None:
+    def _take_entries(self, entries: list[StreamEntry]) -> None:
+        for entry in entries:
             try:
-                plan = await work
-                await self._submit(plan)
-                self.processed += 1
-            except asyncio.CancelledError:
-                raise
-            except BrokerError as exc:
-                # Not acked: the entry stays pending and is reclaimed later.
-                log.warning("commit.failed", key=key, error=str(exc))
-            except Exception:
-                log.exception("dispatch.crashed", key=key)
-            finally:
-                self._in_flight_ids.discard(key)
+                work = self.dispatcher.entry_work(entry)
+            except Exception:  # a bug; the entry stays pending and is reclaimed
+                log.exception("dispatch.crashed", key=entry.id)
+                continue
+            self._take(entry.id, work)
 
-        task = asyncio.create_task(run())
+    def _take(self, key: str, work: Work) -> None:
+        """Start one entry or retry; it is in flight until its plan is committed.
+
+        Work with nothing to send (a dead letter, no matching subscription)
+        goes straight to the commit queue; the rest gets a task that sends.
+        """
+        self._in_flight_ids.add(key)
+        self._idle.clear()
+        if not work.targets:
+            self._queue_commit(key, work.plan)
+            return
+        task = asyncio.create_task(self._send(key, work))
         self._tasks.add(task)
-        task.add_done_callback(self._task_done)
+        task.add_done_callback(self._tasks.discard)
 
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
+    async def _send(self, key: str, work: Work) -> None:
+        try:
+            plan = await self.dispatcher.send(work)
+        except asyncio.CancelledError:
+            self._settled(key)  # not committed: pending (or leased) for a later try
+            raise
+        except Exception:
+            log.exception("dispatch.crashed", key=key)
+            self._settled(key)
+        else:
+            self._queue_commit(key, plan)
+
+    def _settled(self, key: str) -> None:
+        self._in_flight_ids.discard(key)
         self._room.set()
+        if not self._in_flight_ids:
+            self._idle.set()
 
     async def _wait_for_room(self) -> int:
         """Free in-flight slots (at least 1), waiting while there are none."""
-        while len(self._tasks) >= self.config.max_in_flight and not self._stopping.is_set():
+        limit = self.config.max_in_flight
+        while len(self._in_flight_ids) >= limit and not self._stopping.is_set():
             self._room.clear()
             await self._room.wait()
-        return max(1, self.config.max_in_flight - len(self._tasks))
+        return max(1, limit - len(self._in_flight_ids))
 
-    async def _wait_all(self) -> None:
-        if self._tasks:
-            await asyncio.wait(set(self._tasks))
+    def _queue_commit(self, key: str, plan: Plan) -> None:
+        """Commit ``plan`` together with whatever else finishes meanwhile.
 
-    async def _submit(self, plan: Plan) -> None:
-        """Commit ``plan`` together with whatever else finished meanwhile.
-
-        One committer task turns everything queued into one MULTI/EXEC (group
-        commit): one connection and one round trip for many entries, instead
-        of one each. Returns once the plan is committed; raises if it failed.
+        One committer task turns everything queued into one atomic script
+        call (group commit): one round trip for many entries instead of one
+        each. Entries count as in flight until their commit is done.
         """
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._commit_queue.append((plan, done))
+        self._commit_queue.append((key, plan))
         if self._committer is None or self._committer.done():
             self._committer = asyncio.create_task(self._run_committer(), name="eventbus-commit")
-        await asyncio.shield(done)
 
     async def _run_committer(self) -> None:
         while self._commit_queue:
             batch = self._commit_queue[:_COMMIT_BATCH]
             del self._commit_queue[:_COMMIT_BATCH]
             try:
-                await self._commit([plan for plan, _ in batch])
-            except Exception as exc:
-                for _, done in batch:
-                    if not done.done():
-                        done.set_exception(exc)
+                await self._commit([plan for _, plan in batch])
+            except BrokerError as exc:
+                # Not acked: the entries stay pending and are reclaimed later;
+                # retries stay leased and are claimed again.
+                log.warning("commit.failed", entries=len(batch), error=str(exc))
+            except Exception:
+                log.exception("commit.crashed", entries=len(batch))
             else:
-                for _, done in batch:
-                    if not done.done():
-                        done.set_result(None)
+                self.processed += len(batch)
+            finally:
+                for key, _ in batch:
+                    self._settled(key)
 
     async def _commit(self, plans: list[Plan]) -> None:
         """Record outcomes, schedule retries, dead-letter and XACK in one atomic step."""
@@ -435,7 +454,7 @@ class Worker:
             if self._tasks:
                 log.info(
                     "worker.draining",
-                    in_flight=len(self._tasks),
+                    in_flight=len(self._in_flight_ids),
                     timeout_s=self.config.drain_timeout,
                 )
                 _, pending = await asyncio.wait(set(self._tasks), timeout=self.config.drain_timeout)
@@ -444,7 +463,7 @@ class Worker:
                 if pending:
                     await asyncio.gather(*pending, return_exceptions=True)
                     log.warning("worker.drain_timeout", left_pending=len(pending))
-            if self._committer is not None and not self._committer.done():
+            while self._committer is not None and not self._committer.done():
                 await asyncio.gather(self._committer, return_exceptions=True)
         except asyncio.CancelledError:
             # Forced stop (a second signal): abandon in-flight deliveries before

@@ -32,12 +32,8 @@ class Keys:
         return f"{self.prefix}:dlq"
 
     def delivery(self, delivery_id: str) -> str:
-        """Hash: the state of one delivery (event, subscription, channel)."""
+        """JSON string: one delivery (event, subscription, channel) and its attempts."""
         return f"{self.prefix}:delivery:{delivery_id}"
-
-    def attempts(self, delivery_id: str) -> str:
-        """List of JSON attempt records of one delivery."""
-        return f"{self.prefix}:attempts:{delivery_id}"
 
     @property
     def deliveries_index(self) -> str:

@@ -122,6 +122,50 @@ async def test_retry_then_delivered_keeps_delivery_id(
     assert await redis.zcard(Keys(s.broker.prefix).retries) == 0
 
 
+async def test_record_is_one_key_with_every_attempt(
+    setup: dict[str, Any], redis: aioredis.Redis
+) -> None:
+    s = setup["settings"](consumer={"retry_schedule": ["1s", "1s"]})
+    fake = FakeChannel(
+        "fake",
+        SendResult(OutcomeClass.RETRYABLE, status=502, error="HTTP 502"),
+        SendResult(OutcomeClass.RETRYABLE, status=503, error="HTTP 503"),
+    )
+    w = setup["worker"](s, {"fake": fake})
+    await w.start()
+    ev = event()
+    await setup["publish"](s, ev)
+    await w.drain()
+    for _ in range(2):
+        setup["clock"].now += 2
+        await w.drain()
+    did = delivery_id(ev.id, "all", "fake")
+    keys = Keys(s.broker.prefix)
+    stored = json.loads(await redis.get(keys.delivery(did)))
+    assert [a["status"] for a in stored["history"]] == [502, 503, 200]
+    assert stored["status"] == "delivered" and stored["attempts"] == 3
+    assert [k async for k in redis.scan_iter(match=f"{keys.prefix}:attempts:*")] == []
+    assert (await w.store.query(event_id=ev.id))[0].id == did
+
+
+async def test_large_commit_is_chunked(redis: aioredis.Redis, prefix: str) -> None:
+    """More members than Lua's unpack() takes at once: still one atomic commit."""
+    keys = Keys(prefix)
+    await redis.xgroup_create(keys.events, "g", id="0", mkstream=True)
+    pipe = redis.pipeline(transaction=False)
+    for i in range(4500):
+        pipe.xadd(keys.events, {"payload": str(i)})
+    await pipe.execute()
+    await redis.xreadgroup("g", "c", {keys.events: ">"}, count=5000)
+    entries = await redis.xrange(keys.events)
+    plans = [Plan(ack=entry_id.decode()) for entry_id, _ in entries]
+    jobs = [(RetryJob(f"d{i}", b"{}", "s", "c", 1, 0.0), 100.0 + i) for i in range(4500)]
+    plans[0].retries = jobs
+    await Committer(redis, keys, "g", 60).commit(plans, now=0)
+    assert (await redis.xpending(keys.events, "g"))["pending"] == 0
+    assert await redis.zcard(keys.retries) == 4500
+
+
 async def test_retries_exhausted_fail(setup: dict[str, Any]) -> None:
     s = setup["settings"](subscriptions=[subscription(retry=["1s"])])
     fake = FakeChannel("fake")
@@ -326,7 +370,9 @@ async def test_channel_exception_and_timeout_are_retryable(setup: dict[str, Any]
     assert "timed out" in (rs.last_error or "")
 
 
-async def test_rate_limited_is_not_a_failed_attempt(setup: dict[str, Any]) -> None:
+async def test_rate_limited_is_not_a_failed_attempt(
+    setup: dict[str, Any], redis: aioredis.Redis
+) -> None:
     s = setup["settings"]()
     fake = FakeChannel("fake", SendResult(OutcomeClass.RATE_LIMITED, retry_after=30))
     w = setup["worker"](s, {"fake": fake})
@@ -343,6 +389,12 @@ async def test_rate_limited_is_not_a_failed_attempt(setup: dict[str, Any]) -> No
     record = await w.store.get(did)
     assert record is not None and record.status is DeliveryStatus.DELIVERED
     assert record.attempts == 1
+    keys = Keys(s.broker.prefix)
+    assert await redis.zcard(keys.retries) == 0, "a settled retry leaves the schedule"
+    assert not await redis.exists(keys.retry_job(did))
+    setup["clock"].now += 3600
+    assert await w.drain() == 0, "and is never attempted again"
+    assert len(fake.sent) == 2
 
 
 async def test_unknown_channel_after_reload_is_a_failed_record(setup: dict[str, Any]) -> None:

@@ -242,11 +242,11 @@ async def write_record(
         attempts=1,
         last_status=200,
     )
-    attempt = Attempt(
-        number=1, at=record.updated_at, duration=0.01, outcome="delivered", status=200
-    )
+    record.history = [
+        Attempt(number=1, at=record.updated_at, duration=0.01, outcome="delivered", status=200)
+    ]
     committer = Committer(redis, keys, group="delivery", ttl=3600)
-    await committer.commit([Plan(records=[(record, attempt)])], now=record.updated_at)
+    await committer.commit([Plan(records=[record])], now=record.updated_at)
 
 
 async def test_deliveries_are_scoped_by_token(
