@@ -60,7 +60,16 @@ def render(
     Raises ``consumers.templates.TemplateRenderError`` for a broken template.
     """
     name = subscription.name if subscription else ""
-    compiled = compile_templates(subscription) if subscription is not None else None
+    compiled = (
+        compile_templates(subscription)
+        if subscription is not None
+        and (
+            subscription.title_template is not None
+            or subscription.body_template is not None
+            or subscription.link_template is not None
+        )
+        else None
+    )
     if compiled is None or compiled.empty:
         # The default text cannot fail: make it only if a channel reads it.
         return Message(

@@ -319,6 +319,8 @@ class Worker:
                 self._take_entries([entry])
 
     def _take_entries(self, entries: list[StreamEntry]) -> None:
+        if entries:
+            self.metrics.events_consumed.inc(len(entries))
         for entry in entries:
             try:
                 work = self.dispatcher.entry_work(entry)

@@ -22,7 +22,7 @@ import structlog
 
 from .settings import LoggingSettings
 
-__all__ = ["configure_logging"]
+__all__ = ["HotLogger", "configure_logging"]
 
 
 def configure_logging(settings: LoggingSettings, stream: TextIO | None = None) -> None:
@@ -50,6 +50,34 @@ def configure_logging(settings: LoggingSettings, stream: TextIO | None = None) -
     )
     # Libraries that use stdlib logging (uvicorn, aio-pika) at the same level.
     logging.basicConfig(level=level, stream=out, format="%(levelname)s %(name)s: %(message)s")
+
+
+class HotLogger:
+    """A logger for a line per delivery: assembled once per logging configuration.
+
+    ``structlog.get_logger()`` assembles a new logger (factory, wrapper,
+    context) on every call unless loggers are cached for good, which would
+    pin them to the first configuration and break ``capture_logs()``. This
+    keeps the assembled logger and assembles it again only when structlog is
+    reconfigured.
+    """
+
+    __slots__ = ("_bound", "_config", "_name")
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._config: tuple[Any, ...] = ()
+        self._bound: Any = None
+
+    def get(self) -> Any:
+        """The bound logger for the current configuration."""
+        c = structlog.get_config()
+        config = (c["processors"], c["logger_factory"], c["wrapper_class"], c["context_class"])
+        cached = self._config
+        if len(cached) != 4 or any(a is not b for a, b in zip(config, cached, strict=True)):
+            self._bound = structlog.get_logger(self._name).bind()
+            self._config = config
+        return self._bound
 
 
 def _json_output(out: TextIO) -> tuple[structlog.typing.Processor, Callable[..., Any]]:

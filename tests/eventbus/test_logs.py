@@ -182,3 +182,29 @@ def test_odd_values_render_and_never_raise(sink: Sink, value: Any, rendered: Any
     assert line["value"] == rendered
     assert line["channel"] == "ops"
     assert line["event"] == "odd"
+
+
+def test_hot_logger_is_assembled_once_per_configuration() -> None:
+    from eventbus.logs import HotLogger
+
+    first_out = io.StringIO()
+    configure_logging(LoggingSettings(level="info", format="json"), stream=first_out)
+    hot = HotLogger("eventbus.test")
+    first = hot.get()
+    assert hot.get() is first, "kept while the configuration stands"
+    with structlog.testing.capture_logs() as logs:
+        hot.get().info("delivery.sent", channel="captured")
+    assert logs == [{"event": "delivery.sent", "channel": "captured", "log_level": "info"}]
+    hot.get().info("delivery.sent", channel="after")
+    assert [json.loads(line)["channel"] for line in first_out.getvalue().splitlines()] == [
+        "after"
+    ], "back on the stream once capture_logs() is done"
+
+    out = io.StringIO()
+    configure_logging(LoggingSettings(level="warning", format="json"), stream=out)
+    assert hot.get() is not first, "assembled again for a new configuration"
+    hot.get().info("delivery.sent", channel="filtered")
+    hot.get().warning("delivery.failed", channel="ops")
+    assert [json.loads(line)["event"] for line in out.getvalue().splitlines()] == [
+        "delivery.failed"
+    ], "the new stream and level are followed"
