@@ -20,6 +20,7 @@ from typing import Any
 import structlog
 
 from eventbus.brokers.redis_streams import StreamEntry
+from eventbus.durations import format_duration
 from eventbus.envelope import EnvelopeLimits, Event, decode
 from eventbus.errors import EnvelopeError, PermanentDeliveryError
 from eventbus.logs import HotLogger
@@ -290,10 +291,20 @@ class Dispatcher:
         plan: Plan,
         target: _Target,
     ) -> DeliveryRecord:
-        # Not a failed attempt: reschedule without counting it.
+        # Not a failed attempt: reschedule without counting it, for as long
+        # as the subscription's retry schedule would have kept trying.
         wait = min(max(result.retry_after or 1.0, 0.5), self.settings.consumer.retry_after_max)
+        now = self.clock()
+        patience = self._policy(target.subscription).patience
+        if now + wait > record.created_at + patience:
+            waited, most = format_duration(now - record.created_at), format_duration(patience)
+            record.reason = (
+                f"still rate limited {waited} after the first try; gave up (a delivery "
+                f"waits at most {most}: its retry schedule, or consumer.retry_after_max if longer)"
+            )
+            return self._finish(bound, record, plan, target, result)
         record.status = DeliveryStatus.RETRYING
-        record.next_attempt_at = self.clock() + wait
+        record.next_attempt_at = now + wait
         record.reason = "rate limited"
         plan.retries.append((self._job(record, payload), record.next_attempt_at))
         return self._finish(bound, record, plan, target, result)

@@ -52,6 +52,16 @@ class RetryPolicy:
     jitter: float = 0.2
     retry_after_max: float = 86400.0
 
+    @property
+    def patience(self) -> float:
+        """How long a delivery may keep being rate limited before it fails.
+
+        As long as its retry schedule would have kept trying, and at least
+        ``retry_after_max``: a provider that always answers 429 must not be
+        retried forever.
+        """
+        return max(sum(self.schedule), self.retry_after_max)
+
     def delay(
         self, attempts: int, retry_after: float | None = None, rng: random.Random | None = None
     ) -> float | None:

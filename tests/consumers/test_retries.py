@@ -42,3 +42,8 @@ def test_exhausted_after_the_last_step() -> None:
 def test_retry_after_is_honoured_within_bounds(retry_after: float, expected: float) -> None:
     policy = RetryPolicy([5.0], jitter=0.2, retry_after_max=3600)
     assert policy.delay(1, retry_after) == expected
+
+
+def test_patience_is_the_schedule_or_retry_after_max() -> None:
+    assert RetryPolicy([60.0, 600.0], retry_after_max=30.0).patience == 660.0
+    assert RetryPolicy([1.0], retry_after_max=3600.0).patience == 3600.0

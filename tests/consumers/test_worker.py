@@ -397,6 +397,32 @@ async def test_rate_limited_is_not_a_failed_attempt(
     assert len(fake.sent) == 2
 
 
+async def test_rate_limited_for_too_long_fails(
+    setup: dict[str, Any], redis: aioredis.Redis
+) -> None:
+    s = setup["settings"](
+        subscriptions=[subscription(retry=["1s"])], consumer={"retry_after_max": "10s"}
+    )
+    fake = FakeChannel("fake")
+    fake.default = SendResult(OutcomeClass.RATE_LIMITED, status=429, retry_after=5)
+    w = setup["worker"](s, {"fake": fake})
+    await w.start()
+    ev = event()
+    await setup["publish"](s, ev)
+    await w.drain()
+    did = delivery_id(ev.id, "all", "fake")
+    setup["clock"].now += 6
+    await w.drain()
+    record = await w.store.get(did)
+    assert record is not None and record.status is DeliveryStatus.FAILED
+    assert record.reason is not None and record.reason.startswith(
+        "still rate limited 6s after the first try; gave up (a delivery waits at most 10s"
+    )
+    assert await redis.zcard(Keys(s.broker.prefix).retries) == 0
+    setup["clock"].now += 3600
+    assert await w.drain() == 0 and len(fake.sent) == 2, "never tried again"
+
+
 async def test_unknown_channel_after_reload_is_a_failed_record(setup: dict[str, Any]) -> None:
     s = setup["settings"]()
     fake = FakeChannel("fake")
