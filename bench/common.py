@@ -115,19 +115,13 @@ async def delete_prefix(redis: aioredis.Redis, prefix: str, *, keep: Sequence[st
 
 
 def worker_redis(max_in_flight: int) -> aioredis.Redis:
-    """The daemon's Redis client (``connect()``), with a pool big enough for the worker.
+    """The daemon's Redis client (``connect()``), with room for ``max_in_flight``.
 
-    Before the group commit (f49626e) every in-flight entry held a pooled
-    connection for its own MULTI/EXEC, and redis-py 8 refuses
-    (``MaxConnectionsError``) rather than waits past 100 connections, so
-    ``run()`` at ``max_in_flight`` 256 failed commits. Since then the worker
-    uses a handful of connections and the wider cap is only a guard, so the
-    harness also measures older revisions.
+    The worker itself needs a handful of connections (group commit); the pool
+    is sized so that older revisions, which held one per in-flight entry, can
+    be measured with the same harness.
     """
-    redis = connect(REDIS_URL)
-    pool = redis.connection_pool
-    pool.max_connections = max(pool.max_connections, max_in_flight + 32)
-    return redis
+    return connect(REDIS_URL, max_connections=max(64, max_in_flight + 32))
 
 
 def worker_settings(prefix: str, channel: str = "noop", **consumer: Any) -> Settings:

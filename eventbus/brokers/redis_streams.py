@@ -63,13 +63,25 @@ async def translated(what: str) -> AsyncIterator[None]:
         yield
 
 
-def connect(url: str, *, retries: int = 3, socket_timeout: float | None = 5.0) -> aioredis.Redis:
+def connect(
+    url: str,
+    *,
+    retries: int = 3,
+    socket_timeout: float | None = 5.0,
+    max_connections: int = 64,
+    pool_timeout: float = 20.0,
+) -> aioredis.Redis:
     """An asyncio Redis client that retries transient connection errors.
 
-    Its connections pack commands with hiredis (see ``packing``).
+    At most ``max_connections`` connections are open; a command that finds
+    them all busy waits up to ``pool_timeout`` seconds for one (redis-py's
+    default pool fails at once instead). Its connections pack commands with
+    hiredis (see ``packing``).
     """
-    client = aioredis.Redis.from_url(
+    pool = aioredis.BlockingConnectionPool.from_url(
         url,
+        max_connections=max_connections,
+        timeout=pool_timeout,
         retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries),
         retry_on_error=[rexc.ConnectionError, rexc.TimeoutError],
         socket_timeout=socket_timeout,
@@ -78,9 +90,8 @@ def connect(url: str, *, retries: int = 3, socket_timeout: float | None = 5.0) -
     )
     # from_url picks the class from the URL scheme (the URL wins over a
     # connection_class argument); the pool has no connections yet.
-    pool = client.connection_pool
     pool.connection_class = hiredis_connection_class(pool.connection_class)
-    return client
+    return aioredis.Redis.from_pool(pool)
 
 
 @dataclass(frozen=True, slots=True)
