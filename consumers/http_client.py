@@ -17,10 +17,16 @@ Other things closed off here because they would bypass the guard: proxies
 from the environment (``trust_env=False`` on both layers; an httpx proxy mount
 would not even use aiohttp) and redirects (never followed; a 3xx is reported
 to the operator instead).
+
+``transport_of(client)`` gives the transport of such a client, for a sender
+that needs none of ``AsyncClient``'s per-request work (merging defaults,
+auth, redirects, cookie extraction: about 40 % of a webhook POST here) and
+hands a prepared ``httpx.Request`` straight to it, guard included.
 """
 
 from __future__ import annotations
 
+import weakref
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 
 import aiohttp
@@ -31,10 +37,25 @@ from eventbus.settings import SecuritySettings
 
 from .netguard import ForbiddenTarget, GuardedResolver, TargetPolicy, check_url_host
 
-__all__ = ["make_http_client"]
+__all__ = ["make_http_client", "register_transport", "transport_of"]
 
 # aiohttp's default; idle connections are closed after this many seconds.
 KEEPALIVE_SECONDS = 15.0
+
+
+_TRANSPORTS: weakref.WeakKeyDictionary[httpx.AsyncClient, httpx.AsyncBaseTransport] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def register_transport(client: httpx.AsyncClient, transport: httpx.AsyncBaseTransport) -> None:
+    """Declare ``transport`` as the one ``client`` sends through (see ``transport_of``)."""
+    _TRANSPORTS[client] = transport
+
+
+def transport_of(client: httpx.AsyncClient) -> httpx.AsyncBaseTransport | None:
+    """The transport registered for ``client``, or ``None`` (then use the client)."""
+    return _TRANSPORTS.get(client)
 
 
 class _GuardedTransport(httpx.AsyncBaseTransport):
@@ -99,7 +120,7 @@ def make_http_client(
         )
 
     transport = _GuardedTransport(AiohttpTransport(client=session), policy)
-    return httpx.AsyncClient(
+    client = httpx.AsyncClient(
         transport=transport,
         timeout=timeout,
         follow_redirects=False,
@@ -107,3 +128,5 @@ def make_http_client(
         # httpx keeps its own jar above aiohttp's: make it refuse every cookie.
         cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
     )
+    register_transport(client, transport)
+    return client

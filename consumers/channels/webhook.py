@@ -42,6 +42,7 @@ from eventbus import __version__
 from eventbus.errors import ChannelConfigError
 from eventbus.settings import ChannelSpec, SecuritySettings, redact_url
 
+from ..http_client import transport_of
 from ..netguard import ForbiddenTarget, TargetPolicy, check_url_host, forbidden_cause
 from .base import (
     EXCERPT_BYTES,
@@ -130,7 +131,12 @@ class WebhookChannel:
         self._keys = tuple(keys)
         self._headers = dict(headers)
         self._timeout = timeout
+        self._timeouts = httpx.Timeout(timeout).as_dict()
         self._http = http
+        # Straight to the transport when the client has one registered: a
+        # webhook uses none of AsyncClient's per-request work. Credentials in
+        # the URL need the client's Basic auth, so those keep the client.
+        self._transport = None if url.username or url.password else transport_of(http)
         self._clock = clock
         # Longest first, so a secret that contains another is masked whole.
         self._redact = tuple(
@@ -171,15 +177,30 @@ class WebhookChannel:
         headers = self.signed_headers(message.delivery_id, int(self._clock()), body)
         start = time.perf_counter()
         try:
-            async with self._http.stream(
-                "POST",
-                self._url,
-                content=body,
-                headers=headers,
-                timeout=self._timeout,
-                follow_redirects=False,
-            ) as response:
-                head = await _read_prefix(response, EXCERPT_BYTES)
+            if self._transport is not None:
+                request = httpx.Request(
+                    "POST",
+                    self._url,
+                    content=body,
+                    headers=headers,
+                    extensions={"timeout": self._timeouts},
+                )
+                response = await self._transport.handle_async_request(request)
+                response.request = request  # as the client does
+                try:
+                    head = await _read_prefix(response, EXCERPT_BYTES)
+                finally:
+                    await response.aclose()
+            else:
+                async with self._http.stream(
+                    "POST",
+                    self._url,
+                    content=body,
+                    headers=headers,
+                    timeout=self._timeout,
+                    follow_redirects=False,
+                ) as response:
+                    head = await _read_prefix(response, EXCERPT_BYTES)
         except (httpx.HTTPError, OSError) as exc:
             return self._failure(exc, time.perf_counter() - start)
         latency = time.perf_counter() - start

@@ -19,7 +19,7 @@ import eventbus
 from consumers.channels.base import Channel, ChannelDeps, Message, OutcomeClass
 from consumers.channels.registry import build_channel
 from consumers.channels.webhook import WebhookChannel, create, decode_secret, sign, warnings
-from consumers.http_client import make_http_client
+from consumers.http_client import make_http_client, register_transport
 from consumers.netguard import ForbiddenTarget
 from eventbus.envelope import Event
 from eventbus.errors import ChannelConfigError
@@ -68,13 +68,20 @@ class Recorder:
         return self.requests[-1]
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[Callable[[Handler | None], tuple[httpx.AsyncClient, Recorder]]]:
+@pytest.fixture(params=["client", "transport"])
+async def http(
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[Callable[[Handler | None], tuple[httpx.AsyncClient, Recorder]]]:
+    """Clients on a MockTransport; every test runs through the client and, as the
+    daemon's client does, straight through its registered transport."""
     clients: list[httpx.AsyncClient] = []
 
     def make(answer: Handler | None = None) -> tuple[httpx.AsyncClient, Recorder]:
         recorder = Recorder(answer)
-        client = httpx.AsyncClient(transport=httpx.MockTransport(recorder))
+        transport = httpx.MockTransport(recorder)
+        client = httpx.AsyncClient(transport=transport)
+        if request.param == "transport":
+            register_transport(client, transport)
         clients.append(client)
         return client, recorder
 
@@ -593,3 +600,30 @@ async def test_guard_refusal_is_a_permanent_result() -> None:
     assert result.error is not None
     assert "'localhost'" in result.error
     assert "security.allow_private_targets" in result.error
+
+
+async def test_registered_transport_skips_the_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    recorder = Recorder()
+    transport = httpx.MockTransport(recorder)
+    async with httpx.AsyncClient(transport=transport) as client:
+        register_transport(client, transport)
+
+        async def refuse(*args: Any, **kwargs: Any) -> None:
+            raise AssertionError("AsyncClient.send used")
+
+        monkeypatch.setattr(client, "send", refuse)
+        result = await channel(client, secret=SECRET).send(message())
+        assert result.ok and len(recorder.requests) == 1
+        assert recorder.last.extensions["timeout"] == httpx.Timeout(15.0).as_dict()
+        # Credentials in the URL need the client's Basic auth.
+        with pytest.raises(AssertionError, match=r"AsyncClient\.send used"):
+            await create(spec(url=SECRET_URL), ChannelDeps(http=client)).send(message())
+
+
+async def test_production_client_registers_its_transport() -> None:
+    from consumers.http_client import transport_of
+
+    async with make_http_client(SecuritySettings(), timeout=5) as client:
+        assert transport_of(client) is not None
+    async with httpx.AsyncClient() as plain:
+        assert transport_of(plain) is None
