@@ -16,6 +16,7 @@ import time
 import redis.asyncio as aioredis
 
 from consumers.worker import Worker
+from eventbus.envelope import decode
 from eventbus.keys import Keys
 
 from .common import (
@@ -33,7 +34,7 @@ from .common import (
     worker_settings,
 )
 
-__all__ = ["bare_loop", "multi_loop", "run", "worker_drain", "worker_run"]
+__all__ = ["bare_loop", "multi_loop", "run", "validate_loop", "worker_drain", "worker_run"]
 
 COUNT = 100
 
@@ -50,6 +51,29 @@ async def bare_loop(redis: aioredis.Redis, stream: str, group: str, n: int) -> f
         ids = [entry_id for entry_id, _ in reply[0][1]]
         await redis.xack(stream, group, *ids)
         done += len(ids)
+    elapsed = time.perf_counter() - start
+    await redis.xgroup_destroy(stream, group)
+    return done / elapsed
+
+
+async def validate_loop(redis: aioredis.Redis, stream: str, group: str, n: int) -> float:
+    """The bare loop plus ``decode()`` (pydantic validation) of every entry, no writes.
+
+    The ceiling for any loop that validates envelopes as the issue asks:
+    no matching, delivering, recording or logging.
+    """
+    await redis.xgroup_create(stream, group, id="0")
+    done = 0
+    start = time.perf_counter()
+    while done < n:
+        reply = await redis.xreadgroup(group, "validate", {stream: ">"}, count=COUNT)
+        if not reply:
+            break
+        rows = reply[0][1]
+        for _entry_id, fields in rows:
+            decode(fields[b"payload"])
+        await redis.xack(stream, group, *[entry_id for entry_id, _ in rows])
+        done += len(rows)
     elapsed = time.perf_counter() - start
     await redis.xgroup_destroy(stream, group)
     return done / elapsed
@@ -165,6 +189,9 @@ async def run(n: int, rounds: int, *, with_run_mode: bool = True) -> Result:
         async def bare() -> float:
             return await bare_loop(redis, keys.events, group(), n)
 
+        async def validate() -> float:
+            return await validate_loop(redis, keys.events, group(), n)
+
         async def multi() -> float:
             rate = await multi_loop(redis, keys.events, group(), n, f"{prefix}:bare")
             await delete_prefix(redis, prefix, keep=[keys.events])
@@ -180,7 +207,7 @@ async def run(n: int, rounds: int, *, with_run_mode: bool = True) -> Result:
             await delete_prefix(redis, prefix, keep=[keys.events])
             return rate
 
-        variants = {"bare": bare, "multi": multi, "drain": drain}
+        variants = {"bare": bare, "validate": validate, "multi": multi, "drain": drain}
         if with_run_mode:
             variants["run"] = steady
         values = await interleaved(variants, rounds, "events/s")
@@ -198,6 +225,12 @@ async def run(n: int, rounds: int, *, with_run_mode: bool = True) -> Result:
                 values["multi"],
                 "info",
             ),
+            Row(
+                "bare loop + envelope validation (decode()), no writes",
+                "events/s",
+                values["validate"],
+                "info",
+            ),
         ]
         result.ratio(
             "drain/bare", "worker drain() (no-op channel)", "bare XREADGROUP + XACK per batch"
@@ -206,6 +239,11 @@ async def run(n: int, rounds: int, *, with_run_mode: bool = True) -> Result:
             "drain/multi",
             "worker drain() (no-op channel)",
             "bare decode + HSET + XACK, one MULTI per batch",
+        )
+        result.ratio(
+            "validate/bare",
+            "bare loop + envelope validation (decode()), no writes",
+            "bare XREADGROUP + XACK per batch",
         )
         if with_run_mode:
             result.ratio(
@@ -219,6 +257,9 @@ async def run(n: int, rounds: int, *, with_run_mode: bool = True) -> Result:
             "(attempts included) with its indexes; one Lua script call per group commit writes "
             "the records and the XACK. The decode + HSET + MULTI loop (drain/multi) is the "
             "closer yardstick: it decodes and writes, but validates, logs and indexes nothing.",
+            "validate/bare is the ceiling for any loop that validates envelopes (the issue's "
+            "step 1) with the product's pydantic model: it matches, sends, records and logs "
+            "nothing, yet stays well under half of the bare loop.",
             "Worker Redis client: eventbus connect() (commands packed by hiredis, a bounded "
             "pool that waits for a free connection). The garbage collector's start-up heap is "
             "frozen during the worker rounds, as the daemon does once started.",
