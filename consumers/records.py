@@ -118,8 +118,11 @@ class DeliveryRecord:
         }
 
     def to_json(self) -> bytes:
-        """The stored form: one JSON document, attempts included."""
-        return orjson.dumps(self.to_dict())
+        """The stored form: one JSON document, attempts included (``to_dict()``'s shape).
+
+        orjson serializes the dataclasses itself, without ``to_dict()``'s copies.
+        """
+        return orjson.dumps(self)
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> DeliveryRecord:

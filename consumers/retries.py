@@ -90,7 +90,7 @@ class RetryJob:
     history: tuple[Attempt, ...] = ()
 
     def history_json(self) -> bytes:
-        return orjson.dumps([a.to_dict() for a in self.history])
+        return orjson.dumps(self.history)
 
 
 class RetryQueue:
