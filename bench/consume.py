@@ -259,7 +259,7 @@ async def run(n: int, rounds: int, *, with_run_mode: bool = True) -> Result:
             "closer yardstick: it decodes and writes, but validates, logs and indexes nothing.",
             "validate/bare is the ceiling for any loop that validates envelopes (the issue's "
             "step 1) with the product's pydantic model: it matches, sends, records and logs "
-            "nothing, yet stays well under half of the bare loop.",
+            "nothing, and still stays under half of the bare loop (0.3-0.4 in runs here).",
             "Worker Redis client: eventbus connect() (commands packed by hiredis, a bounded "
             "pool that waits for a free connection). The garbage collector's start-up heap is "
             "frozen during the worker rounds, as the daemon does once started.",

@@ -208,9 +208,10 @@ async def run(n: int, seconds: float, rounds: int) -> Result:
         result.set_target("worker/httpx", ">=", 0.6, "webhook path >= 60 % of bare httpx")
         result.notes.append(
             "Sink: aiohttp.web in its own process answering 204. The worker reads, decodes, "
-            "signs (Standard Webhooks, one whsec_ secret), POSTs through make_http_client() "
-            "(httpx over AiohttpTransport, private targets allowed), records and acks; the "
-            "bare loops only POST. The ratio to bare aiohttp is the real bar."
+            "signs (Standard Webhooks, one whsec_ secret), hands an httpx.Request straight to "
+            "the transport of make_http_client() (the guarded AiohttpTransport, private "
+            "targets allowed), records and acks; the bare loops only POST. The ratio to bare "
+            "aiohttp is the real bar."
         )
     finally:
         await delete_prefix(redis, prefix)
