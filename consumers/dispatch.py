@@ -67,7 +67,7 @@ class Plan:
     ack: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per delivery, and frozen inits cost 4x
 class _Target:
     subscription: SubscriptionSpec
     channel_name: str

@@ -50,7 +50,7 @@ def delivery_id(event_id: str, subscription: str, channel: str) -> str:
     return f"msg_{digest[:32]}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per attempt, and frozen inits cost 4x
 class Attempt:
     number: int
     at: float

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
@@ -78,7 +79,7 @@ class Worker:
         # Entries and retries taken on and not yet committed (stream entry id
         # or delivery id), and the tasks of those still sending.
         self._in_flight_ids: set[str] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Plan]] = set()
         self._room = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -340,21 +341,21 @@ class Worker:
         if not work.targets:
             self._queue_commit(key, work.plan)
             return
-        task = asyncio.create_task(self._send(key, work))
+        task = asyncio.create_task(self.dispatcher.send(work))
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(functools.partial(self._sent, key))
 
-    async def _send(self, key: str, work: Work) -> None:
-        try:
-            plan = await self.dispatcher.send(work)
-        except asyncio.CancelledError:
+    def _sent(self, key: str, task: asyncio.Task[Plan]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
             self._settled(key)  # not committed: pending (or leased) for a later try
-            raise
-        except Exception:
-            log.exception("dispatch.crashed", key=key)
+            return
+        exc = task.exception()
+        if exc is not None:
+            log.error("dispatch.crashed", key=key, exc_info=exc)
             self._settled(key)
-        else:
-            self._queue_commit(key, plan)
+            return
+        self._queue_commit(key, task.result())
 
     def _settled(self, key: str) -> None:
         self._in_flight_ids.discard(key)
@@ -460,8 +461,8 @@ class Worker:
                     timeout_s=self.config.drain_timeout,
                 )
                 _, pending = await asyncio.wait(set(self._tasks), timeout=self.config.drain_timeout)
-                for task in pending:
-                    task.cancel()
+                for sending in pending:
+                    sending.cancel()
                 if pending:
                     await asyncio.gather(*pending, return_exceptions=True)
                     log.warning("worker.drain_timeout", left_pending=len(pending))
@@ -471,8 +472,8 @@ class Worker:
             # Forced stop (a second signal): abandon in-flight deliveries before
             # their clients are closed under them, so no attempt is recorded
             # as failed by our own shutdown. Their entries stay pending.
-            for task in self._tasks:
-                task.cancel()
+            for sending in self._tasks:
+                sending.cancel()
             log.warning("worker.abandoned", in_flight=len(self._tasks))
             raise
         log.info("worker.stopped", consumer=self.name)
