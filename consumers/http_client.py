@@ -41,6 +41,8 @@ __all__ = ["make_http_client", "register_transport", "transport_of"]
 
 # aiohttp's default; idle connections are closed after this many seconds.
 KEEPALIVE_SECONDS = 15.0
+# How many allowed hosts the guard remembers (a host is one webhook target).
+_ALLOWED_CACHE = 4096
 
 
 _TRANSPORTS: weakref.WeakKeyDictionary[httpx.AsyncClient, httpx.AsyncBaseTransport] = (
@@ -64,12 +66,19 @@ class _GuardedTransport(httpx.AsyncBaseTransport):
     def __init__(self, inner: httpx.AsyncBaseTransport, policy: TargetPolicy) -> None:
         self._inner = inner
         self._policy = policy
+        # Hosts already found allowed: the answer depends only on the host
+        # and the policy, which is fixed for this transport.
+        self._allowed: set[str] = set()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        try:
-            check_url_host(request.url.host, self._policy)
-        except ForbiddenTarget as exc:
-            raise httpx.ConnectError(str(exc), request=request) from exc
+        host = request.url.host
+        if host not in self._allowed:
+            try:
+                check_url_host(host, self._policy)
+            except ForbiddenTarget as exc:
+                raise httpx.ConnectError(str(exc), request=request) from exc
+            if len(self._allowed) < _ALLOWED_CACHE:
+                self._allowed.add(host)
         try:
             return await self._inner.handle_async_request(request)
         except aiohttp.ClientResponseError as exc:

@@ -245,6 +245,8 @@ class WebhookChannel:
 
 
 async def _read_prefix(response: httpx.Response, limit: int) -> bytes:
+    if response.status_code in (204, 304) or response.headers.get("content-length") == "0":
+        return b""  # nothing to read (the caller closes the response)
     chunks: list[bytes] = []
     size = 0
     # aiter_bytes is an async generator; close it rather than leave it to GC.

@@ -273,7 +273,8 @@ async def test_status_classification(
     else:
         assert result.error is not None
         assert error_part in result.error
-    assert result.response_excerpt == "why"
+    # A 204 has no body (HTTP says so; aiohttp does not read one): nothing to keep.
+    assert result.response_excerpt == (None if status == 204 else "why")
 
 
 def _raise(exc: Exception) -> Handler:
@@ -353,6 +354,19 @@ async def test_transport_errors_become_results(
     assert result.error is not None
     assert error_part in result.error
     assert result.disable_channel is False
+
+
+async def test_empty_body_is_not_read(http: Any) -> None:
+    class Unread(httpx.AsyncByteStream):
+        async def __aiter__(self):  # type: ignore[override]
+            raise AssertionError("body read")
+            yield b""  # pragma: no cover
+
+    client, _ = http(
+        lambda request: httpx.Response(200, headers={"content-length": "0"}, stream=Unread())
+    )
+    result = await channel(client).send(message())
+    assert result.outcome is OutcomeClass.DELIVERED and result.response_excerpt is None
 
 
 async def test_large_response_keeps_only_an_excerpt(http: Any) -> None:
