@@ -188,9 +188,16 @@ def excerpt(data: bytes | str, limit: int = EXCERPT_BYTES) -> str:
     return raw[:limit].decode("utf-8", "replace")
 
 
-def result_from_response(response: httpx.Response, latency: float) -> SendResult:
-    """Classify a plain HTTP response (webhook-like services)."""
+def result_from_response(
+    response: httpx.Response, latency: float, *, body: bytes | None = None
+) -> SendResult:
+    """Classify a plain HTTP response (webhook-like services).
+
+    ``body`` is what was read of a streamed response; by default the
+    response's content (it must have been read).
+    """
     status = response.status_code
+    content = response.content if body is None else body
     outcome = classify_status(status)
     retry_after = parse_retry_after(response.headers.get("retry-after"))
     if 300 <= status < 400:
@@ -207,7 +214,7 @@ def result_from_response(response: httpx.Response, latency: float) -> SendResult
         status=status,
         latency=latency,
         error=error,
-        response_excerpt=excerpt(response.content) if response.content else None,
+        response_excerpt=excerpt(content) if content else None,
         retry_after=retry_after if outcome is OutcomeClass.RETRYABLE else None,
         disable_channel=status == 410,
     )

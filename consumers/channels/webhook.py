@@ -75,7 +75,6 @@ _TOKEN_RE: Final = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 # What httpx leaves in a host after IDNA encoding; it percent-encodes the rest.
 _HOST_RE: Final = re.compile(r"^[A-Za-z0-9_.-]+$")
 # Response headers that describe the wire body, not the excerpt we keep.
-_WIRE_HEADERS: Final = frozenset({b"content-encoding", b"content-length", b"transfer-encoding"})
 _MASK: Final = "***"
 # Values shorter than this are not masked: replacing every "v1" or "ops" would
 # garble the text, and values that short are not credentials.
@@ -204,16 +203,8 @@ class WebhookChannel:
         except (httpx.HTTPError, OSError) as exc:
             return self._failure(exc, time.perf_counter() - start)
         latency = time.perf_counter() - start
-        # result_from_response wants a read response; give it one holding only
-        # the excerpt, so a huge body is never buffered.
-        kept = httpx.Response(
-            response.status_code,
-            headers=[(k, v) for k, v in response.headers.raw if k.lower() not in _WIRE_HEADERS],
-            content=head,
-            extensions={"reason_phrase": response.reason_phrase.encode()},
-            request=response.request,
-        )
-        result = result_from_response(kept, latency)
+        # Only the (decoded) start of the body was read: a huge one is never buffered.
+        result = result_from_response(response, latency, body=head)
         if result.error is None and result.response_excerpt is None:
             return result
         return _replace_texts(result, self._mask)
