@@ -51,6 +51,30 @@ def make_http_client(settings: Settings) -> httpx.AsyncClient:
     return make(settings.security, timeout=settings.consumer.delivery_timeout)
 
 
+def _restart_only(old: Settings, new: Settings) -> list[str]:
+    """Sections that changed but shape the running process, so a reload cannot apply them."""
+    sections: dict[str, tuple[object, object]] = {
+        "broker": (old.broker, new.broker),
+        "http.host": (old.http.host, new.http.host),
+        "http.port": (old.http.port, new.http.port),
+        # The private-target guard lives in the shared HTTP client.
+        "security": (old.security, new.security),
+    }
+    for name in type(new.consumer).model_fields:
+        if name not in _RELOADABLE_CONSUMER:
+            sections[f"consumer.{name}"] = (
+                getattr(old.consumer, name),
+                getattr(new.consumer, name),
+            )
+    return [name for name, (before, after) in sections.items() if before != after]
+
+
+# Read per delivery from the current settings, so a reload applies them.
+_RELOADABLE_CONSUMER = frozenset(
+    {"retry_schedule", "retry_jitter", "retry_after_max", "delivery_timeout"}
+)
+
+
 class Daemon:
     def __init__(
         self,
@@ -137,6 +161,13 @@ class Daemon:
         channels: Mapping[str, Channel] = build_channels(
             settings, make_channel_deps(settings, self._http)
         )
+        kept = _restart_only(self.settings, settings)
+        if kept:
+            log.warning(
+                "config.restart_needed",
+                settings=kept,
+                hint="these take effect at the next start; the running values are kept",
+            )
         self.settings = settings
         self.worker.reconfigure(settings, channels)
         if self._server is not None:

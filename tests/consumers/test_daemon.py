@@ -80,8 +80,12 @@ async def test_notify_reload_and_stop(
                 prefix,
                 sink.url.replace("/hook", "/hook2"),
                 token="new-token-4567",
+                security={"allow_private_targets": True, "allowed_hosts": ["10.0.0.9"]},
             )
-            assert await daemon.reload()
+            with capture_logs() as logs:
+                assert await daemon.reload()
+            restart = [x for x in logs if x["event"] == "config.restart_needed"]
+            assert restart and restart[0]["settings"] == ["security"], logs
             assert "READY=1" in await datagram()
             assert daemon._server is not None
             url = f"http://127.0.0.1:{daemon._server.port}/v1/deliveries"
