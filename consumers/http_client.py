@@ -26,6 +26,7 @@ hands a prepared ``httpx.Request`` straight to it, guard included.
 
 from __future__ import annotations
 
+import asyncio
 import weakref
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 
@@ -81,6 +82,16 @@ class _GuardedTransport(httpx.AsyncBaseTransport):
                 self._allowed.add(host)
         try:
             return await self._inner.handle_async_request(request)
+        except httpx.ConnectTimeout as exc:
+            # httpx_aiohttp maps every aiohttp connection error to ConnectTimeout;
+            # a refused connection or a failed lookup is not a timeout, and an
+            # operator reading "timeout" would look in the wrong place.
+            cause = exc.__cause__
+            if isinstance(cause, aiohttp.ClientConnectorError) and not isinstance(
+                cause, asyncio.TimeoutError
+            ):
+                raise httpx.ConnectError(str(exc), request=request) from cause
+            raise
         except aiohttp.ClientResponseError as exc:
             # Malformed or unexpected responses httpx_aiohttp does not map.
             raise httpx.RemoteProtocolError(str(exc), request=request) from exc

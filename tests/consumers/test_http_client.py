@@ -164,9 +164,17 @@ async def test_connection_refused_is_an_httpx_error() -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     async with make_http_client(ALLOW_PRIVATE, timeout=5) as client:
-        with pytest.raises(httpx.TransportError) as info:
+        with pytest.raises(httpx.ConnectError) as info:
             await client.post(f"http://127.0.0.1:{port}/")
     assert forbidden_cause(info.value) is None
+    assert not isinstance(info.value, httpx.TimeoutException), "refused is not a timeout"
+
+
+async def test_failed_lookup_is_a_connect_error_not_a_timeout() -> None:
+    async with make_http_client(ALLOW_PRIVATE, timeout=5) as client:
+        with pytest.raises(httpx.ConnectError) as info:
+            await client.post("http://eventbus-test.invalid/")
+    assert not isinstance(info.value, httpx.TimeoutException)
 
 
 async def test_environment_proxies_are_ignored(
