@@ -7,10 +7,18 @@ it). The client comes from ``ChannelDeps.smtp_factory`` (``aiosmtplib.SMTP``
 by default); its errors are mapped to ``SendResult``s here. The
 ``Message-ID`` is derived from the delivery id, so a retried mail can be
 recognised as the same one.
+
+With the default client, the channel resolves the server itself, refuses
+private and metadata addresses like every other outbound connection
+(``security.*``, see ``consumers.netguard``), connects to the address it
+checked and hands that socket to aiosmtplib, so DNS rebinding cannot slip
+past the check. TLS is still verified against the configured host name.
 """
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import ssl
 from collections.abc import Callable
 from email.message import EmailMessage
@@ -22,6 +30,7 @@ import aiosmtplib
 from eventbus.errors import ChannelConfigError
 from eventbus.settings import ChannelSpec
 
+from ..netguard import ForbiddenTarget, TargetPolicy
 from ._format import plain_text
 from ._http import NO_PACER, Pacer, PlannedRequest, mask
 from ._options import Options, channel_url, timeout_of
@@ -60,6 +69,7 @@ class SmtpChannel:
         ca_file: str | None = None,
         timeout: float = 15.0,
         factory: Callable[..., Any] | None = None,
+        guard: TargetPolicy | None = None,
     ) -> None:
         self.name = name
         self.host = host
@@ -77,6 +87,8 @@ class SmtpChannel:
         self._ca_file = ca_file
         self._timeout = timeout
         self._factory = factory or aiosmtplib.SMTP
+        # The private-target guard; None with an injected (test) client.
+        self._guard = guard if factory is None else None
         self._secrets = tuple(s for s in (password,) if s)
 
     def __repr__(self) -> str:
@@ -138,7 +150,7 @@ class SmtpChannel:
             )
         ]
 
-    def _client(self) -> Any:
+    def _client(self, sock: socket.socket | None = None) -> Any:
         use_tls = self.encryption == "tls" or (self.encryption == "auto" and self.port == 465)
         start_tls: bool | None
         if use_tls or self.encryption == "none":
@@ -153,9 +165,11 @@ class SmtpChannel:
             if not self._tls_verify:
                 tls_context.check_hostname = False
                 tls_context.verify_mode = ssl.CERT_NONE
+        where: dict[str, Any] = {"hostname": self.host, "port": self.port}
+        if sock is not None:  # connected by us, to the address the guard checked
+            where = {"hostname": self.host, "sock": sock}
         return self._factory(
-            hostname=self.host,
-            port=self.port,
+            **where,
             username=self._username if self._password else None,
             password=self._password,
             use_tls=use_tls,
@@ -177,12 +191,20 @@ class SmtpChannel:
                 error=f"rate limit of channel {self.name!r}: next slot in {wait:.1f}s",
             )
         mail = self.build(message)
-        client = self._client()
         try:
-            refused, latency = await timed(lambda: self._transaction(client, mail))
+            refused, latency = await timed(lambda: self._transaction(mail))
         except aiosmtplib.SMTPException as exc:
             return self._error(exc)
-        except (OSError, TimeoutError) as exc:
+        except ForbiddenTarget as exc:
+            # Retrying cannot help until the operator changes security.*.
+            return SendResult(OutcomeClass.PERMANENT, error=self.mask(str(exc)))
+        except TimeoutError:
+            return SendResult(
+                OutcomeClass.RETRYABLE,
+                error=f"SMTP connection to {self.host}:{self.port} timed out after "
+                f"{self._timeout:g}s",
+            )
+        except OSError as exc:
             return SendResult(
                 OutcomeClass.RETRYABLE, error=self.mask(f"SMTP connection failed: {exc}")
             )
@@ -194,8 +216,15 @@ class SmtpChannel:
             )
         return SendResult(OutcomeClass.DELIVERED, status=250, latency=latency, error=error)
 
-    async def _transaction(self, client: Any, mail: EmailMessage) -> dict[str, Any]:
-        await client.connect()
+    async def _transaction(self, mail: EmailMessage) -> dict[str, Any]:
+        sock = await self._checked_socket() if self._guard is not None else None
+        client = self._client(sock)
+        try:
+            await client.connect()
+        except BaseException:
+            if sock is not None:
+                sock.close()
+            raise
         try:
             refused, _ = await client.send_message(
                 mail, sender=self.sender, recipients=self.recipients
@@ -206,6 +235,34 @@ class SmtpChannel:
             except (aiosmtplib.SMTPException, OSError):
                 client.close()
         return dict(refused)
+
+    async def _checked_socket(self) -> socket.socket:
+        """A socket connected to an address of ``host`` that the guard allows.
+
+        Every address the name resolves to is checked (a name mixing public
+        and private records is refused), then they are tried in order.
+        """
+        assert self._guard is not None
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(self._timeout):
+            infos = await loop.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
+            for info in infos:
+                self._guard.check(self.host, str(info[4][0]))
+            failure: OSError = OSError(f"{self.host!r} resolves to no address")
+            for family, kind, proto, _, address in infos:
+                sock = socket.socket(family, kind, proto)
+                sock.setblocking(False)
+                try:
+                    await loop.sock_connect(sock, address)
+                except OSError as exc:
+                    sock.close()
+                    failure = exc
+                    continue
+                except BaseException:
+                    sock.close()
+                    raise
+                return sock
+            raise failure
 
     def _error(self, exc: aiosmtplib.SMTPException) -> SendResult:
         text = self.mask(str(exc))
@@ -301,4 +358,5 @@ def create(spec: ChannelSpec, deps: ChannelDeps) -> SmtpChannel:
         ca_file=ca_file,
         timeout=timeout_of(spec, deps),
         factory=deps.smtp_factory,
+        guard=TargetPolicy(deps.security),
     )

@@ -23,6 +23,7 @@ from consumers.channels.base import ChannelDeps, OutcomeClass
 from consumers.channels.registry import create_channel
 from consumers.channels.smtp import SmtpChannel
 from eventbus.errors import ChannelConfigError
+from eventbus.settings import SecuritySettings
 
 from .support import make_message, spec
 
@@ -30,10 +31,17 @@ PASSWORD = "p@ss#w0rd/secret"
 ENCODED = "p%40ss%23w0rd%2Fsecret"
 
 
-def build_smtp(url: str, factory: Callable[..., Any] | None = None, **options: Any) -> SmtpChannel:
-    channel = create_channel(
-        spec(url, **options), ChannelDeps(http=httpx.AsyncClient(), smtp_factory=factory)
-    )
+LOCAL = SecuritySettings(allow_private_targets=True)  # the test servers are on 127.0.0.1
+
+
+def build_smtp(
+    url: str,
+    factory: Callable[..., Any] | None = None,
+    security: SecuritySettings = LOCAL,
+    **options: Any,
+) -> SmtpChannel:
+    deps = ChannelDeps(http=httpx.AsyncClient(), smtp_factory=factory, security=security)
+    channel = create_channel(spec(url, **options), deps)
     assert isinstance(channel, SmtpChannel)
     return channel
 
@@ -292,6 +300,36 @@ async def test_end_to_end_plain(plain_server: tuple[Inbox, int]) -> None:
     body = mail.get_payload(decode=True).decode()
     assert "Error: quota exceeded" in body and "https://l.example/c1" in body
     assert inbox.tls == [False]
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+async def test_private_server_refused_by_default(
+    plain_server: tuple[Inbox, int], host: str
+) -> None:
+    inbox, port = plain_server
+    url = f"smtp://{host}:{port}/?from=a@x.io&to=b@x.io&encryption=None"
+    result = await build_smtp(url, security=SecuritySettings()).send(make_message())
+    assert result.outcome is OutcomeClass.PERMANENT
+    assert result.error is not None and "refusing to connect" in result.error
+    assert "security.allowed_hosts" in result.error, "says how to allow it"
+    assert inbox.messages == []
+
+
+async def test_private_server_allowed_by_name(plain_server: tuple[Inbox, int]) -> None:
+    inbox, port = plain_server
+    url = f"smtp://localhost:{port}/?from=a@x.io&to=b@x.io&encryption=None"
+    allowed = SecuritySettings(allowed_hosts=["localhost"])
+    result = await build_smtp(url, security=allowed).send(make_message())
+    assert result.ok, result.error
+    await asyncio.wait_for(inbox.arrived.wait(), 5)
+    assert len(inbox.messages) == 1
+
+
+async def test_closed_port_is_retryable(unused_tcp_port: int) -> None:
+    url = f"smtp://127.0.0.1:{unused_tcp_port}/?from=a@x.io&to=b@x.io&encryption=None"
+    result = await build_smtp(url).send(make_message())
+    assert result.outcome is OutcomeClass.RETRYABLE
+    assert result.error is not None and "SMTP connection failed" in result.error
 
 
 async def test_end_to_end_starttls(tmp_path: Path) -> None:
