@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -35,6 +35,10 @@ __all__ = [
     "DeliveryStore",
     "delivery_id",
 ]
+
+
+# Records looked at per round trip when a query filters.
+_QUERY_PAGE = 1000
 
 
 class DeliveryStatus(StrEnum):
@@ -174,31 +178,58 @@ class DeliveryStore:
         event_id: str | None = None,
         status: str | None = None,
         channel: str | None = None,
+        teams: Collection[str] | None = None,
         since: float | None = None,
         limit: int = 50,
         history: bool = False,
+        scan_limit: int = 200_000,
     ) -> list[DeliveryRecord]:
-        """Newest first. ``since`` is a unix time; ``history`` loads attempts."""
+        """Up to ``limit`` records matching every filter given, newest first.
+
+        ``since`` is a unix time; ``teams`` keeps records of those teams;
+        ``history`` keeps the attempts. Without ``event_id`` the index is
+        walked newest first, page by page, until ``limit`` records match or
+        ``scan_limit`` records were looked at, so a rare status, channel or
+        team is found however many other records are newer.
+        """
+
+        def wanted(r: DeliveryRecord) -> bool:
+            return (
+                (status is None or r.status == status)
+                and (channel is None or r.channel == channel)
+                and (teams is None or r.team_id in teams)
+                and (since is None or r.updated_at >= since)
+            )
+
         async with translated("query deliveries"):
             if event_id is not None:
                 members: Any = await self.redis.smembers(self.keys.event_deliveries(event_id))
-                ids = [_s(i) for i in members]
-            else:
-                low = since if since is not None else "-inf"
-                # Filters are applied after fetching; scan a bounded window.
-                window = limit if status is None and channel is None else max(limit * 20, 2000)
+                records = await self._load([_s(i) for i in members], history)
+                out = [r for r in records if wanted(r)]
+                out.sort(key=lambda r: r.updated_at, reverse=True)
+                return out[:limit]
+            filtered = status is not None or channel is not None or teams is not None
+            page = _QUERY_PAGE if filtered else limit
+            low: Any = since if since is not None else "-inf"
+            high: Any = "+inf"
+            skip = 0  # records at score ``high`` already looked at
+            seen: set[str] = set()
+            out = []
+            while len(out) < limit and len(seen) < scan_limit:
                 found: Any = await self.redis.zrevrangebyscore(
-                    self.keys.deliveries_index, "+inf", low, start=0, num=window
+                    self.keys.deliveries_index, high, low, start=skip, num=page, withscores=True
                 )
-                ids = [_s(i) for i in found]
-            records = await self._load(ids, history)
-        out = [
-            r
-            for r in records
-            if (status is None or r.status.value == status)
-            and (channel is None or r.channel == channel)
-            and (since is None or r.updated_at >= since)
-        ]
+                fresh = [i for i in (_s(i) for i, _ in found) if i not in seen]
+                seen.update(fresh)
+                out += [r for r in await self._load(fresh, history) if wanted(r)]
+                if len(found) < page:
+                    break
+                # Next page: from the last score (inclusive), past the records
+                # at that score already looked at, so ties are never lost.
+                last = found[-1][1]
+                same = sum(1 for _, score in found if score == last)
+                skip = skip + same if last == high else same
+                high = last
         out.sort(key=lambda r: r.updated_at, reverse=True)
         return out[:limit]
 

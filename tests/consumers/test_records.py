@@ -52,3 +52,81 @@ def test_retry_job_carries_the_attempts() -> None:
         r.id, b"{}", r.subscription, r.channel, r.attempts, r.created_at, tuple(r.history)
     )
     assert orjson.loads(job.history_json()) == [a.to_dict() for a in r.history]
+
+
+# --- queries against the real Redis -------------------------------------------------
+
+import pytest  # noqa: E402
+import redis.asyncio as aioredis  # noqa: E402
+
+from consumers import records as records_module  # noqa: E402
+from consumers.commit import Committer  # noqa: E402
+from consumers.dispatch import Plan  # noqa: E402
+from consumers.records import DeliveryStore  # noqa: E402
+from eventbus.keys import Keys  # noqa: E402
+
+
+def made(
+    n: int, team: str, status: DeliveryStatus, at: float, channel: str = "hook"
+) -> list[DeliveryRecord]:
+    return [
+        DeliveryRecord(
+            id=f"msg_{team}_{status}_{channel}_{i}",
+            event_id=f"ev_{team}_{i}",
+            event_type="capsule.create",
+            team_id=team,
+            subscription="ops",
+            channel=channel,
+            channel_type="webhook",
+            status=status,
+            created_at=at,
+            updated_at=at + i * 0.001,
+        )
+        for i in range(n)
+    ]
+
+
+async def store_with(
+    redis: aioredis.Redis, prefix: str, *batches: list[DeliveryRecord]
+) -> DeliveryStore:
+    committer = Committer(redis, Keys(prefix), "g", 3600)
+    for batch in batches:
+        for start in range(0, len(batch), 500):
+            await committer.commit([Plan(records=batch[start : start + 500])], now=0)
+    return DeliveryStore(redis, Keys(prefix), 3600)
+
+
+@pytest.mark.integration
+async def test_rare_matches_are_found_behind_many_newer_records(
+    redis: aioredis.Redis, prefix: str
+) -> None:
+    old = made(3, "team-b", DeliveryStatus.FAILED, 1_000.0, channel="mail")
+    new = made(4_000, "team-a", DeliveryStatus.DELIVERED, 2_000.0)
+    store = await store_with(redis, prefix, old, new)
+
+    failed = await store.query(status="failed", limit=10)
+    assert sorted(r.id for r in failed) == sorted(r.id for r in old)
+    assert [r.id for r in await store.query(teams={"team-b"}, limit=2)] == [
+        old[2].id,
+        old[1].id,
+    ], "newest first, limit honoured"
+    assert len(await store.query(channel="mail", limit=50)) == 3
+    assert await store.query(status="failed", since=1_500.0) == [], "since bounds the walk"
+    latest = await store.query(limit=5)
+    assert [r.id for r in latest] == [r.id for r in reversed(new[-5:])]
+
+
+@pytest.mark.integration
+async def test_ties_at_a_page_edge_are_neither_lost_nor_repeated(
+    redis: aioredis.Redis, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(records_module, "_QUERY_PAGE", 3)
+    same = made(20, "team-c", DeliveryStatus.FAILED, 3_000.0)
+    for r in same:
+        r.updated_at = 3_000.0  # one score for all
+    store = await store_with(redis, prefix, same)
+    # A page (7) smaller than the run of ties (20): walked by offset within the score.
+    found = await store.query(status="failed", limit=7)
+    assert len(found) == len({r.id for r in found}) == 7
+    found = await store.query(teams={"team-c"}, limit=20)
+    assert sorted(r.id for r in found) == sorted(r.id for r in same)
