@@ -14,9 +14,10 @@ script that acknowledges the entry. Records expire after
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import AsyncGenerator, Collection, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -209,29 +210,56 @@ class DeliveryStore:
                 out.sort(key=lambda r: r.updated_at, reverse=True)
                 return out[:limit]
             filtered = status is not None or channel is not None or teams is not None
-            page = _QUERY_PAGE if filtered else limit
-            low: Any = since if since is not None else "-inf"
-            high: Any = "+inf"
-            skip = 0  # records at score ``high`` already looked at
-            seen: set[str] = set()
             out = []
-            while len(out) < limit and len(seen) < scan_limit:
-                found: Any = await self.redis.zrevrangebyscore(
-                    self.keys.deliveries_index, high, low, start=skip, num=page, withscores=True
-                )
-                fresh = [i for i in (_s(i) for i, _ in found) if i not in seen]
-                seen.update(fresh)
-                out += [r for r in await self._load(fresh, history) if wanted(r)]
-                if len(found) < page:
-                    break
-                # Next page: from the last score (inclusive), past the records
-                # at that score already looked at, so ties are never lost.
-                last = found[-1][1]
-                same = sum(1 for _, score in found if score == last)
-                skip = skip + same if last == high else same
-                high = last
+            page = _QUERY_PAGE if filtered else limit
+            async with contextlib.aclosing(self._walk(since, page, scan_limit, history)) as walk:
+                async for batch in walk:
+                    out += [r for r in batch if wanted(r)]
+                    if len(out) >= limit:
+                        break
         out.sort(key=lambda r: r.updated_at, reverse=True)
         return out[:limit]
+
+    async def latest_per_channel(
+        self, channels: Collection[str], *, scan_limit: int = 20_000
+    ) -> dict[str, DeliveryRecord]:
+        """The newest record of each of ``channels`` among the latest ``scan_limit``."""
+        wanted = set(channels)
+        latest: dict[str, DeliveryRecord] = {}
+        async with translated("query deliveries"):
+            walk = self._walk(None, _QUERY_PAGE, scan_limit, False)
+            async with contextlib.aclosing(walk):
+                async for batch in walk:
+                    for record in batch:
+                        if record.channel in wanted and record.channel not in latest:
+                            latest[record.channel] = record
+                    if len(latest) == len(wanted):
+                        break
+        return latest
+
+    async def _walk(
+        self, since: float | None, page: int, scan_limit: int, history: bool
+    ) -> AsyncGenerator[list[DeliveryRecord], None]:
+        """Records newest first, a page per round trip, at most ``scan_limit`` looked at."""
+        low: Any = since if since is not None else "-inf"
+        high: Any = "+inf"
+        skip = 0  # records at score ``high`` already looked at
+        seen: set[str] = set()
+        while len(seen) < scan_limit:
+            found: Any = await self.redis.zrevrangebyscore(
+                self.keys.deliveries_index, high, low, start=skip, num=page, withscores=True
+            )
+            fresh = [i for i in (_s(i) for i, _ in found) if i not in seen]
+            seen.update(fresh)
+            yield await self._load(fresh, history)
+            if len(found) < page:
+                return
+            # Next page: from the last score (inclusive), past the records at
+            # that score already looked at, so ties are never lost.
+            last = found[-1][1]
+            same = sum(1 for _, score in found if score == last)
+            skip = skip + same if last == high else same
+            high = last
 
     async def _load(self, ids: Sequence[str], history: bool) -> list[DeliveryRecord]:
         if not ids:

@@ -46,10 +46,12 @@ def list_(ctx: Context, as_json: bool) -> None:
             try:
                 store = DeliveryStore(redis, Keys(settings.broker.prefix))
                 states = await store.channel_states()
+                latest = await store.latest_per_channel([c.name for c in settings.channels])
                 rows = []
                 for spec in settings.channels:
                     state = states.get(spec.name)
-                    last = await store.query(channel=spec.name, limit=1)
+                    record = latest.get(spec.name)
+                    last = [record] if record is not None else []
                     limit = spec.rate_limit
                     rows.append(
                         {

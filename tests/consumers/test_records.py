@@ -130,3 +130,17 @@ async def test_ties_at_a_page_edge_are_neither_lost_nor_repeated(
     assert len(found) == len({r.id for r in found}) == 7
     found = await store.query(teams={"team-c"}, limit=20)
     assert sorted(r.id for r in found) == sorted(r.id for r in same)
+
+
+@pytest.mark.integration
+async def test_latest_per_channel_in_one_walk(redis: aioredis.Redis, prefix: str) -> None:
+    store = await store_with(
+        redis,
+        prefix,
+        made(3, "team-a", DeliveryStatus.FAILED, 1_000.0, channel="mail"),
+        made(1_500, "team-a", DeliveryStatus.DELIVERED, 2_000.0, channel="hook"),
+    )
+    latest = await store.latest_per_channel(["mail", "hook", "idle"])
+    assert set(latest) == {"mail", "hook"}, "a channel with no record has none"
+    assert latest["mail"].id.endswith("_mail_2") and latest["hook"].id.endswith("_hook_1499")
+    assert await store.latest_per_channel(["mail"], scan_limit=1_000) == {}, "bounded"
