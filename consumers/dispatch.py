@@ -174,12 +174,6 @@ class Dispatcher:
             )
         return plan
 
-    async def process_entry(self, entry: StreamEntry) -> Plan:
-        return await self.send(self.entry_work(entry))
-
-    async def process_retry(self, job: RetryJob) -> Plan:
-        return await self.send(self.retry_work(job))
-
     # -- delivering -----------------------------------------------------------------
 
     async def _deliver(
