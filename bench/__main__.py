@@ -26,7 +26,7 @@ class Sizes:
     rounds: int
 
 
-FULL = Sizes(8_000, 2_000, 2.5, 200.0, 10.0, 100_000, 20_000, 3)
+FULL = Sizes(20_000, 2_000, 2.5, 200.0, 10.0, 100_000, 20_000, 3)
 QUICK = Sizes(2_000, 600, 1.0, 200.0, 3.0, 20_000, 5_000, 3)
 # For the smoke tests: every code path, a few hundred events.
 TINY = Sizes(200, 100, 0.2, 200.0, 0.6, 200, 500, 1)
