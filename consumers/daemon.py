@@ -172,6 +172,11 @@ class Daemon:
         self.worker.reconfigure(settings, channels)
         if self._server is not None:
             self._server.set_tokens(settings.http.tokens)
+        # What the old configuration built may be cyclic garbage now, and the
+        # frozen start-up heap is never collected: thaw, collect, freeze again.
+        gc.unfreeze()
+        gc.collect()
+        gc.freeze()
         self.notifier.ready(f"reloaded: {len(channels)} channels")
         log.info(
             "config.reloaded", channels=sorted(channels), subscriptions=len(settings.subscriptions)

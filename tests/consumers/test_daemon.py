@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,13 @@ from .fakes import event
 from .sink import Sink
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+def _thaw_heap() -> Iterator[None]:
+    """The daemon freezes the heap once started (gc.freeze); give it back to the GC."""
+    yield
+    gc.unfreeze()
 
 
 @pytest.fixture
@@ -86,6 +94,7 @@ async def test_notify_reload_and_stop(
                 assert await daemon.reload()
             restart = [x for x in logs if x["event"] == "config.restart_needed"]
             assert restart and restart[0]["settings"] == ["security"], logs
+            assert gc.get_freeze_count() > 0, "the long-lived heap is frozen again"
             assert "READY=1" in await datagram()
             assert daemon._server is not None
             url = f"http://127.0.0.1:{daemon._server.port}/v1/deliveries"
