@@ -12,6 +12,8 @@ import asyncio
 import gc
 import json
 import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -39,21 +41,39 @@ __all__ = ["bare_loop", "multi_loop", "run", "validate_loop", "worker_drain", "w
 COUNT = 100
 
 
-async def bare_loop(redis: aioredis.Redis, stream: str, group: str, n: int) -> float:
-    """``XREADGROUP COUNT 100`` + one ``XACK`` per batch, no decode: events/s."""
+async def _group_loop(
+    redis: aioredis.Redis,
+    stream: str,
+    group: str,
+    n: int,
+    settle: Callable[[list[tuple[bytes, dict[bytes, bytes]]]], Awaitable[None]],
+) -> float:
+    """Read ``n`` entries through a new group, ``COUNT 100`` at a time; events/s.
+
+    ``settle`` gets each batch and must acknowledge it.
+    """
     await redis.xgroup_create(stream, group, id="0")
     done = 0
     start = time.perf_counter()
     while done < n:
-        reply = await redis.xreadgroup(group, "bare", {stream: ">"}, count=COUNT)
+        reply: Any = await redis.xreadgroup(group, "bench", {stream: ">"}, count=COUNT)
         if not reply:
             break
-        ids = [entry_id for entry_id, _ in reply[0][1]]
-        await redis.xack(stream, group, *ids)
-        done += len(ids)
+        rows = reply[0][1]
+        await settle(rows)
+        done += len(rows)
     elapsed = time.perf_counter() - start
     await redis.xgroup_destroy(stream, group)
     return done / elapsed
+
+
+async def bare_loop(redis: aioredis.Redis, stream: str, group: str, n: int) -> float:
+    """``XREADGROUP COUNT 100`` + one ``XACK`` per batch, no decode: events/s."""
+
+    async def settle(rows: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+        await redis.xack(stream, group, *[entry_id for entry_id, _ in rows])
+
+    return await _group_loop(redis, stream, group, n, settle)
 
 
 async def validate_loop(redis: aioredis.Redis, stream: str, group: str, n: int) -> float:
@@ -62,33 +82,19 @@ async def validate_loop(redis: aioredis.Redis, stream: str, group: str, n: int) 
     The ceiling for any loop that validates envelopes as the issue asks:
     no matching, delivering, recording or logging.
     """
-    await redis.xgroup_create(stream, group, id="0")
-    done = 0
-    start = time.perf_counter()
-    while done < n:
-        reply = await redis.xreadgroup(group, "validate", {stream: ">"}, count=COUNT)
-        if not reply:
-            break
-        rows = reply[0][1]
+
+    async def settle(rows: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
         for _entry_id, fields in rows:
             decode(fields[b"payload"])
         await redis.xack(stream, group, *[entry_id for entry_id, _ in rows])
-        done += len(rows)
-    elapsed = time.perf_counter() - start
-    await redis.xgroup_destroy(stream, group)
-    return done / elapsed
+
+    return await _group_loop(redis, stream, group, n, settle)
 
 
 async def multi_loop(redis: aioredis.Redis, stream: str, group: str, n: int, prefix: str) -> float:
     """Decode + one HSET per entry + XACK, in one MULTI per batch: events/s."""
-    await redis.xgroup_create(stream, group, id="0")
-    done = 0
-    start = time.perf_counter()
-    while done < n:
-        reply = await redis.xreadgroup(group, "multi", {stream: ">"}, count=COUNT)
-        if not reply:
-            break
-        rows = reply[0][1]
+
+    async def settle(rows: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
         async with redis.pipeline(transaction=True) as pipe:
             for _entry_id, fields in rows:
                 event = json.loads(fields[b"payload"])
@@ -98,10 +104,8 @@ async def multi_loop(redis: aioredis.Redis, stream: str, group: str, n: int, pre
                 )
             pipe.xack(stream, group, *[entry_id for entry_id, _ in rows])
             await pipe.execute()
-        done += len(rows)
-    elapsed = time.perf_counter() - start
-    await redis.xgroup_destroy(stream, group)
-    return done / elapsed
+
+    return await _group_loop(redis, stream, group, n, settle)
 
 
 async def worker_drain(prefix: str, group: str, n: int) -> float:

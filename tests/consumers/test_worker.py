@@ -17,6 +17,7 @@ from consumers.maintenance import Maintenance
 from consumers.records import DeliveryStatus, delivery_id
 from consumers.retries import RetryJob, RetryQueue
 from consumers.worker import Worker
+from eventbus.envelope import Event
 from eventbus.errors import BrokerUnavailable
 from eventbus.keys import Keys
 from eventbus.settings import Settings
@@ -64,6 +65,18 @@ async def setup(
     yield {"settings": settings, "worker": worker, "publish": publish, "clock": clock}
 
 
+async def published_and_drained(
+    setup: dict[str, Any], s: Settings, fake: FakeChannel
+) -> tuple[Worker, Event]:
+    """A started worker on ``fake`` that has drained one newly published event."""
+    w = setup["worker"](s, {"fake": fake})
+    await w.start()
+    ev = event()
+    await setup["publish"](s, ev)
+    await w.drain()
+    return w, ev
+
+
 async def pending(redis: aioredis.Redis, s: Settings) -> int:
     info = await redis.xpending(Keys(s.broker.prefix).events, s.consumer.group)
     return int(info["pending"])
@@ -97,11 +110,7 @@ async def test_retry_then_delivered_keeps_delivery_id(
 ) -> None:
     s = setup["settings"](consumer={"retry_schedule": ["5s", "1m"]})
     fake = FakeChannel("fake", SendResult(OutcomeClass.RETRYABLE, status=500, error="HTTP 500"))
-    w = setup["worker"](s, {"fake": fake})
-    await w.start()
-    ev = event()
-    await setup["publish"](s, ev)
-    await w.drain()
+    w, ev = await published_and_drained(setup, s, fake)
 
     did = delivery_id(ev.id, "all", "fake")
     record = await w.store.get(did)
@@ -131,11 +140,7 @@ async def test_record_is_one_key_with_every_attempt(
         SendResult(OutcomeClass.RETRYABLE, status=502, error="HTTP 502"),
         SendResult(OutcomeClass.RETRYABLE, status=503, error="HTTP 503"),
     )
-    w = setup["worker"](s, {"fake": fake})
-    await w.start()
-    ev = event()
-    await setup["publish"](s, ev)
-    await w.drain()
+    w, ev = await published_and_drained(setup, s, fake)
     for _ in range(2):
         setup["clock"].now += 2
         await w.drain()
@@ -170,11 +175,7 @@ async def test_retries_exhausted_fail(setup: dict[str, Any]) -> None:
     s = setup["settings"](subscriptions=[subscription(retry=["1s"])])
     fake = FakeChannel("fake")
     fake.default = SendResult(OutcomeClass.RETRYABLE, status=503)
-    w = setup["worker"](s, {"fake": fake})
-    await w.start()
-    ev = event()
-    await setup["publish"](s, ev)
-    await w.drain()
+    w, ev = await published_and_drained(setup, s, fake)
     setup["clock"].now += 2
     await w.drain()
     record = await w.store.get(delivery_id(ev.id, "all", "fake"))
@@ -187,11 +188,7 @@ async def test_retries_exhausted_fail(setup: dict[str, Any]) -> None:
 async def test_permanent_failure_not_retried(setup: dict[str, Any], redis: aioredis.Redis) -> None:
     s = setup["settings"]()
     fake = FakeChannel("fake", SendResult(OutcomeClass.PERMANENT, status=400, error="HTTP 400"))
-    w = setup["worker"](s, {"fake": fake})
-    await w.start()
-    ev = event()
-    await setup["publish"](s, ev)
-    await w.drain()
+    w, ev = await published_and_drained(setup, s, fake)
     record = await w.store.get(delivery_id(ev.id, "all", "fake"))
     assert record is not None and record.status is DeliveryStatus.FAILED
     assert record.last_status == 400
@@ -375,11 +372,7 @@ async def test_rate_limited_is_not_a_failed_attempt(
 ) -> None:
     s = setup["settings"]()
     fake = FakeChannel("fake", SendResult(OutcomeClass.RATE_LIMITED, retry_after=30))
-    w = setup["worker"](s, {"fake": fake})
-    await w.start()
-    ev = event()
-    await setup["publish"](s, ev)
-    await w.drain()
+    w, ev = await published_and_drained(setup, s, fake)
     did = delivery_id(ev.id, "all", "fake")
     record = await w.store.get(did)
     assert record is not None and record.status is DeliveryStatus.RETRYING
@@ -405,11 +398,7 @@ async def test_rate_limited_for_too_long_fails(
     )
     fake = FakeChannel("fake")
     fake.default = SendResult(OutcomeClass.RATE_LIMITED, status=429, retry_after=5)
-    w = setup["worker"](s, {"fake": fake})
-    await w.start()
-    ev = event()
-    await setup["publish"](s, ev)
-    await w.drain()
+    w, ev = await published_and_drained(setup, s, fake)
     did = delivery_id(ev.id, "all", "fake")
     setup["clock"].now += 6
     await w.drain()
