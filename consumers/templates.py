@@ -20,11 +20,13 @@ from functools import lru_cache
 from typing import Any
 
 import jinja2
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2 import nodes
 
 from eventbus.envelope import Event
 from eventbus.errors import PermanentDeliveryError
 from eventbus.settings import SubscriptionSpec
+
+from .sandbox import MAX_STEPS, Budget, BudgetedSandbox, spending
 
 __all__ = [
     "MAX_OUTPUT",
@@ -51,8 +53,8 @@ class TemplateRenderError(PermanentDeliveryError):
         super().__init__(f"subscription {subscription!r} {field}: {detail}")
 
 
-def _environment() -> SandboxedEnvironment:
-    return SandboxedEnvironment(
+def _environment() -> BudgetedSandbox:
+    return BudgetedSandbox(
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=False,
@@ -168,20 +170,23 @@ def render_field(compiled: CompiledTemplates, field: str, context: dict[str, Any
         return None
     limit = MAX_OUTPUT[field]
     try:
-        text = _bounded(template.generate(context), limit)
+        with spending(Budget()):
+            text = _bounded(template.generate(context), limit)
     except jinja2.UndefinedError as exc:
         raise TemplateRenderError(
             compiled.subscription,
             field,
             f"{exc.message}; available names: {', '.join(sorted(context))}",
         ) from None
-    except jinja2.TemplateError as exc:  # includes SecurityError
+    except jinja2.TemplateError as exc:  # includes SecurityError and BudgetExceeded
         raise TemplateRenderError(
             compiled.subscription, field, str(exc) or type(exc).__name__
         ) from None
-    except (TypeError, ValueError, ArithmeticError, LookupError, RecursionError) as exc:
+    except Exception as exc:
+        # The boundary of operator-supplied code: whatever it raises (MemoryError,
+        # RuntimeError, RecursionError ...) fails this delivery only.
         raise TemplateRenderError(
-            compiled.subscription, field, f"{type(exc).__name__}: {exc}"
+            compiled.subscription, field, f"{type(exc).__name__}: {exc}"[:500]
         ) from None
     if text is None:
         raise TemplateRenderError(
@@ -209,3 +214,34 @@ def template_problems(
             compile_templates(subscription)
         except TemplateRenderError as exc:
             yield index, str(exc), "fix the Jinja2 syntax of that template"
+            continue
+        for field in FIELDS:
+            source = getattr(subscription, field)
+            runs = _static_iterations(_ENV.parse(source)) if source else 0
+            if runs > MAX_STEPS:
+                yield (
+                    index,
+                    f"subscription {subscription.name!r} {field}: its loops run at least "
+                    f"{runs:,} times, more than a render may ({MAX_STEPS:,} steps)",
+                    "loop over the event's data, or use smaller range() bounds",
+                )
+
+
+def _static_iterations(node: nodes.Node) -> int:
+    """How many times the loops under ``node`` run at least, from constant ``range()``s."""
+    if isinstance(node, nodes.For):
+        body = max((_static_iterations(child) for child in node.body), default=0)
+        return _constant_range_length(node.iter) * max(body, 1)
+    return sum(_static_iterations(child) for child in node.iter_child_nodes())
+
+
+def _constant_range_length(node: nodes.Node) -> int:
+    if not (isinstance(node, nodes.Call) and isinstance(node.node, nodes.Name)):
+        return 0
+    if node.node.name != "range" or node.kwargs or node.dyn_args or node.dyn_kwargs:
+        return 0
+    try:
+        bounds = [arg.as_const() for arg in node.args]
+        return len(range(*bounds))
+    except Exception:  # not constant, or not integers: nothing to prove
+        return 0
