@@ -9,6 +9,7 @@ keeping the old configuration if the new one is invalid.
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import signal
 from collections.abc import Mapping
@@ -147,12 +148,17 @@ class Daemon:
         if self.worker is None or self._http is None:
             return False
         try:
-            settings = load_settings(
-                self.config_path,
-                environ=self.environ,
-                channel_validator=channel_problems,
-                subscription_validator=subscription_problems,
-                **self.overrides,
+            # Off the event loop: parsing and validating a large file (or a
+            # hostile one, until it is refused) must not stall deliveries.
+            settings = await asyncio.to_thread(
+                functools.partial(
+                    load_settings,
+                    self.config_path,
+                    environ=self.environ,
+                    channel_validator=channel_problems,
+                    subscription_validator=subscription_problems,
+                    **self.overrides,
+                )
             )
         except ConfigError as exc:
             log.error("config.reload_failed", problems=[str(p) for p in exc.problems])

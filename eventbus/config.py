@@ -31,11 +31,30 @@ _SECRET_HINTS = ("secret", "token", "password", "url", "key", "pass")
 ChannelValidator = Callable[[Settings], Iterable[tuple[int, str, str]]]
 
 
+# Values an alias (``*name``) may expand to, all aliases of a file together:
+# far above what anchors for shared channel options need, far below a
+# "billion laughs" file, which would otherwise expand exponentially.
+MAX_ALIAS_VALUES = 10_000
+
+
+class _AliasBomb(Exception):
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+
+
 @dataclass
 class _Loaded:
     data: dict[str, Any]
     lines: dict[tuple[Any, ...], int] = field(default_factory=dict)
     problems: list[ConfigProblem] = field(default_factory=list)
+    # node ids converted so far (a second visit is an alias), those being
+    # converted now (a visit to one of them is a recursive alias), and how many
+    # values aliases have expanded to
+    seen: set[int] = field(default_factory=set)
+    open: set[int] = field(default_factory=set)
+    alias_values: int = 0
+    alias_depth: int = 0
 
 
 def load_settings(
@@ -268,7 +287,18 @@ def _read_yaml(path: Path, env: Mapping[str, str]) -> _Loaded:
     loaded = _Loaded({})
     if node is None:
         return loaded
-    data = _convert(node, (), loaded, env, str(path))
+    try:
+        data = _convert(node, (), loaded, env, str(path))
+    except _AliasBomb as exc:
+        raise ConfigError(
+            [
+                ConfigProblem(
+                    f"{path}:{exc.line}",
+                    str(exc),
+                    "write the values out, or use an anchor for a small shared block only",
+                )
+            ]
+        ) from None
     if not isinstance(data, dict):
         raise ConfigError(
             [
@@ -284,6 +314,34 @@ def _read_yaml(path: Path, env: Mapping[str, str]) -> _Loaded:
 
 
 def _convert(
+    node: yaml.Node, path: tuple[Any, ...], loaded: _Loaded, env: Mapping[str, str], source: str
+) -> Any:
+    """The plain value of ``node``, refusing aliases that recurse or expand too far."""
+    key = id(node)
+    if key in loaded.open:
+        raise _AliasBomb(
+            node.start_mark.line + 1,
+            f"'{_dotted(path)}' is an alias of a value that contains it (a recursive alias)",
+        )
+    alias = key in loaded.seen
+    loaded.seen.add(key)
+    loaded.alias_depth += alias
+    if loaded.alias_depth:
+        loaded.alias_values += 1
+        if loaded.alias_values > MAX_ALIAS_VALUES:
+            raise _AliasBomb(
+                node.start_mark.line + 1,
+                f"aliases (*name) expand to more than {MAX_ALIAS_VALUES:,} values",
+            )
+    loaded.open.add(key)
+    try:
+        return _convert_node(node, path, loaded, env, source)
+    finally:
+        loaded.open.discard(key)
+        loaded.alias_depth -= alias
+
+
+def _convert_node(
     node: yaml.Node, path: tuple[Any, ...], loaded: _Loaded, env: Mapping[str, str], source: str
 ) -> Any:
     loaded.lines[path] = node.start_mark.line + 1

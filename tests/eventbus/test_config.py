@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -524,3 +525,59 @@ def test_model_and_cross_field_problems_are_reported_together(write) -> None:  #
         + "    channels: [pager]\n    extra: 1\n"
     )
     assert {p.where for p in problems(path)} == {f"{path}:8", f"{path}:9"}
+
+
+# -- hostile YAML (issue 12, item 5) ---------------------------------------------------
+
+
+def _laughs(levels: int) -> str:
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for level in range(1, levels):
+        refs = ", ".join([f"*a{level - 1}"] * 9)
+        lines.append(f"a{level}: &a{level} [{refs}]")
+    return "\n".join(lines) + "\n"
+
+
+def test_alias_bomb_is_refused_quickly(write) -> None:  # type: ignore[no-untyped-def]
+    # 360 bytes that expand to 9**9 strings: 34 s and 1.3 GB before, or out of memory.
+    path = write(_laughs(9))
+    started = time.perf_counter()
+    [problem] = problems(path)
+    assert time.perf_counter() - started < 1.0
+    assert "expand to more than 10,000 values" in problem.message
+    assert problem.where.startswith(f"{path}:")
+
+
+def test_recursive_alias_is_a_problem_not_a_crash(write) -> None:  # type: ignore[no-untyped-def]
+    path = write(
+        """\
+        channels: &loop
+          - name: console
+            type: console
+            again: *loop
+        """
+    )
+    [problem] = problems(path)
+    assert "recursive alias" in problem.message
+    assert problem.where == f"{path}:1"
+
+
+def test_small_anchors_still_work(write) -> None:  # type: ignore[no-untyped-def]
+    path = write(
+        """\
+        channels:
+          - name: console
+            type: console
+        subscriptions:
+          - name: a
+            team: team-1
+            events: &everything ["*"]
+            channels: &to [console]
+          - name: b
+            team: team-2
+            events: *everything
+            channels: *to
+        """
+    )
+    settings = load_settings(path, environ={})
+    assert [s.events for s in settings.subscriptions] == [["*"], ["*"]]
