@@ -248,7 +248,8 @@ def _validation_problems(exc: ValidationError, loaded: _Loaded, where: str) -> l
                 shown = f" (got {redact_url(value)!r})"  # e.g. a bare channel URL
             else:
                 shown = f" (got {value!r})"
-            message, fix = f"'{_dotted(loc)}': {err['msg']}{shown}", ""
+            text = err["msg"].removeprefix("Value error, ")  # pydantic's, for our validators
+            message, fix = f"'{_dotted(loc)}': {text}{shown}", ""
         problems.append(ConfigProblem(_where(where, loaded.lines, loc), message, fix))
     return problems
 

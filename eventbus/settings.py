@@ -73,6 +73,34 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts)
 
 
+_REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+def redis_url_problem(url: str) -> str | None:
+    """Why ``url`` is not a usable Redis URL (never showing its password), or ``None``."""
+    shown = redact_url(url)
+    example = (
+        "e.g. redis://127.0.0.1:6379/0, rediss://user:pass@host:6380/0 or unix:///run/redis.sock"
+    )
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return f"{shown!r} is not a valid URL (bad port or brackets): {example}"
+    if parts.scheme not in _REDIS_SCHEMES:
+        return f"{shown!r} must start with redis://, rediss:// or unix://: {example}"
+    if parts.scheme == "unix":
+        return None if parts.path else f"{shown!r} names no socket path: {example}"
+    if not parts.hostname:
+        return f"{shown!r} names no host: {example}"
+    if port == 0:
+        return f"{shown!r}: port 0 is not a port: {example}"
+    database = parts.path.strip("/")
+    if database and not database.isdigit():
+        return f"{shown!r}: the path must be a database number such as /0, not /{database}"
+    return None
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -92,6 +120,14 @@ class BrokerSettings(_Section):
     )
     socket_timeout: Duration = 5.0
     publish_retries: int = Field(3, ge=0, le=10)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, url: SecretStr) -> SecretStr:
+        problem = redis_url_problem(url.get_secret_value())
+        if problem is not None:
+            raise ValueError(problem)
+        return url
 
     @property
     def redis_url_redacted(self) -> str:

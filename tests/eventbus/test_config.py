@@ -581,3 +581,32 @@ def test_small_anchors_still_work(write) -> None:  # type: ignore[no-untyped-def
     )
     settings = load_settings(path, environ={})
     assert [s.events for s in settings.subscriptions] == [["*"], ["*"]]
+
+
+@pytest.mark.parametrize(
+    ("url", "needle"),
+    [
+        pytest.param("127.0.0.1:6379", "must start with redis://", id="no-scheme"),
+        pytest.param("http://127.0.0.1:6379/0", "must start with redis://", id="http"),
+        pytest.param("redis://host:notaport/0", "not a valid URL", id="bad-port"),
+        pytest.param("redis://host:6379/zero", "database number", id="bad-db"),
+        pytest.param("redis:///0", "names no host", id="no-host"),
+    ],
+)
+def test_malformed_redis_url_is_a_config_problem(
+    url: str, needle: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # These passed config check and then crashed every other command (issue 12, item 13).
+    monkeypatch.setenv("EVENTBUS_BROKER__REDIS_URL", url)
+    with pytest.raises(ConfigError) as info:
+        load_settings(None, environ={})
+    [problem] = info.value.problems
+    assert "broker.redis_url" in problem.message and needle in problem.message
+    assert "Value error" not in problem.message
+
+
+def test_redis_url_problem_never_shows_the_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EVENTBUS_BROKER__REDIS_URL", "redis://:hunter22@h:x/0")
+    with pytest.raises(ConfigError) as info:
+        load_settings(None, environ={})
+    assert "hunter22" not in str(info.value) and "***" in str(info.value)
