@@ -14,7 +14,7 @@ import codecs
 import io
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any, BinaryIO, TextIO, cast
 
 import orjson
@@ -22,10 +22,74 @@ import structlog
 
 from .settings import LoggingSettings
 
-__all__ = ["HotLogger", "configure_logging"]
+__all__ = ["HotLogger", "configure_logging", "set_log_redactor"]
+
+# Libraries whose INFO lines carry full request URLs (chat services put
+# tokens in URLs): quiet unless debugging, and redacted even then.
+_CHATTY = ("httpx", "httpcore", "hpack", "aiohttp.access", "aiohttp.client")
+# stdlib logger names shown under a name that does not mislead:
+# uvicorn logs its ordinary start-up lines to "uvicorn.error".
+_LOGGER_NAMES = {"uvicorn.error": "uvicorn"}
+
+Masker = Callable[[str], str]
+
+
+class _Redaction:
+    """The processor that masks every configured secret in every field of every line.
+
+    The masker is swapped in once the channels (which know their secrets)
+    are built, and again on reload; until then lines pass unchanged.
+    """
+
+    __slots__ = ("mask",)
+
+    def __init__(self) -> None:
+        self.mask: Masker | None = None
+
+    def __call__(self, logger: Any, name: str, event_dict: MutableMapping[str, Any]) -> Any:
+        mask = self.mask
+        if mask is None:
+            return event_dict
+        for key, value in event_dict.items():
+            if isinstance(value, str):
+                event_dict[key] = mask(value)
+            elif isinstance(value, Mapping | list | tuple | set):
+                event_dict[key] = _masked(value, mask)
+        return event_dict
+
+
+def _masked(value: Any, mask: Masker) -> Any:
+    if isinstance(value, str):
+        return mask(value)
+    if isinstance(value, Mapping):
+        return {key: _masked(item, mask) for key, item in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [_masked(item, mask) for item in value]
+    return value
+
+
+_redaction = _Redaction()
+
+
+def set_log_redactor(mask: Masker | None) -> None:
+    """Mask secrets with ``mask`` in every log line from now on (``None``: stop)."""
+    _redaction.mask = mask
+
+
+def _logger_name(logger: Any, name: str, event_dict: MutableMapping[str, Any]) -> Any:
+    record = event_dict.get("_record")
+    if record is not None:
+        event_dict["logger"] = _LOGGER_NAMES.get(record.name, record.name)
+    return event_dict
 
 
 def configure_logging(settings: LoggingSettings, stream: TextIO | None = None) -> None:
+    """One pipeline for every line: the product's structlog calls and stdlib loggers alike.
+
+    Lines from libraries (httpx, aiohttp, uvicorn, asyncio) go through
+    structlog's ``ProcessorFormatter``, so they come out in the same format
+    with the same keys (plus ``logger``), and through the same redaction.
+    """
     out = stream or sys.stderr
     use_json = settings.format == "json" or (settings.format == "auto" and not out.isatty())
     level = logging.getLevelNamesMapping()[settings.level.upper()]
@@ -34,22 +98,50 @@ def configure_logging(settings: LoggingSettings, stream: TextIO | None = None) -
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
+    # Tracebacks become text first, so the redaction sees them too.
+    tail: list[structlog.typing.Processor] = [structlog.processors.format_exc_info, _redaction]
     renderer: structlog.typing.Processor
+    text_renderer: structlog.typing.Processor
     logger_factory: Callable[..., Any]
     if use_json:
-        shared.append(structlog.processors.format_exc_info)
         renderer, logger_factory = _json_output(out)
+        text_renderer = structlog.processors.JSONRenderer(_orjson_dumps_str)
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=out.isatty())
+        renderer = text_renderer = structlog.dev.ConsoleRenderer(colors=out.isatty())
         logger_factory = structlog.PrintLoggerFactory(out)
     structlog.configure(
-        processors=[*shared, renderer],
+        processors=[*shared, *tail, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=logger_factory,
         cache_logger_on_first_use=False,
     )
-    # Libraries that use stdlib logging (uvicorn, aio-pika) at the same level.
-    logging.basicConfig(level=level, stream=out, format="%(levelname)s %(name)s: %(message)s")
+    _route_stdlib(out, level, [*shared, _logger_name], [*tail, text_renderer])
+
+
+def _route_stdlib(
+    out: TextIO,
+    level: int,
+    pre_chain: list[structlog.typing.Processor],
+    processors: list[structlog.typing.Processor],
+) -> None:
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=pre_chain,
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *processors],
+        )
+    )
+    root = logging.getLogger()
+    for old in root.handlers[:]:
+        if getattr(old, "_eventbus", False):
+            root.removeHandler(old)
+    handler._eventbus = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(level)
+    for name in _CHATTY:
+        logging.getLogger(name).setLevel(
+            logging.DEBUG if level <= logging.DEBUG else logging.WARNING
+        )
 
 
 class HotLogger:

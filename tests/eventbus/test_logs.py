@@ -208,3 +208,51 @@ def test_hot_logger_is_assembled_once_per_configuration() -> None:
     assert [json.loads(line)["event"] for line in out.getvalue().splitlines()] == [
         "delivery.failed"
     ], "the new stream and level are followed"
+
+
+# -- one pipeline for every logger (issue 12, items 1 and 2) ---------------------------
+
+
+def test_library_lines_are_json_with_the_same_keys(sink: Sink) -> None:
+    stream, read = sink
+    configure_logging(LoggingSettings(format="json", level="info"), stream=stream)
+    structlog.get_logger("eventbus.test").info("ours", channel="ops")
+    logging.getLogger("uvicorn.error").info("Started server process [%d]", 42)
+    logging.getLogger("asyncio").warning("slow callback")
+    ours, started, slow = lines(read)
+    assert {"event", "level", "timestamp"} <= ours.keys()
+    assert {"event", "level", "timestamp"} <= started.keys() <= {*ours.keys(), "logger"}
+    assert started["event"] == "Started server process [42]"
+    # uvicorn's ordinary lines come from "uvicorn.error": shown as what they are
+    assert started["logger"] == "uvicorn" and started["level"] == "info"
+    assert slow["logger"] == "asyncio" and slow["level"] == "warning"
+
+
+def test_request_logging_of_http_libraries_is_off_by_default(sink: Sink) -> None:
+    stream, read = sink
+    configure_logging(LoggingSettings(format="json", level="info"), stream=stream)
+    logging.getLogger("httpx").info("HTTP Request: POST http://h/bot1:SECRET/sendMessage")
+    assert read() == ""
+
+
+@pytest.mark.parametrize("fmt", ["json", "console"])
+def test_secrets_are_masked_in_every_field_of_every_logger(sink: Sink, fmt: str) -> None:
+    from eventbus.logs import set_log_redactor
+
+    stream, read = sink
+    configure_logging(LoggingSettings(format=fmt, level="debug"), stream=stream)  # type: ignore[arg-type]
+    set_log_redactor(lambda text: text.replace("SECRET", "***"))
+    try:
+        logging.getLogger("httpx").info("HTTP Request: POST http://h/bot1:SECRET/sendMessage")
+        structlog.get_logger().warning("ours", url="http://h/SECRET", nested={"a": ["SECRET"]})
+        try:
+            raise ValueError("token SECRET refused")
+        except ValueError:
+            logging.getLogger("aiohttp.client").exception("failed")
+            structlog.get_logger().exception("crashed")
+    finally:
+        set_log_redactor(None)
+    text = read()
+    assert "SECRET" not in text
+    assert text.count("***") >= 5
+    assert "bot1:***" in text and "ValueError" in text
