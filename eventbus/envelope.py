@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
+import threading
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Self
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -40,7 +43,26 @@ ENVELOPE_VERSION = 1
 ULID_RE = re.compile(r"^[0-7][0-9A-HJKMNP-TV-Z]{25}\Z")
 EVENT_TYPE_RE = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)+\Z")
 
-NonEmpty = Annotated[str, StringConstraints(min_length=1, max_length=256, strip_whitespace=True)]
+# C0 and C1 control characters: in an identifier they can only be an attack
+# on whatever prints it (a terminal title, a cleared screen, a rewritten line).
+CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _no_control(value: str) -> str:
+    found = CONTROL_RE.search(value)
+    if found is not None:
+        raise ValueError(
+            f"contains the control character U+{ord(found.group()):04X}: identifiers "
+            "must be printable text"
+        )
+    return value
+
+
+NonEmpty = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=256, strip_whitespace=True),
+    AfterValidator(_no_control),
+]
 
 
 class Outcome(StrEnum):
@@ -96,7 +118,23 @@ def _timestamp_text(value: datetime) -> str:
     return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+class _Defaulted(threading.local):
+    """Which of ``id`` / ``timestamp`` the model filled in itself (see ``decode``)."""
+
+    id = False
+    timestamp = False
+
+
+_defaulted = _Defaulted()
+
+
+def _new_id() -> str:
+    _defaulted.id = True
+    return str(ULID())
+
+
 def _now() -> datetime:
+    _defaulted.timestamp = True
     now = datetime.now(UTC)
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
@@ -104,7 +142,8 @@ def _now() -> datetime:
 class Event(BaseModel):
     """An event envelope.
 
-    ``id`` (a ULID) and ``timestamp`` are filled in when absent. ``metadata``
+    ``id`` (a ULID) and ``timestamp`` are filled in when absent (from the
+    stream entry when decoded from one, see ``decode``). ``metadata``
     is a small string-to-string map; ``error`` is allowed only with
     ``outcome="error"``.
 
@@ -115,7 +154,7 @@ class Event(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    id: str = Field(default_factory=lambda: str(ULID()))
+    id: str = Field(default_factory=_new_id)
     event: str
     outcome: Outcome | None = None
     timestamp: datetime = Field(default_factory=_now)
@@ -189,6 +228,8 @@ class Event(BaseModel):
         for key, value in self.metadata.items():
             if not key or len(key) > 128:
                 raise ValueError(f"metadata key {key[:40]!r} must be 1-128 characters")
+            if CONTROL_RE.search(key):
+                raise ValueError(f"metadata key {key[:40]!r} contains a control character")
             size = len(value.encode())
             if size > limits.max_metadata_value_bytes:
                 raise ValueError(
@@ -220,17 +261,25 @@ def encode(event: Event, limits: EnvelopeLimits = DEFAULT_LIMITS) -> bytes:
     return data
 
 
-def decode(data: bytes | str, limits: EnvelopeLimits = DEFAULT_LIMITS) -> Event:
+def decode(
+    data: bytes | str, limits: EnvelopeLimits = DEFAULT_LIMITS, *, entry_id: str | None = None
+) -> Event:
     """Parse and validate an envelope.
 
     Raises ``EnvelopeError`` (and nothing else) for anything that is not a
     valid envelope: bad UTF-8, bad JSON, missing or invalid fields, too large.
+
+    ``entry_id`` is the stream entry the envelope was read from. Producers in
+    other languages may leave out ``id`` and ``timestamp``; for their entries
+    both are derived from the entry (``entry_ids``), so every receive of it
+    has the same event id, delivery ids and ``webhook-id``.
     """
     size = len(data.encode() if isinstance(data, str) else data)
     if size > limits.max_envelope_bytes:
         raise EnvelopeError(
             f"envelope is {size} bytes, more than the limit of {limits.max_envelope_bytes}"
         )
+    _defaulted.id = _defaulted.timestamp = False
     try:
         event = Event.model_validate_json(data)
         event.check_limits(limits)
@@ -238,7 +287,36 @@ def decode(data: bytes | str, limits: EnvelopeLimits = DEFAULT_LIMITS) -> Event:
         raise EnvelopeError(_describe(exc)) from None
     except (ValueError, TypeError, RecursionError) as exc:
         raise EnvelopeError(f"invalid envelope: {exc}") from None
+    if entry_id is not None and (_defaulted.id or _defaulted.timestamp):
+        event = _from_entry(event, entry_id, data, _defaulted.id, _defaulted.timestamp)
     return event
+
+
+def entry_ids(entry_id: str, data: bytes | str) -> tuple[str, datetime]:
+    """The event id and timestamp of an entry whose envelope has neither.
+
+    The timestamp is the entry id's milliseconds (when the broker stored it);
+    the id is a ULID of that time whose random part is a digest of the entry
+    id and the payload, so it is stable across receives and distinct per entry.
+    """
+    millis_text, _, _sequence = entry_id.partition("-")
+    millis = int(millis_text) if millis_text.isdigit() else 0
+    payload = data.encode() if isinstance(data, str) else data
+    digest = hashlib.sha256(entry_id.encode() + b"\0" + payload).digest()
+    ulid = ULID.from_bytes(millis.to_bytes(6, "big") + digest[:10])
+    return str(ulid), datetime.fromtimestamp(millis / 1000, UTC)
+
+
+def _from_entry(
+    event: Event, entry_id: str, data: bytes | str, new_id: bool, new_timestamp: bool
+) -> Event:
+    derived_id, derived_timestamp = entry_ids(entry_id, data)
+    update: dict[str, Any] = {}
+    if new_id:
+        update["id"] = derived_id
+    if new_timestamp:
+        update["timestamp"] = derived_timestamp
+    return event.model_copy(update=update)
 
 
 def parse_event(data: dict[str, Any], limits: EnvelopeLimits = DEFAULT_LIMITS) -> Event:

@@ -372,3 +372,47 @@ def test_text_input_is_measured_in_bytes() -> None:
     assert len(text) <= 600 < len(text.encode())
     with pytest.raises(EnvelopeError, match="bytes"):
         decode(text, limits)
+
+
+# -- control characters (issue 12, item 8) ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        pytest.param({"team_id": "team\x1b]0;pwned\x07"}, id="team-osc-title"),
+        pytest.param({"resource": {"id": "c1\x1b[2J", "type": "capsule"}}, id="resource-clear"),
+        pytest.param({"actor": {"type": "user", "name": "al\x9bice"}}, id="actor-c1-csi"),
+        pytest.param({"metadata": {"k\rey": "v"}}, id="metadata-key"),
+    ],
+)
+def test_control_characters_in_identifiers_are_refused(field: dict[str, Any]) -> None:
+    data = {"event": "capsule.create", "team_id": "team-1", "resource": {"id": "c1", "type": "c"}}
+    data.update(field)
+    with pytest.raises(EnvelopeError, match="control character"):
+        decode(json.dumps(data))
+
+
+# -- envelopes without id / timestamp (issue 12, item 9) --------------------------------
+
+_BARE = b'{"event":"host.down","team_id":"team-1","resource":{"id":"h1","type":"host"}}'
+
+
+def test_missing_id_and_timestamp_come_from_the_entry() -> None:
+    first = decode(_BARE, entry_id="1700000000123-0")
+    again = decode(_BARE, entry_id="1700000000123-0")
+    other = decode(_BARE, entry_id="1700000000123-1")
+    assert first.id == again.id != other.id
+    assert first.timestamp == again.timestamp
+    assert first.timestamp_text == "2023-11-14T22:13:20.123Z"
+    assert first.id.startswith(str(ULID.from_timestamp(1700000000.123))[:10])
+
+
+def test_ids_the_producer_sent_are_kept() -> None:
+    sent = Event(event="host.down", team_id="t", resource={"id": "h", "type": "host"})
+    decoded = decode(sent.to_json(), entry_id="1700000000123-0")
+    assert (decoded.id, decoded.timestamp) == (sent.id, sent.timestamp)
+
+
+def test_without_an_entry_a_missing_id_is_fresh() -> None:
+    assert decode(_BARE).id != decode(_BARE).id
