@@ -118,8 +118,13 @@ class Daemon:
                 settings, redis=redis, channels=channels, metrics=self.metrics, health=self.health
             )
             self.worker = worker
+            server = self._http_server(redis, worker)
+            if server is not None:
+                server.bind()  # a port in use stops us before the worker is announced
+                stack.push_async_callback(server.stop)
             await worker.start()
-            await self._start_http(stack, redis, worker)
+            if server is not None:
+                await self._start_http(stack, server)
             self._install_signals(stack)
             self._start_watchdog(stack)
             log.info(
@@ -191,17 +196,16 @@ class Daemon:
 
     # -- pieces ------------------------------------------------------------------
 
-    async def _start_http(
-        self, stack: AsyncExitStack, redis: aioredis.Redis, worker: Worker
-    ) -> None:
+    def _http_server(self, redis: aioredis.Redis, worker: Worker) -> HttpServer | None:
         if not self.settings.http.enabled:
-            return
-        server = HttpServer(
+            return None
+        return HttpServer(
             self.settings, redis=redis, health=self.health, metrics=self.metrics, store=worker.store
         )
+
+    async def _start_http(self, stack: AsyncExitStack, server: HttpServer) -> None:
         await server.start()
         self._server = server
-        stack.push_async_callback(server.stop)
 
     def _start_watchdog(self, stack: AsyncExitStack) -> None:
         if not self.notifier.enabled:

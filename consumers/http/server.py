@@ -105,6 +105,7 @@ class HttpServer:
         self._state = _State.UNOPENED
         self._server: _Uvicorn | None = None
         self._task: asyncio.Task[None] | None = None
+        self._socket: socket.socket | None = None
 
     def __repr__(self) -> str:
         return f"HttpServer({self.host!r}, {self._port}, {self._state.name.lower()})"
@@ -137,7 +138,7 @@ class HttpServer:
         if self._state is not _State.UNOPENED:
             raise EventBusError("HttpServer.start() may be called once; create a new server")
         self._state = _State.OPENED
-        sock = self._bind()
+        sock = self.bind()
         try:
             await self.hub.start()
         except BaseException:
@@ -169,6 +170,8 @@ class HttpServer:
     async def stop(self) -> None:
         if self._state is not _State.OPENED:
             self._state = _State.CLOSED
+            if self._socket is not None:  # bound, never started
+                self._socket.close()
             return
         self._state = _State.CLOSED
         await self.hub.stop()
@@ -184,7 +187,15 @@ class HttpServer:
         """
         set_tokens(self.app, tokens)
 
-    def _bind(self) -> socket.socket:
+    def bind(self) -> socket.socket:
+        """Take the listening address now (``start()`` does if not done before).
+
+        The daemon binds before it announces the worker, so a port in use is
+        a configuration error at start-up, not after the worker started.
+        Raises ``ConfigError`` naming the address and the setting.
+        """
+        if self._socket is not None:
+            return self._socket
         try:
             infos = socket.getaddrinfo(
                 self.host, self._port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
@@ -203,4 +214,5 @@ class HttpServer:
             ) from None
         sock.setblocking(False)
         self._port = sock.getsockname()[1]
+        self._socket = sock
         return sock

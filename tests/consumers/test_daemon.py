@@ -124,3 +124,23 @@ async def test_notify_reload_and_stop(
         notify.close()
     assert "reload failed" in messages[0], "the rejected reload said so"
     assert "STOPPING=1" in messages[1]
+
+
+async def test_port_in_use_stops_start_up_before_the_worker_is_announced(
+    tmp_path: Path, sink: Sink, redis_url: str, prefix: str
+) -> None:
+    from eventbus.errors import ConfigError
+
+    taken = socket.create_server(("127.0.0.1", 0))
+    try:
+        port = taken.getsockname()[1]
+        config = tmp_path / "eventbus.yaml"
+        write(config, redis_url, prefix, sink.url, http={"host": "127.0.0.1", "port": port})
+        daemon = Daemon(load_settings(config), config_path=config)
+        with capture_logs() as logs, pytest.raises(ConfigError) as info:
+            await asyncio.wait_for(daemon.run(), 30)
+    finally:
+        taken.close()
+    assert f"cannot listen on 127.0.0.1:{port}" in str(info.value)
+    assert "http.port" in str(info.value)
+    assert "worker.started" not in [line["event"] for line in logs]
