@@ -7,54 +7,25 @@ YAML string is replaced by the environment variable ``NAME`` (``$${`` escapes).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from .errors import ConfigError, ConfigProblem
 from .settings import PATTERN_RE, Settings, env_config_path, read_environ, redact_url
+from .yamlfile import Loaded, dotted, read_yaml
 
 __all__ = ["ChannelValidator", "load_settings", "validate_settings"]
 
-_VAR = re.compile(r"\$(\$)?\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _SECRET_HINTS = ("secret", "token", "password", "url", "key", "pass")
 
 # consumers plugs in here to validate channel options and subscription
 # templates, keeping the dependency direction (eventbus never imports consumers):
 # each yields (index in its section, message, fix).
 ChannelValidator = Callable[[Settings], Iterable[tuple[int, str, str]]]
-
-
-# Values an alias (``*name``) may expand to, all aliases of a file together:
-# far above what anchors for shared channel options need, far below a
-# "billion laughs" file, which would otherwise expand exponentially.
-MAX_ALIAS_VALUES = 10_000
-
-
-class _AliasBomb(Exception):
-    def __init__(self, line: int, message: str) -> None:
-        super().__init__(message)
-        self.line = line
-
-
-@dataclass
-class _Loaded:
-    data: dict[str, Any]
-    lines: dict[tuple[Any, ...], int] = field(default_factory=dict)
-    problems: list[ConfigProblem] = field(default_factory=list)
-    # node ids converted so far (a second visit is an alias), those being
-    # converted now (a visit to one of them is a recursive alias), and how many
-    # values aliases have expanded to
-    seen: set[int] = field(default_factory=set)
-    open: set[int] = field(default_factory=set)
-    alias_values: int = 0
-    alias_depth: int = 0
 
 
 def load_settings(
@@ -72,7 +43,7 @@ def load_settings(
     env = read_environ() if environ is None else dict(environ)
     if path is None:
         path = env_config_path(env)
-    loaded = _read_yaml(Path(path), env) if path else _Loaded({})
+    loaded = read_yaml(Path(path), env) if path else Loaded({})
     where = str(path) if path else "environment"
     try:
         settings = Settings(**loaded.data)
@@ -222,24 +193,17 @@ def _where(source: str, lines: Mapping[tuple[Any, ...], int], path: tuple[Any, .
         line = lines.get(tuple(path[:cut]))
         if line is not None:
             return f"{source}:{line}"
-    return f"{source}: " + _dotted(path) if path else source
+    return f"{source}: " + dotted(path) if path else source
 
 
-def _dotted(path: Iterable[Any]) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def _validation_problems(exc: ValidationError, loaded: _Loaded, where: str) -> list[ConfigProblem]:
+def _validation_problems(exc: ValidationError, loaded: Loaded, where: str) -> list[ConfigProblem]:
     problems = []
     for err in exc.errors(include_url=False):
         loc = tuple(err["loc"])
         if err["type"] == "extra_forbidden":
-            message, fix = f"unknown key '{_dotted(loc)}'", "remove it or check its spelling"
+            message, fix = f"unknown key '{dotted(loc)}'", "remove it or check its spelling"
         elif err["type"] == "missing":
-            message, fix = f"'{_dotted(loc)}' is required", "add it"
+            message, fix = f"'{dotted(loc)}' is required", "add it"
         else:
             value = err.get("input")
             if _is_secret(loc) or isinstance(value, dict | list):
@@ -249,174 +213,10 @@ def _validation_problems(exc: ValidationError, loaded: _Loaded, where: str) -> l
             else:
                 shown = f" (got {value!r})"
             text = err["msg"].removeprefix("Value error, ")  # pydantic's, for our validators
-            message, fix = f"'{_dotted(loc)}': {text}{shown}", ""
+            message, fix = f"'{dotted(loc)}': {text}{shown}", ""
         problems.append(ConfigProblem(_where(where, loaded.lines, loc), message, fix))
     return problems
 
 
 def _is_secret(loc: tuple[Any, ...]) -> bool:
     return any(isinstance(p, str) and any(h in p.lower() for h in _SECRET_HINTS) for p in loc)
-
-
-def _read_yaml(path: Path, env: Mapping[str, str]) -> _Loaded:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(
-            [
-                ConfigProblem(
-                    str(path),
-                    f"cannot read the file: {exc.strerror}",
-                    "check the path given to --config or EVENTBUS_CONFIG",
-                )
-            ]
-        ) from None
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise ConfigError(
-            [
-                ConfigProblem(
-                    f"{path}{line}",
-                    f"not valid YAML: {getattr(exc, 'problem', exc)}",
-                    "fix the YAML syntax (indentation, quoting)",
-                )
-            ]
-        ) from None
-    loaded = _Loaded({})
-    if node is None:
-        return loaded
-    try:
-        data = _convert(node, (), loaded, env, str(path))
-    except _AliasBomb as exc:
-        raise ConfigError(
-            [
-                ConfigProblem(
-                    f"{path}:{exc.line}",
-                    str(exc),
-                    "write the values out, or use an anchor for a small shared block only",
-                )
-            ]
-        ) from None
-    if not isinstance(data, dict):
-        raise ConfigError(
-            [
-                ConfigProblem(
-                    f"{path}:1",
-                    "the file must be a mapping of sections",
-                    "start with keys such as broker:, channels:",
-                )
-            ]
-        )
-    loaded.data = data
-    return loaded
-
-
-def _convert(
-    node: yaml.Node, path: tuple[Any, ...], loaded: _Loaded, env: Mapping[str, str], source: str
-) -> Any:
-    """The plain value of ``node``, refusing aliases that recurse or expand too far."""
-    key = id(node)
-    if key in loaded.open:
-        raise _AliasBomb(
-            node.start_mark.line + 1,
-            f"'{_dotted(path)}' is an alias of a value that contains it (a recursive alias)",
-        )
-    alias = key in loaded.seen
-    loaded.seen.add(key)
-    loaded.alias_depth += alias
-    if loaded.alias_depth:
-        loaded.alias_values += 1
-        if loaded.alias_values > MAX_ALIAS_VALUES:
-            raise _AliasBomb(
-                node.start_mark.line + 1,
-                f"aliases (*name) expand to more than {MAX_ALIAS_VALUES:,} values",
-            )
-    loaded.open.add(key)
-    try:
-        return _convert_node(node, path, loaded, env, source)
-    finally:
-        loaded.open.discard(key)
-        loaded.alias_depth -= alias
-
-
-def _convert_node(
-    node: yaml.Node, path: tuple[Any, ...], loaded: _Loaded, env: Mapping[str, str], source: str
-) -> Any:
-    loaded.lines[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        out: dict[str, Any] = {}
-        for key_node, value_node in node.value:
-            key = (
-                str(_safe_scalar(key_node, path, loaded, source))
-                if isinstance(key_node, yaml.ScalarNode)
-                else "?"
-            )
-            if key in out:
-                loaded.problems.append(
-                    ConfigProblem(
-                        f"{source}:{key_node.start_mark.line + 1}",
-                        f"key '{_dotted((*path, key))}' appears twice",
-                        "keep one of them",
-                    )
-                )
-            out[key] = _convert(value_node, (*path, key), loaded, env, source)
-            loaded.lines[(*path, key)] = key_node.start_mark.line + 1
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_convert(v, (*path, i), loaded, env, source) for i, v in enumerate(node.value)]
-    value = _safe_scalar(node, path, loaded, source) if isinstance(node, yaml.ScalarNode) else None
-    if isinstance(value, str) and "$" in value:
-        value = _substitute(value, path, loaded, env, source, node.start_mark.line + 1)
-    return value
-
-
-def _safe_scalar(node: yaml.ScalarNode, path: tuple[Any, ...], loaded: _Loaded, source: str) -> Any:
-    """The scalar's value; an unknown tag or an impossible date is a problem, not a crash."""
-    try:
-        return _scalar(node)
-    except (yaml.YAMLError, ValueError) as exc:
-        loaded.problems.append(
-            ConfigProblem(
-                f"{source}:{node.start_mark.line + 1}",
-                f"'{_dotted(path)}' cannot be read: {getattr(exc, 'problem', None) or exc}",
-                "quote the value to make it a plain string",
-            )
-        )
-        return node.value
-
-
-def _scalar(node: yaml.ScalarNode) -> Any:
-    loader = yaml.SafeLoader("")
-    try:
-        return loader.construct_object(node)
-    finally:
-        loader.dispose()
-
-
-def _substitute(
-    value: str,
-    path: tuple[Any, ...],
-    loaded: _Loaded,
-    env: Mapping[str, str],
-    source: str,
-    line: int,
-) -> str:
-    def repl(match: re.Match[str]) -> str:
-        if match.group(1):
-            return "${" + match.group(2) + "}"
-        name = match.group(2)
-        if name not in env:
-            loaded.problems.append(
-                ConfigProblem(
-                    f"{source}:{line}",
-                    f"'{_dotted(path)}' refers to ${{{name}}}, which is not set",
-                    f"export {name}=... before starting, or write $${{{name}}} for a literal",
-                )
-            )
-            return ""
-        return env[name]
-
-    return _VAR.sub(repl, value)
