@@ -7,11 +7,13 @@ YAML string is replaced by the environment variable ``NAME`` (``$${`` escapes).
 
 from __future__ import annotations
 
+import difflib
+import typing
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from .errors import ConfigError, ConfigProblem
@@ -54,17 +56,68 @@ def load_settings(
     except ValidationError as exc:
         problems = loaded.problems + _validation_problems(exc, loaded, where)
         problems += _raw_reference_problems(loaded.data, loaded.lines, where)
+        # What did validate is still checked deeply, so one pass shows everything.
+        partial = _without_invalid(loaded.data, exc)
+        if partial is not None:
+            settings, kept = partial
+            checks = (("channels", channel_validator), ("subscriptions", subscription_validator))
+            problems += _deep_problems(settings, checks, loaded, where, kept)
         raise ConfigError(problems) from None
     problems = loaded.problems + validate_settings(settings, loaded.lines, where)
     checks = (("channels", channel_validator), ("subscriptions", subscription_validator))
-    for section, check in checks:
-        for index, message, fix in check(settings) if check is not None else ():
-            problems.append(
-                ConfigProblem(_where(where, loaded.lines, (section, index)), message, fix)
-            )
+    problems += _deep_problems(settings, checks, loaded, where)
     if problems:
         raise ConfigError(problems)
     return settings
+
+
+_Kept = Mapping[str, list[int]]  # section -> original index of each entry kept
+
+
+def _deep_problems(
+    settings: Settings,
+    checks: Iterable[tuple[str, ChannelValidator | None]],
+    loaded: Loaded,
+    where: str,
+    kept: _Kept | None = None,
+) -> list[ConfigProblem]:
+    problems = []
+    for section, check in checks:
+        for index, message, fix in check(settings) if check is not None else ():
+            original = kept[section][index] if kept is not None else index
+            problems.append(
+                ConfigProblem(_where(where, loaded.lines, (section, original)), message, fix)
+            )
+    return problems
+
+
+def _without_invalid(data: dict[str, Any], exc: ValidationError) -> tuple[Settings, _Kept] | None:
+    """Settings from ``data`` less what failed (invalid list entries, other sections)."""
+    broken_sections: set[str] = set()
+    broken_entries: dict[str, set[int]] = {"channels": set(), "subscriptions": set()}
+    for err in exc.errors(include_url=False):
+        loc = err["loc"]
+        if not loc:
+            return None
+        section = str(loc[0])
+        if section in broken_entries and len(loc) > 1 and isinstance(loc[1], int):
+            broken_entries[section].add(loc[1])
+        else:
+            broken_sections.add(section)
+    trimmed = {k: v for k, v in data.items() if k not in broken_sections}
+    kept: dict[str, list[int]] = {}
+    for section, broken in broken_entries.items():
+        items = trimmed.get(section)
+        indexes = (
+            [i for i in range(len(items)) if i not in broken] if isinstance(items, list) else []
+        )
+        kept[section] = indexes
+        if isinstance(items, list):
+            trimmed[section] = [items[i] for i in indexes]
+    try:
+        return _DataOnly(**trimmed), kept
+    except ValidationError:  # e.g. a bad environment variable: nothing more to learn
+        return None
 
 
 class _DataOnly(Settings):
@@ -201,7 +254,7 @@ def _validation_problems(exc: ValidationError, loaded: Loaded, where: str) -> li
     for err in exc.errors(include_url=False):
         loc = tuple(err["loc"])
         if err["type"] == "extra_forbidden":
-            message, fix = f"unknown key '{dotted(loc)}'", "remove it or check its spelling"
+            message, fix = f"unknown key '{dotted(loc)}'", _spelling_fix(loc)
         elif err["type"] == "missing":
             message, fix = f"'{dotted(loc)}' is required", "add it"
         else:
@@ -220,3 +273,34 @@ def _validation_problems(exc: ValidationError, loaded: Loaded, where: str) -> li
 
 def _is_secret(loc: tuple[Any, ...]) -> bool:
     return any(isinstance(p, str) and any(h in p.lower() for h in _SECRET_HINTS) for p in loc)
+
+
+def _spelling_fix(loc: tuple[Any, ...]) -> str:
+    close = difflib.get_close_matches(str(loc[-1]), _known_keys(loc[:-1]), n=1, cutoff=0.8)
+    if close:
+        return f"did you mean '{close[0]}'?"
+    return "remove it or check its spelling"
+
+
+def _known_keys(path: tuple[Any, ...]) -> list[str]:
+    """The keys the model at ``path`` (of ``Settings``) accepts."""
+    model: Any = Settings
+    for part in path:
+        if isinstance(part, int):
+            continue
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        model = _model_of(field.annotation)
+    return list(getattr(model, "model_fields", {}))
+
+
+def _model_of(annotation: Any) -> Any:
+    """The pydantic model inside ``Model``, ``list[Model]`` or ``Model | None``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None

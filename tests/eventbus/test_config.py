@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from consumers.channels.registry import channel_problems
+from consumers.validation import subscription_problems
 from eventbus.config import load_settings
 from eventbus.errors import ConfigError, ConfigProblem
 from eventbus.schema import config_schema
@@ -610,3 +611,47 @@ def test_redis_url_problem_never_shows_the_password(monkeypatch: pytest.MonkeyPa
     with pytest.raises(ConfigError) as info:
         load_settings(None, environ={})
     assert "hunter22" not in str(info.value) and "***" in str(info.value)
+
+
+# -- one pass, with suggestions (issue 12, item 16) ------------------------------------
+
+
+def test_every_problem_is_reported_in_one_pass(write) -> None:  # type: ignore[no-untyped-def]
+    # Unset variables and bad durations used to hide channel and template errors.
+    path = write(
+        """\
+        consumer:
+          bach_size: 10
+          block: 5 parsecs
+        channels:
+          - name: hook
+            type: webhook
+            url: https://hooks.example.com/x
+            secret: not-a-whsec
+          - name: console
+            type: console
+            timeout: forever
+        subscriptions:
+          - name: s
+            team: t
+            events: ["*"]
+            channels: [hook]
+            title_template: "{{ x"
+            body_template: "${UNSET_FOR_TEST}"
+        """
+    )
+    with pytest.raises(ConfigError) as info:
+        load_settings(
+            path,
+            environ={},
+            channel_validator=channel_problems,
+            subscription_validator=subscription_problems,
+        )
+    found = {(p.where, p.message.split(":")[0]) for p in info.value.problems}
+    text = "\n".join(str(p) for p in info.value.problems)
+    assert "did you mean 'batch_size'?" in text
+    assert "'consumer.block'" in text and "'channels[1].timeout'" in text
+    assert "${UNSET_FOR_TEST}" in text
+    assert "not a valid Standard Webhooks secret" in text
+    assert "syntax error on line 1" in text
+    assert f"{path}:5" in {where for where, _ in found}  # the webhook, at its own line
