@@ -61,7 +61,9 @@ class Metrics:
         )
         self.sse_clients = Gauge("eventbus_sse_clients", "Connected SSE clients", registry=r)
         self.sse_dropped = Counter(
-            "eventbus_sse_dropped", "SSE clients disconnected for being too slow", registry=r
+            "eventbus_sse_dropped",
+            "SSE clients disconnected for falling more than http.client_buffer messages behind",
+            registry=r,
         )
         self.publish_errors = Counter(
             "eventbus_publish_errors", "Publishes that failed (CLI and operator events)", registry=r
