@@ -247,10 +247,16 @@ class Daemon:
             log.info("signal.received", signal="SIGHUP", action="reloading")
             self.notifier.reloading()
             task = loop.create_task(self.reload())
-            task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
+            task.add_done_callback(_retrieve_exception)
 
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, on_stop, sig.name)
             stack.callback(loop.remove_signal_handler, sig)
         loop.add_signal_handler(signal.SIGHUP, on_hup)
         stack.callback(loop.remove_signal_handler, signal.SIGHUP)
+
+
+def _retrieve_exception(task: asyncio.Task[bool]) -> None:
+    # reload() logs its own failures; this only keeps asyncio from warning.
+    if not task.cancelled():
+        task.exception()

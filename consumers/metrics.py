@@ -1,7 +1,9 @@
 """Prometheus metrics of one process, on a registry of its own.
 
-Labels are bounded (channel type, outcome class, group); never ids, names
-chosen by users at run time, or anything secret.
+Labels are bounded: channel type, channel name (names come from the
+configuration, so there are as many as the operator defined), outcome
+class, group, reason. Never ids, values chosen at run time, or anything
+secret.
 """
 
 from __future__ import annotations
@@ -18,70 +20,102 @@ _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15,
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
-        r = self.registry
-        self.events_consumed = Counter(
-            "eventbus_events_consumed", "Stream entries processed by this worker", registry=r
-        )
+        self._deliveries()
+        self._stream()
+        self._http()
+        # Labelled children of the per-attempt metrics, looked up once each:
+        # labels() is a visible cost at thousands of deliveries a second.
+        self._attempts: dict[tuple[str, str, str], Any] = {}
+        self._seconds: dict[tuple[str, str], Any] = {}
+
+    def _deliveries(self) -> None:
+        registry = self.registry
         self.deliveries = Counter(
             "eventbus_deliveries",
-            "Delivery attempts by channel type and outcome class",
-            ["channel_type", "outcome"],
-            registry=r,
+            "Delivery attempts by channel and outcome class",
+            ["channel_type", "channel", "outcome"],
+            registry=registry,
         )
         self.delivery_seconds = Histogram(
             "eventbus_delivery_seconds",
             "Time one delivery attempt took",
-            ["channel_type"],
+            ["channel_type", "channel"],
             buckets=_LATENCY_BUCKETS,
-            registry=r,
+            registry=registry,
+        )
+        self.deliveries_failed = Counter(
+            "eventbus_deliveries_failed",
+            "Deliveries that finally failed (permanent error, or retries given up)",
+            ["channel_type", "channel"],
+            registry=registry,
         )
         self.retries_scheduled = Counter(
-            "eventbus_retries_scheduled", "Retries put on the durable schedule", registry=r
+            "eventbus_retries_scheduled", "Retries put on the durable schedule", registry=registry
         )
         self.retries_due = Gauge(
-            "eventbus_retries_due", "Retries whose time has come, not yet attempted", registry=r
+            "eventbus_retries_due",
+            "Retries whose time has come, not yet attempted",
+            registry=registry,
+        )
+        self.channels_disabled = Counter(
+            "eventbus_channels_disabled",
+            "Channels disabled (410 Gone and the like)",
+            registry=registry,
+        )
+
+    def _stream(self) -> None:
+        registry = self.registry
+        self.events_consumed = Counter(
+            "eventbus_events_consumed", "Stream entries processed by this worker", registry=registry
         )
         self.dead_letters = Counter(
-            "eventbus_dead_letters", "Entries moved to the dead letters", ["reason"], registry=r
+            "eventbus_dead_letters",
+            "Entries moved to the dead letters",
+            ["reason"],
+            registry=registry,
         )
         self.stream_lag = Gauge(
             "eventbus_stream_lag",
             "Entries in the stream not yet delivered to the consumer group",
             ["group"],
-            registry=r,
+            registry=registry,
         )
         self.stream_pending = Gauge(
             "eventbus_stream_pending",
             "Entries delivered to the group and not yet acknowledged",
             ["group"],
-            registry=r,
+            registry=registry,
         )
-        self.channels_disabled = Counter(
-            "eventbus_channels_disabled", "Channels disabled (410 Gone and the like)", registry=r
+        self.publish_errors = Counter(
+            "eventbus_publish_errors",
+            "Publishes that failed (CLI and operator events)",
+            registry=registry,
         )
-        self.sse_clients = Gauge("eventbus_sse_clients", "Connected SSE clients", registry=r)
+
+    def _http(self) -> None:
+        registry = self.registry
+        self.sse_clients = Gauge("eventbus_sse_clients", "Connected SSE clients", registry=registry)
         self.sse_dropped = Counter(
             "eventbus_sse_dropped",
             "SSE clients disconnected for falling more than http.client_buffer messages behind",
-            registry=r,
+            registry=registry,
         )
-        self.publish_errors = Counter(
-            "eventbus_publish_errors", "Publishes that failed (CLI and operator events)", registry=r
-        )
-        # Labelled children of the per-attempt metrics, looked up once each:
-        # labels() is a visible cost at thousands of deliveries a second.
-        self._attempts: dict[tuple[str, str], Any] = {}
-        self._seconds: dict[str, Any] = {}
 
-    def attempted(self, channel_type: str, outcome: str, seconds: float) -> None:
+    def attempted(self, channel_type: str, outcome: str, seconds: float, channel: str = "") -> None:
         """Count one delivery attempt and observe how long it took."""
-        counter = self._attempts.get((channel_type, outcome))
+        counter = self._attempts.get((channel_type, channel, outcome))
         if counter is None:
-            counter = self._attempts[channel_type, outcome] = self.deliveries.labels(
-                channel_type, outcome
+            counter = self._attempts[channel_type, channel, outcome] = self.deliveries.labels(
+                channel_type, channel, outcome
             )
         counter.inc()
-        histogram = self._seconds.get(channel_type)
+        histogram = self._seconds.get((channel_type, channel))
         if histogram is None:
-            histogram = self._seconds[channel_type] = self.delivery_seconds.labels(channel_type)
+            histogram = self._seconds[channel_type, channel] = self.delivery_seconds.labels(
+                channel_type, channel
+            )
         histogram.observe(seconds)
+
+    def failed(self, channel_type: str, channel: str) -> None:
+        """Count a delivery that will not be attempted again."""
+        self.deliveries_failed.labels(channel_type, channel).inc()

@@ -152,21 +152,21 @@ def validate_settings(
         [(i, s.name, s.channels) for i, s in enumerate(settings.subscriptions)],
         add,
     )
-    for i, channel in enumerate(settings.channels):
+    for index, channel in enumerate(settings.channels):
         if not channel.kind and channel.name in seen:
             add(
-                ("channels", i),
+                ("channels", index),
                 f"channel {channel.name!r} has neither 'type' nor 'url'",
                 "add type: webhook|telegram|console|... or a shoutrrr-style url",
             )
     catalog = settings.catalog.build()
-    for i, sub in enumerate(settings.subscriptions):
-        for j, pattern in enumerate(sub.events):
+    for index, sub in enumerate(settings.subscriptions):
+        for position, pattern in enumerate(sub.events):
             if not PATTERN_RE.match(pattern):
                 continue  # already reported by the model
             if "*" not in pattern and "?" not in pattern and not catalog.is_subscribable(pattern):
                 add(
-                    ("subscriptions", i, "events", j),
+                    ("subscriptions", index, "events", position),
                     f"subscription {sub.name!r} names {pattern!r}, which is "
                     + (
                         "transient (never delivered)"
@@ -185,28 +185,28 @@ def _reference_problems(
 ) -> dict[str, int]:
     """Duplicate names and subscriptions naming missing channels; returns name -> index."""
     seen: dict[str, int] = {}
-    for i, name in channels:
+    for index, name in channels:
         if name in seen:
             add(
-                ("channels", i, "name"),
+                ("channels", index, "name"),
                 f"duplicate channel name {name!r}",
                 f"rename one; the first is channels[{seen[name]}]",
             )
-        seen.setdefault(name, i)
+        seen.setdefault(name, index)
     subs: dict[str, int] = {}
-    for i, name, targets in subscriptions:
+    for index, name, targets in subscriptions:
         if name in subs:
             add(
-                ("subscriptions", i, "name"),
+                ("subscriptions", index, "name"),
                 f"duplicate subscription name {name!r}",
                 f"rename one; the first is subscriptions[{subs[name]}]",
             )
-        subs.setdefault(name, i)
-        for j, target in enumerate(targets):
+        subs.setdefault(name, index)
+        for position, target in enumerate(targets):
             if target not in seen:
                 known = ", ".join(sorted(seen)) or "none defined"
                 add(
-                    ("subscriptions", i, "channels", j),
+                    ("subscriptions", index, "channels", position),
                     f"subscription {name!r} names channel {target!r}, which does not exist",
                     f"define it under channels (known: {known})",
                 )

@@ -163,8 +163,11 @@ class HotLogger:
 
     def get(self) -> Any:
         """The bound logger for the current configuration."""
-        c = structlog.get_config()
-        config = (c["processors"], c["logger_factory"], c["wrapper_class"], c["context_class"])
+        current = structlog.get_config()
+        config = tuple(
+            current[key]
+            for key in ("processors", "logger_factory", "wrapper_class", "context_class")
+        )
         cached = self._config
         if len(cached) != 4 or any(a is not b for a, b in zip(config, cached, strict=True)):
             self._bound = structlog.get_logger(self._name).bind()

@@ -198,6 +198,7 @@ async def test_metrics_parse_and_move(start_server: StartServer) -> None:
     assert {
         "eventbus_events_consumed",
         "eventbus_deliveries",
+        "eventbus_deliveries_failed",
         "eventbus_delivery_seconds",
         "eventbus_stream_lag",
         "eventbus_stream_pending",
@@ -208,14 +209,18 @@ async def test_metrics_parse_and_move(start_server: StartServer) -> None:
 
     readers = [await app.stream(TOKEN_A), await app.stream(TOKEN_ADMIN)]  # keep them open
     # What the worker does as deliveries happen:
-    app.metrics.deliveries.labels(channel_type="webhook", outcome="delivered").inc()
-    app.metrics.delivery_seconds.labels(channel_type="webhook").observe(0.12)
+    app.metrics.attempted("webhook", "delivered", 0.12, channel="ops-hook")
+    app.metrics.failed("webhook", "ops-hook")
     app.metrics.events_consumed.inc()
 
     after = samples((await app.client.get("/metrics")).text)
     assert after[("eventbus_sse_clients", ())] == len(readers)
-    key = ("eventbus_deliveries_total", (("channel_type", "webhook"), ("outcome", "delivered")))
-    assert after[key] == 1
+    labels = (
+        ("channel", "ops-hook"),
+        ("channel_type", "webhook"),
+    )  # sorted, as samples() keeps them
+    assert after[("eventbus_deliveries_total", (*labels, ("outcome", "delivered")))] == 1
+    assert after[("eventbus_deliveries_failed_total", labels)] == 1
     assert after[("eventbus_events_consumed_total", ())] == 1
     for (_name, labels), _value in after.items():
         for _label, value in labels:
