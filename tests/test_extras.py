@@ -90,6 +90,14 @@ def test_publish_works_on_the_base_install() -> None:
     assert "Redis is unreachable" in result.stderr
 
 
+def test_publish_never_imports_consumers() -> None:
+    # consumers blocked outright: publish must not even read its command table
+    result = eventbus(
+        ("consumers",), "publish", "--type", "host.down", "--team", "t", "--resource", "host:h1"
+    )
+    assert result.returncode == 3, result.stderr
+
+
 @pytest.mark.parametrize(
     "args",
     [

@@ -22,7 +22,7 @@ from .common import (
     missing_extra,
     run_async,
 )
-from .registry import CommandSpec, contributed_commands, load_command
+from .registry import CommandSpec, command_spec, contributed_commands, load_command
 
 __all__ = [
     "EXIT_BROKER",
@@ -46,7 +46,7 @@ class LazyGroup(click.Group):
         return sorted(contributed_commands())
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        spec = contributed_commands().get(cmd_name)
+        spec = command_spec(cmd_name)
         return None if spec is None else load_command(cmd_name, spec)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:

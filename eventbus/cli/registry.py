@@ -1,10 +1,11 @@
 """The commands each package contributes, found through entry points.
 
-A package declares one entry point in the ``eventbus.commands`` group naming a
-table (command name -> ``CommandSpec``) in a module that imports nothing
-heavy. ``eventbus --help`` reads the tables only; a command's own module is
-imported when that command runs, so ``eventbus publish`` never loads the
-daemon, and a command whose extra is not installed says which one it needs.
+Each command is an entry point in the ``eventbus.commands`` group, named
+after the command, whose value is its package's table (command name ->
+``CommandSpec``) in a module that imports nothing heavy. ``eventbus --help``
+reads the tables only; running a command loads only its own package's table,
+then its module, so ``eventbus publish`` never imports ``consumers``, and a
+command whose extra is not installed says which one it needs.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from typing import Final
 
 import click
@@ -21,7 +22,13 @@ import click
 from ..errors import EventBusError
 from .common import missing_extra
 
-__all__ = ["ENTRY_POINT_GROUP", "CommandSpec", "contributed_commands", "load_command"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "CommandSpec",
+    "command_spec",
+    "contributed_commands",
+    "load_command",
+]
 
 ENTRY_POINT_GROUP: Final = "eventbus.commands"
 
@@ -36,19 +43,45 @@ class CommandSpec:
 
 
 @cache
-def contributed_commands() -> Mapping[str, CommandSpec]:
+def _entry_points() -> Mapping[str, EntryPoint]:
+    found: dict[str, EntryPoint] = {}
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        other = found.get(entry.name)
+        if other is not None and other.value != entry.value:
+            raise EventBusError(
+                f"command {entry.name!r} is contributed twice, by {other.value} and "
+                f"{entry.value}: one of the {ENTRY_POINT_GROUP} entry points must drop it"
+            )
+        found[entry.name] = entry
+    return found
+
+
+@cache
+def _table(entry: EntryPoint) -> Mapping[str, CommandSpec]:
+    table: Mapping[str, CommandSpec] = entry.load()
+    return table
+
+
+def command_spec(name: str) -> CommandSpec | None:
+    """The command's description, importing only its own package's table."""
+    entry = _entry_points().get(name)
+    if entry is None:
+        return None
+    spec = _table(entry).get(name)
+    if spec is None:
+        raise EventBusError(
+            f"the {ENTRY_POINT_GROUP} entry point {name!r} names {entry.value}, "
+            f"which has no {name!r} command"
+        )
+    return spec
+
+
+def contributed_commands() -> dict[str, CommandSpec]:
     """Every command of every installed package, by name."""
     found: dict[str, CommandSpec] = {}
-    owners: dict[str, str] = {}
-    for entry in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name):
-        table: Mapping[str, CommandSpec] = entry.load()
-        for name, spec in table.items():
-            if name in owners:
-                raise EventBusError(
-                    f"command {name!r} is contributed twice, by {owners[name]} and "
-                    f"{entry.value}: one of the {ENTRY_POINT_GROUP} entry points must drop it"
-                )
-            owners[name] = entry.value
+    for name in _entry_points():
+        spec = command_spec(name)
+        if spec is not None:
             found[name] = spec
     return found
 

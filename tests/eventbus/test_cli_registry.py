@@ -14,21 +14,32 @@ from eventbus.cli import CommandSpec, registry
 from eventbus.errors import EventBusError
 
 
+def _forget() -> None:
+    registry._entry_points.cache_clear()
+    registry._table.cache_clear()
+
+
 @pytest.fixture(autouse=True)
 def fresh_tables() -> Iterator[None]:
-    registry.contributed_commands.cache_clear()
+    _forget()
     yield
-    registry.contributed_commands.cache_clear()
+    _forget()
 
 
-def installed(monkeypatch: pytest.MonkeyPatch, **tables: dict[str, CommandSpec]) -> None:
-    """Entry points naming tables of a throw-away module."""
+def installed(
+    monkeypatch: pytest.MonkeyPatch,
+    tables: dict[str, dict[str, CommandSpec]],
+    commands: list[tuple[str, str]],
+) -> None:
+    """Tables in a throw-away module, and (command, table) entry points naming them."""
     module = ModuleType("eventbus_test_tables")
-    entries = []
-    for name, table in tables.items():
-        setattr(module, name, table)
-        entries.append(EntryPoint(name, f"eventbus_test_tables:{name}", registry.ENTRY_POINT_GROUP))
+    for attribute, table in tables.items():
+        setattr(module, attribute, table)
     monkeypatch.setitem(sys.modules, "eventbus_test_tables", module)
+    entries = [
+        EntryPoint(name, f"eventbus_test_tables:{table}", registry.ENTRY_POINT_GROUP)
+        for name, table in commands
+    ]
     monkeypatch.setattr(registry, "entry_points", lambda group: entries)
 
 
@@ -40,11 +51,32 @@ def test_both_packages_contribute_their_commands() -> None:
     assert commands["publish"].extra is None
 
 
+def test_every_table_entry_has_its_entry_point_and_back() -> None:
+    by_table: dict[str, set[str]] = {}
+    for name, entry in registry._entry_points().items():
+        by_table.setdefault(entry.value, set()).add(name)
+    for value, names in by_table.items():
+        table = registry._table(registry._entry_points()[next(iter(names))])
+        assert set(table) == names, value
+
+
 def test_a_command_contributed_twice_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     spec = CommandSpec("somewhere.cli", "Help.")
-    installed(monkeypatch, first={"twice": spec}, second={"twice": spec})
+    installed(
+        monkeypatch,
+        {"first": {"twice": spec}, "second": {"twice": spec}},
+        [("twice", "first"), ("twice", "second")],
+    )
     with pytest.raises(EventBusError, match="'twice' is contributed twice"):
         registry.contributed_commands()
+
+
+def test_an_entry_point_whose_table_lacks_it_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    installed(monkeypatch, {"table": {}}, [("ghost", "table")])
+    with pytest.raises(EventBusError, match="has no 'ghost' command"):
+        registry.command_spec("ghost")
 
 
 def test_a_missing_module_of_the_project_itself_is_not_an_extra_hint() -> None:
