@@ -1,27 +1,39 @@
 # The two commands a newcomer needs: `make run` and `make test`.
-# Each creates/updates the virtualenv in .venv and installs what it needs.
+# Each creates/updates the virtualenv in .venv and installs what it needs:
+# `make run` the daemon and the embedded broker (.[worker,embedded]), `make
+# test` everything (.[dev]). One stamp per install set, so switching works.
 
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
+DEV_STAMP := $(VENV)/.installed-dev
 CONFIG ?= config/eventbus.example.yaml
 PYTEST_ARGS ?=
 
-.PHONY: install run test unit lint format bench schema all clean
+.PHONY: install install-run run test unit lint format bench schema all clean
 
-$(STAMP): pyproject.toml
+$(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
 
-install: $(STAMP)
+$(RUN_STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[worker,embedded]'
+	touch $(RUN_STAMP)
+
+# dev includes worker and embedded, so it satisfies `make run` too.
+$(DEV_STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(DEV_STAMP) $(RUN_STAMP)
+
+install: $(DEV_STAMP)
+
+install-run: $(RUN_STAMP)
 
 # Runs one worker with the example configuration. With no Redis configured
 # (EVENTBUS_BROKER__REDIS_URL) and none answering on 127.0.0.1:6379, it starts
 # the embedded development broker and prints its URL.
-run: install
+run: install-run
 	$(VENV)/bin/eventbus --config $(CONFIG) run --embedded-fallback
 
 lint: install

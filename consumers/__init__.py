@@ -1,11 +1,17 @@
 """The consumer daemon: worker loop, dispatch, records, retries, channels, HTTP side."""
 
-from .daemon import Daemon
-from .dispatch import Dispatcher, Plan
-from .health import Health
-from .metrics import Metrics
-from .records import Attempt, DeliveryRecord, DeliveryStatus, DeliveryStore, delivery_id
-from .worker import Worker
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from .daemon import Daemon
+    from .dispatch import Dispatcher, Plan
+    from .health import Health
+    from .metrics import Metrics
+    from .records import Attempt, DeliveryRecord, DeliveryStatus, DeliveryStore, delivery_id
+    from .worker import Worker
 
 __all__ = [
     "Attempt",
@@ -20,3 +26,29 @@ __all__ = [
     "Worker",
     "delivery_id",
 ]
+
+# Importing any submodule runs this file first, and ``eventbus --help`` imports
+# ``consumers.cli``: the daemon's modules (and the worker extra's packages) load
+# only when one of these names is used.
+_HOMES: Final = {
+    "Attempt": "records",
+    "Daemon": "daemon",
+    "DeliveryRecord": "records",
+    "DeliveryStatus": "records",
+    "DeliveryStore": "records",
+    "Dispatcher": "dispatch",
+    "Health": "health",
+    "Metrics": "metrics",
+    "Plan": "dispatch",
+    "Worker": "worker",
+    "delivery_id": "records",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{home}", __name__), name)
+    globals()[name] = value
+    return value

@@ -6,14 +6,13 @@ Starlette app alone (for embedding or tests).
 
 from .app import create_app
 from .auth import Principal, TokenAuth
-from .live import LiveFilter, LiveHub, LiveMessage, Subscriber
+from .live import LiveFilter, LiveHub, Subscriber
 from .server import HttpServer
 
 __all__ = [
     "HttpServer",
     "LiveFilter",
     "LiveHub",
-    "LiveMessage",
     "Principal",
     "Subscriber",
     "TokenAuth",

@@ -1,7 +1,7 @@
 """The live mirror, fanned out: one Pub/Sub subscription per process.
 
 ``LiveHub`` subscribes to the pattern ``<prefix>:live:*`` once, parses each
-message once (``parse_live``) and offers it to every connected
+message once (``eventbus.live.parse_live``) and offers it to every connected
 ``Subscriber`` whose ``LiveFilter`` matches, through a buffer bounded by
 ``http.client_buffer``. A subscriber whose buffer is full is dropped and
 counted in ``eventbus_sse_dropped``: memory never grows with a slow client.
@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fnmatch
-import json
 import re
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -30,9 +29,10 @@ import structlog
 from consumers.health import Health
 from consumers.metrics import Metrics
 from eventbus.brokers.redis_streams import translated
-from eventbus.envelope import Event, parse_event
+from eventbus.envelope import Event
 from eventbus.errors import BrokerUnavailable, EnvelopeError, EventBusError
 from eventbus.keys import Keys
+from eventbus.live import LiveMessage, parse_live
 
 __all__ = [
     "MIRROR_LOST",
@@ -41,10 +41,7 @@ __all__ = [
     "STOPPING",
     "LiveFilter",
     "LiveHub",
-    "LiveMessage",
     "Subscriber",
-    "parse_live",
-    "parse_stream_id",
     "parse_types",
 ]
 
@@ -56,45 +53,7 @@ OVERFLOW: Final = "overflow"
 STOPPING: Final = "server stopping"
 MIRROR_LOST: Final = "live mirror interrupted"
 
-_STREAM_ID = re.compile(r"^(\d{1,20})(?:-(\d{1,20}))?$")
-_MAX_MESSAGE_BYTES = 256 * 1024
 _HUB_LOOP = "sse-hub"
-
-
-def parse_stream_id(value: str) -> tuple[int, int]:
-    """``"1700000000000-3"`` as a comparable pair; ``ValueError`` if malformed."""
-    match = _STREAM_ID.match(value)
-    if match is None:
-        raise ValueError(f"{value[:40]!r} is not a stream id such as 1700000000000-0")
-    return int(match.group(1)), int(match.group(2) or 0)
-
-
-@dataclass(frozen=True, slots=True)
-class LiveMessage:
-    """One live mirror message, parsed and validated once for every client."""
-
-    event: Event
-    data: str  # the envelope JSON, sent as the SSE data
-    stream_id: str | None = None  # durable events only
-
-
-def parse_live(raw: bytes | str) -> LiveMessage:
-    """A live mirror message ``{"stream_id"?, "event"}``; ``EnvelopeError`` if invalid."""
-    if len(raw) > _MAX_MESSAGE_BYTES:
-        raise EnvelopeError(f"live message is {len(raw)} bytes, over {_MAX_MESSAGE_BYTES}")
-    try:
-        obj = json.loads(raw)
-    except ValueError:
-        raise EnvelopeError("live message is not JSON") from None
-    if not isinstance(obj, dict) or not isinstance(obj.get("event"), dict):
-        raise EnvelopeError("live message has no 'event' object")
-    stream_id = obj.get("stream_id")
-    if stream_id is not None and (
-        not isinstance(stream_id, str) or _STREAM_ID.match(stream_id) is None
-    ):
-        raise EnvelopeError("live message has a malformed 'stream_id'")
-    event = parse_event(obj["event"])
-    return LiveMessage(event, event.to_json(), stream_id)
 
 
 @dataclass(frozen=True, slots=True)

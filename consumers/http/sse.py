@@ -31,16 +31,9 @@ from starlette.types import Receive, Scope, Send
 
 from eventbus.brokers.redis_streams import translated
 from eventbus.errors import EnvelopeError, EventBusError
+from eventbus.live import LiveMessage, parse_entry, parse_stream_id
 
-from .live import (
-    OVERFLOW,
-    LiveFilter,
-    LiveHub,
-    LiveMessage,
-    Subscriber,
-    parse_live,
-    parse_stream_id,
-)
+from .live import OVERFLOW, LiveFilter, LiveHub, Subscriber
 
 __all__ = ["LiveResponse", "live_response"]
 
@@ -151,7 +144,7 @@ def _from_entry(entry_id: str, fields: dict[bytes, bytes]) -> LiveMessage | None
     if payload is None:
         return None
     try:
-        return parse_live(b'{"stream_id":"' + entry_id.encode() + b'","event":' + payload + b"}")
+        return parse_entry(entry_id, payload)
     except EnvelopeError:
         return None  # the worker dead-letters it; a dashboard skips it
 

@@ -18,6 +18,7 @@ from redis.backoff import ExponentialBackoff
 
 from ..errors import BrokerError, BrokerUnavailable
 from ..keys import Keys
+from ..live import live_message, lua_live_message
 from .packing import hiredis_connection_class
 
 __all__ = [
@@ -32,14 +33,14 @@ __all__ = [
 # XADD then PUBLISH of the live mirror message, in one round trip and atomically.
 # The live message embeds the stream id, so SSE clients can resume from it.
 # KEYS[1] stream; ARGV: payload, live channel, maxlen ("" = no cap)
-PUBLISH_SCRIPT: Final = """
+PUBLISH_SCRIPT: Final = f"""
 local id
 if ARGV[3] ~= '' then
   id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'payload', ARGV[1])
 else
   id = redis.call('XADD', KEYS[1], '*', 'payload', ARGV[1])
 end
-redis.call('PUBLISH', ARGV[2], '{"stream_id":"' .. id .. '","event":' .. ARGV[1] .. '}')
+redis.call('PUBLISH', ARGV[2], {lua_live_message("id", "ARGV[1]")})
 return id
 """
 
@@ -104,13 +105,6 @@ class StreamEntry:
     @property
     def payload(self) -> bytes | None:
         return self.fields.get(b"payload")
-
-
-def live_message(stream_id: str | None, payload: str) -> str:
-    """The live mirror message (the same shape the publish script builds)."""
-    if stream_id is None:
-        return '{"event":' + payload + "}"
-    return '{"stream_id":"' + stream_id + '","event":' + payload + "}"
 
 
 class RedisStreams:

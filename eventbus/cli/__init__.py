@@ -1,58 +1,56 @@
-"""The ``eventbus`` command line.
+"""The ``eventbus`` command line: the root group, its context and exit codes.
 
-Commands live in their own modules and are imported only when used, so
-``eventbus publish`` never imports the consumer daemon (and ``eventbus``
-never imports ``consumers`` at import time).
+The commands come from the packages that own them (``publishers``,
+``consumers``) through the ``eventbus.commands`` entry points (``registry``);
+the core never imports those packages.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import sys
 from typing import Any
 
 import click
 
-from .common import EXIT_USAGE, Context
+from .common import (
+    EXIT_BROKER,
+    EXIT_CONFIG,
+    EXIT_FAILED,
+    EXIT_USAGE,
+    Context,
+    fail,
+    missing_extra,
+    run_async,
+)
+from .registry import CommandSpec, command_spec, contributed_commands, load_command
 
-__all__ = ["cli", "main"]
-
-# command name -> "module:attribute" under eventbus.cli
-COMMANDS: dict[str, tuple[str, str]] = {
-    "publish": ("publish", "Publish events (one from flags, or JSONL from a file)."),
-    "config": ("config_cmd", "Check the configuration file."),
-    "run": ("run", "Run a consumer worker (and its HTTP server)."),
-    "serve": ("serve", "Serve only the HTTP side: SSE live feed, dashboard, health, metrics."),
-    "deliveries": ("deliveries", "Query delivery records."),
-    "dlq": ("dlq", "List and redrive dead letters."),
-    "channels": ("channels", "List and test configured channels."),
-    "urls": ("urls", "Parse and explain shoutrrr-style channel URLs."),
-    "tail": ("tail", "Print the live mirror in the terminal."),
-}
+__all__ = [
+    "EXIT_BROKER",
+    "EXIT_CONFIG",
+    "EXIT_FAILED",
+    "EXIT_USAGE",
+    "CommandSpec",
+    "Context",
+    "cli",
+    "fail",
+    "main",
+    "missing_extra",
+    "run_async",
+]
 
 
 class LazyGroup(click.Group):
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(self._available())
+    """Lists commands from their tables; imports one only to run it."""
 
-    def _available(self) -> dict[str, tuple[str, str]]:
-        found = {}
-        for name, (module, help_text) in COMMANDS.items():
-            if importlib.util.find_spec(f"eventbus.cli.{module}") is not None:
-                found[name] = (module, help_text)
-        return found
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(contributed_commands())
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        entry = self._available().get(cmd_name)
-        if entry is None:
-            return None
-        module = importlib.import_module(f"eventbus.cli.{entry[0]}")
-        command: click.Command = module.command
-        return command
+        spec = command_spec(cmd_name)
+        return None if spec is None else load_command(cmd_name, spec)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(name, help_text) for name, (_m, help_text) in sorted(self._available().items())]
+        rows = [(name, spec.help) for name, spec in sorted(contributed_commands().items())]
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(rows)

@@ -21,6 +21,7 @@ __all__ = [
     "EXIT_USAGE",
     "Context",
     "fail",
+    "missing_extra",
     "run_async",
 ]
 
@@ -40,24 +41,23 @@ class Context:
     overrides: dict[str, Any] = field(default_factory=dict)
     _settings: Settings | None = None
 
-    def settings(self, *, deep: bool = False) -> Settings:
+    def settings(
+        self,
+        *,
+        channel_validator: ChannelValidator | None = None,
+        subscription_validator: ChannelValidator | None = None,
+    ) -> Settings:
         """Load settings once; a bad configuration exits 2 with every problem.
 
-        ``deep`` also builds every channel and compiles every template (the
-        checks live in ``consumers``, imported only then).
+        The validators (channel options, templates) are passed by the commands
+        that build channels; they live with those commands, not in the core.
         """
         if self._settings is None:
-            channels: ChannelValidator | None = None
-            subscriptions: ChannelValidator | None = None
-            if deep:
-                from consumers.validation import channel_problems, subscription_problems
-
-                channels, subscriptions = channel_problems, subscription_problems
             try:
                 self._settings = load_settings(
                     self.config_path,
-                    channel_validator=channels,
-                    subscription_validator=subscriptions,
+                    channel_validator=channel_validator,
+                    subscription_validator=subscription_validator,
                     **self.overrides,
                 )
             except ConfigError as exc:
@@ -67,10 +67,24 @@ class Context:
                 sys.exit(EXIT_CONFIG)
         return self._settings
 
+    def reload_settings(self) -> Settings:
+        """Load the settings again, e.g. after ``overrides`` changed."""
+        self._settings = None
+        return self.settings()
+
 
 def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
     click.secho(f"error: {message}", fg="red", err=True)
     sys.exit(code)
+
+
+def missing_extra(extra: str, exc: ModuleNotFoundError, what: str) -> NoReturn:
+    """Exit 2 naming the extra that would have installed the missing module."""
+    fail(
+        f"{what} needs {exc.name or 'a module'}, which is not installed: "
+        f"pip install 'eventbus[{extra}]'",
+        EXIT_USAGE,
+    )
 
 
 def run_async(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:

@@ -10,15 +10,9 @@ from starlette.requests import Request
 
 import consumers.http
 from consumers.http.auth import Principal, TokenAuth, split_param
-from consumers.http.live import (
-    OVERFLOW,
-    LiveFilter,
-    Subscriber,
-    parse_live,
-    parse_stream_id,
-    parse_types,
-)
+from consumers.http.live import OVERFLOW, LiveFilter, Subscriber, parse_types
 from eventbus.errors import EnvelopeError
+from eventbus.live import parse_live, parse_stream_id
 from eventbus.settings import ApiToken
 
 from .conftest import event

@@ -7,8 +7,17 @@ import sys
 from typing import Any
 
 import click
+import httpx
 
-from .common import EXIT_FAILED, EXIT_USAGE, Context, fail, run_async
+from eventbus.brokers.redis_streams import connect
+from eventbus.cli import EXIT_FAILED, EXIT_USAGE, Context, fail, run_async
+from eventbus.keys import Keys
+from eventbus.settings import Settings
+
+from ..channels import ChannelDeps, build_channel
+from ..records import DeliveryStore
+from ..testsend import send_test
+from .common import checked_settings
 from .deliveries import print_table
 
 __all__ = ["command"]
@@ -30,49 +39,8 @@ Examples:
 @click.pass_obj
 def list_(ctx: Context, as_json: bool) -> None:
     """Channels with type, redacted target, rate limit, state and last outcome."""
-    settings = ctx.settings(deep=True)
-
-    async def go() -> list[dict[str, Any]]:
-        import httpx
-
-        from consumers.channels import ChannelDeps, build_channel
-        from consumers.records import DeliveryStore
-        from eventbus.brokers.redis_streams import connect
-        from eventbus.keys import Keys
-
-        redis = connect(settings.broker.redis_url.get_secret_value())
-        async with httpx.AsyncClient() as http:
-            deps = ChannelDeps(http=http, security=settings.security)
-            try:
-                store = DeliveryStore(redis, Keys(settings.broker.prefix))
-                states = await store.channel_states()
-                latest = await store.latest_per_channel([c.name for c in settings.channels])
-                rows = []
-                for spec in settings.channels:
-                    state = states.get(spec.name)
-                    record = latest.get(spec.name)
-                    last = [record] if record is not None else []
-                    limit = spec.rate_limit
-                    rows.append(
-                        {
-                            "name": spec.name,
-                            "type": spec.kind,
-                            "target": build_channel(spec, deps).describe(),
-                            "rate_limit": f"{limit.rate:g}/{limit.per:g}s" if limit else "default",
-                            "state": "disabled (config)"
-                            if not spec.enabled
-                            else f"disabled: {state.reason}"
-                            if state and state.disabled
-                            else "enabled",
-                            "last_outcome": last[0].status.value if last else "",
-                            "last_error": (last[0].last_error or "") if last else "",
-                        }
-                    )
-                return rows
-            finally:
-                await redis.aclose()
-
-    rows = run_async(go)
+    settings = checked_settings(ctx)
+    rows = run_async(lambda: _channel_rows(settings))
     if as_json:
         for row in rows:
             sys.stdout.write(json.dumps(row) + "\n")
@@ -103,18 +71,13 @@ it like any delivery (subscription "channel-test"). Exit status 1 on failure."""
 @click.pass_obj
 def test(ctx: Context, name: str) -> None:
     """Send a test notification through one configured channel."""
-    settings = ctx.settings(deep=True)
+    settings = checked_settings(ctx)
     spec = settings.channel(name)
     if spec is None:
         known = ", ".join(c.name for c in settings.channels) or "none configured"
         fail(f"no channel named {name!r} (known: {known})", EXIT_USAGE)
 
-    async def go() -> Any:
-        from consumers.testsend import send_test
-
-        return await send_test(settings, name)
-
-    result = run_async(go)
+    result = run_async(lambda: send_test(settings, name))
     status = f" HTTP {result.status}" if result.status is not None else ""
     line = f"{name}: {result.outcome.value}{status} in {result.latency * 1000:.0f} ms"
     if result.ok:
@@ -142,11 +105,7 @@ def enable(ctx: Context, name: str) -> None:
     if settings.channel(name) is None:
         fail(f"no channel named {name!r} in the configuration", EXIT_USAGE)
 
-    async def go() -> bool:
-        from consumers.records import DeliveryStore
-        from eventbus.brokers.redis_streams import connect
-        from eventbus.keys import Keys
-
+    async def enable_and_tell_if_it_was_disabled() -> bool:
         redis = connect(settings.broker.redis_url.get_secret_value())
         try:
             store = DeliveryStore(redis, Keys(settings.broker.prefix))
@@ -156,7 +115,41 @@ def enable(ctx: Context, name: str) -> None:
             await redis.aclose()
         return was is not None and was.disabled
 
-    if run_async(go):
+    if run_async(enable_and_tell_if_it_was_disabled):
         click.echo(f"{name}: enabled (workers pick this up within 10 s)")
     else:
         click.echo(f"{name}: was not disabled")
+
+
+async def _channel_rows(settings: Settings) -> list[dict[str, Any]]:
+    redis = connect(settings.broker.redis_url.get_secret_value())
+    async with httpx.AsyncClient() as http:
+        deps = ChannelDeps(http=http, security=settings.security)
+        try:
+            store = DeliveryStore(redis, Keys(settings.broker.prefix))
+            states = await store.channel_states()
+            latest = await store.latest_per_channel([c.name for c in settings.channels])
+            rows = []
+            for spec in settings.channels:
+                state = states.get(spec.name)
+                record = latest.get(spec.name)
+                last = [record] if record is not None else []
+                limit = spec.rate_limit
+                rows.append(
+                    {
+                        "name": spec.name,
+                        "type": spec.kind,
+                        "target": build_channel(spec, deps).describe(),
+                        "rate_limit": f"{limit.rate:g}/{limit.per:g}s" if limit else "default",
+                        "state": "disabled (config)"
+                        if not spec.enabled
+                        else f"disabled: {state.reason}"
+                        if state and state.disabled
+                        else "enabled",
+                        "last_outcome": last[0].status.value if last else "",
+                        "last_error": (last[0].last_error or "") if last else "",
+                    }
+                )
+            return rows
+        finally:
+            await redis.aclose()

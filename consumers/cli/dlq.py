@@ -9,7 +9,11 @@ from typing import Any
 
 import click
 
-from .common import EXIT_USAGE, Context, fail, run_async
+from eventbus.brokers.redis_streams import connect
+from eventbus.cli import EXIT_USAGE, Context, fail, run_async
+from eventbus.keys import Keys
+
+from ..deadletters import DeadLetters
 from .deliveries import print_table
 
 __all__ = ["command"]
@@ -34,19 +38,15 @@ def list_(ctx: Context, limit: int, as_json: bool) -> None:
     """Show dead letters, oldest first."""
     settings = ctx.settings()
 
-    async def go() -> tuple[int, list[dict[str, Any]]]:
-        from consumers.deadletters import DeadLetters
-        from eventbus.brokers.redis_streams import connect
-        from eventbus.keys import Keys
-
+    async def read_dead_letters() -> tuple[int, list[dict[str, Any]]]:
         redis = connect(settings.broker.redis_url.get_secret_value())
         try:
-            dlq = DeadLetters(redis, Keys(settings.broker.prefix))
-            return await dlq.count(), [d.to_dict() for d in await dlq.entries(limit)]
+            dead = DeadLetters(redis, Keys(settings.broker.prefix))
+            return await dead.count(), [d.to_dict() for d in await dead.entries(limit)]
         finally:
             await redis.aclose()
 
-    total, rows = run_async(go)
+    total, rows = run_async(read_dead_letters)
     if as_json:
         for row in rows:
             sys.stdout.write(json.dumps(row) + "\n")
@@ -89,11 +89,7 @@ def redrive(ctx: Context, ids: tuple[str, ...], everything: bool) -> None:
         fail("give dead-letter IDs or --all (not both)", EXIT_USAGE)
     settings = ctx.settings()
 
-    async def go() -> list[tuple[str, str]]:
-        from consumers.deadletters import DeadLetters
-        from eventbus.brokers.redis_streams import connect
-        from eventbus.keys import Keys
-
+    async def redrive_dead_letters() -> list[tuple[str, str]]:
         redis = connect(settings.broker.redis_url.get_secret_value())
         try:
             return await DeadLetters(redis, Keys(settings.broker.prefix)).redrive(
@@ -102,7 +98,7 @@ def redrive(ctx: Context, ids: tuple[str, ...], everything: bool) -> None:
         finally:
             await redis.aclose()
 
-    moved = run_async(go)
+    moved = run_async(redrive_dead_letters)
     for old, new in moved:
         click.echo(f"{old} -> stream {new}")
     click.echo(f"redrove {len(moved)}")

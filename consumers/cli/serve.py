@@ -14,10 +14,15 @@ from contextlib import AsyncExitStack
 
 import click
 
-from ..errors import BrokerUnavailable, ConfigError, EventBusError
-from ..logs import configure_logging
-from ..settings import Settings
-from .common import EXIT_BROKER, EXIT_CONFIG, Context, fail
+from eventbus.brokers.redis_streams import connect, translated
+from eventbus.cli import EXIT_BROKER, EXIT_CONFIG, Context, fail
+from eventbus.errors import BrokerUnavailable, ConfigError, EventBusError
+from eventbus.logs import configure_logging
+from eventbus.settings import Settings
+
+from ..health import Health
+from ..http.server import HttpServer
+from ..metrics import Metrics
 
 __all__ = ["command"]
 
@@ -65,12 +70,6 @@ def command(ctx: Context, host: str | None, port: int | None) -> None:
 
 
 async def _serve(settings: Settings, host: str | None, port: int | None) -> None:
-    from consumers.health import Health
-    from consumers.http.server import HttpServer
-    from consumers.metrics import Metrics
-
-    from ..brokers.redis_streams import connect, translated
-
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     async with AsyncExitStack() as stack:

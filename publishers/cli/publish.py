@@ -8,9 +8,12 @@ from typing import Any, TextIO
 
 import click
 
-from ..envelope import Event, parse_event
-from ..errors import BrokerError, CatalogError, EnvelopeError
-from .common import EXIT_FAILED, EXIT_USAGE, Context, fail, run_async
+from eventbus.cli import EXIT_FAILED, EXIT_USAGE, Context, fail, run_async
+from eventbus.envelope import Event, parse_event
+from eventbus.errors import BrokerError, CatalogError, EnvelopeError
+from eventbus.settings import Settings
+
+from ..client import Publisher
 
 __all__ = ["command"]
 
@@ -65,17 +68,7 @@ def command(
     """Publish events durably (stream + live mirror) or, with --transient, live only."""
     settings = ctx.settings()
     if file_path is not None:
-        total = None if file_path == "-" else _count_lines(file_path)
-        try:
-            stream = sys.stdin if file_path == "-" else open(file_path, encoding="utf-8")  # noqa: SIM115
-        except OSError as exc:
-            fail(f"cannot read {file_path}: {exc.strerror}", EXIT_USAGE)
-        try:
-            code = run_async(lambda: _publish_file(settings, stream, total, transient))
-        finally:
-            if stream is not sys.stdin:
-                stream.close()
-        sys.exit(code)
+        sys.exit(_publish_path(settings, file_path, transient))
     missing = [
         n for n, v in (("--type", event_type), ("--team", team), ("--resource", resource)) if not v
     ]
@@ -91,39 +84,63 @@ def command(
         data["outcome"] = outcome
     if error_text:
         data["error"] = error_text
-    metadata = {}
-    for item in meta:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--meta")
-        metadata[key] = value
-    data["metadata"] = metadata
+    data["metadata"] = _metadata(meta)
     try:
         event = parse_event(data, settings.envelope)
     except EnvelopeError as exc:
         fail(str(exc), EXIT_USAGE)
 
-    async def go() -> str | int:
-        from publishers import Publisher
-
+    async def publish_one() -> str | int:
         async with Publisher(settings) as bus:
             if transient:
                 return await bus.publish_transient(event)
             return await bus.publish(event)
 
-    try:
-        result = run_async(go)
-    except SystemExit:
-        raise
+    result = run_async(publish_one)
     if transient:
         click.echo(f"event {event.id} published live only ({result} listeners)")
     else:
         click.echo(f"event {event.id} stream {result}")
 
 
-async def _publish_file(settings: Any, stream: TextIO, total: int | None, transient: bool) -> int:
-    from publishers import Publisher
+def _metadata(meta: tuple[str, ...]) -> dict[str, str]:
+    metadata = {}
+    for item in meta:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--meta")
+        metadata[key] = value
+    return metadata
 
+
+def _publish_path(settings: Settings, file_path: str, transient: bool) -> int:
+    total = None if file_path == "-" else _count_lines(file_path)
+    try:
+        stream = sys.stdin if file_path == "-" else open(file_path, encoding="utf-8")  # noqa: SIM115
+    except OSError as exc:
+        fail(f"cannot read {file_path}: {exc.strerror}", EXIT_USAGE)
+    try:
+        return run_async(lambda: _publish_file(settings, stream, total, transient))
+    finally:
+        if stream is not sys.stdin:
+            stream.close()
+
+
+def _parse_line(line: str, bus: Publisher, transient: bool) -> Event:
+    data = json.loads(line)
+    if not isinstance(data, dict):
+        raise EnvelopeError("line is not a JSON object")
+    event = parse_event(data, bus.limits)
+    if transient:
+        bus.catalog.check_transient(event.event)
+    else:
+        bus.catalog.check_durable(event.event)
+    return event
+
+
+async def _publish_file(
+    settings: Settings, stream: TextIO, total: int | None, transient: bool
+) -> int:
     published = 0
     rejected: list[tuple[int, str]] = []
     batch: list[tuple[int, Event]] = []
@@ -155,20 +172,12 @@ async def _publish_file(settings: Any, stream: TextIO, total: int | None, transi
                 if not line.strip():
                     continue
                 try:
-                    data = json.loads(line)
-                    if not isinstance(data, dict):
-                        raise EnvelopeError("line is not a JSON object")
-                    ev = parse_event(data, bus.limits)
-                    if transient:
-                        bus.catalog.check_transient(ev.event)
-                    else:
-                        bus.catalog.check_durable(ev.event)
+                    batch.append((number, _parse_line(line, bus, transient)))
                 except (json.JSONDecodeError, EnvelopeError, CatalogError) as exc:
                     rejected.append((number, str(exc)))
                     if progress is not None:
                         progress.update(1)
                     continue
-                batch.append((number, ev))
                 if len(batch) >= _BATCH:
                     await flush(bus)
             await flush(bus)
@@ -178,6 +187,10 @@ async def _publish_file(settings: Any, stream: TextIO, total: int | None, transi
     finally:
         if progress is not None:
             progress.render_finish()
+    return _report(published, rejected)
+
+
+def _report(published: int, rejected: list[tuple[int, str]]) -> int:
     click.echo(f"published {published}, rejected {len(rejected)}")
     for number, reason in rejected[:100]:
         click.echo(f"  line {number}: {reason}", err=True)
@@ -188,7 +201,7 @@ async def _publish_file(settings: Any, stream: TextIO, total: int | None, transi
 
 def _count_lines(path: str) -> int | None:
     try:
-        with open(path, "rb") as f:
-            return sum(1 for line in f if line.strip())
+        with open(path, "rb") as lines:
+            return sum(1 for line in lines if line.strip())
     except OSError:
         return None

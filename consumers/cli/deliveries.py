@@ -10,8 +10,12 @@ from typing import Any
 
 import click
 
-from ..durations import parse_duration
-from .common import EXIT_USAGE, Context, fail, run_async
+from eventbus.brokers.redis_streams import connect
+from eventbus.cli import EXIT_USAGE, Context, fail, run_async
+from eventbus.durations import parse_duration
+from eventbus.keys import Keys
+
+from ..records import DeliveryStore
 
 __all__ = ["command", "print_table"]
 
@@ -74,11 +78,7 @@ def command(
         except ValueError as exc:
             fail(f"--since: {exc}", EXIT_USAGE)
 
-    async def go() -> list[dict[str, Any]]:
-        from consumers.records import DeliveryStore
-        from eventbus.brokers.redis_streams import connect
-        from eventbus.keys import Keys
-
+    async def query_records() -> list[dict[str, Any]]:
         redis = connect(settings.broker.redis_url.get_secret_value())
         try:
             store = DeliveryStore(redis, Keys(settings.broker.prefix))
@@ -94,7 +94,7 @@ def command(
             await redis.aclose()
         return [r.to_dict() for r in records]
 
-    rows = run_async(go)
+    rows = run_async(query_records)
     if as_json:
         for row in rows:
             sys.stdout.write(json.dumps(row) + "\n")

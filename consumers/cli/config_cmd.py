@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-import click
+import importlib
 
-from ..catalog import Kind
-from ..settings import ChannelSpec, Settings
-from ..subscriptions import Matcher
-from .common import Context
+import click
+import httpx
+
+from eventbus.catalog import Kind
+from eventbus.cli import Context
+from eventbus.settings import ChannelSpec, Settings
+from eventbus.subscriptions import Matcher
+
+from ..channels import ChannelDeps, build_channel
+from ..channels.registry import CHANNEL_TYPES
+from .common import checked_settings
 
 __all__ = ["command"]
 
@@ -37,21 +44,17 @@ def check(ctx: Context, config_path: str | None) -> None:
     """Validate the configuration and print a redacted summary."""
     if config_path:
         ctx.config_path = config_path
-    settings = ctx.settings(deep=True)
+    settings = checked_settings(ctx)
     _summary(settings, ctx.config_path)
 
 
 def _summary(settings: Settings, path: str | None) -> None:
-    import httpx
-
-    from consumers.channels import ChannelDeps, build_channel
-
     deps = ChannelDeps(http=httpx.AsyncClient(), security=settings.security)
     click.secho(f"configuration OK ({path or 'environment and defaults only'})", fg="green")
-    b = settings.broker
+    broker = settings.broker
     click.echo(
-        f"broker: {b.redis_url_redacted}  prefix={b.prefix}  "
-        f"stream={b.prefix}:events  group={settings.consumer.group}"
+        f"broker: {broker.redis_url_redacted}  prefix={broker.prefix}  "
+        f"stream={broker.prefix}:events  group={settings.consumer.group}"
     )
     click.echo(
         f"http: {settings.http.host}:{settings.http.port}"
@@ -83,10 +86,6 @@ def _summary(settings: Settings, path: str | None) -> None:
 
 def _channel_warnings(spec: ChannelSpec) -> list[str]:
     """A channel module may define ``warnings(spec)`` for risky but valid setups."""
-    import importlib
-
-    from consumers.channels.registry import CHANNEL_TYPES
-
     module = importlib.import_module(f"consumers.channels.{CHANNEL_TYPES[spec.kind]}")
     check = getattr(module, "warnings", None)
     return list(check(spec)) if check is not None else []

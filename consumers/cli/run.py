@@ -8,9 +8,14 @@ from urllib.parse import urlsplit
 
 import click
 
-from ..errors import BrokerUnavailable
-from ..logs import configure_logging
-from .common import EXIT_BROKER, Context
+from eventbus.brokers.embedded import EmbeddedRedis, redis_answers
+from eventbus.cli import EXIT_BROKER, Context, missing_extra
+from eventbus.errors import BrokerUnavailable
+from eventbus.logs import configure_logging
+from eventbus.settings import Settings
+
+from ..daemon import Daemon
+from .common import checked_settings
 
 __all__ = ["command"]
 
@@ -58,32 +63,20 @@ Exit status: 0 clean stop, 2 bad configuration, 3 broker unreachable.""",
 @click.pass_obj
 def command(ctx: Context, embedded: bool, embedded_fallback: bool, embedded_port: int) -> None:
     """Run a consumer worker: read the stream, deliver, record, ack."""
-    settings = ctx.settings(deep=True)
+    settings = checked_settings(ctx)
     configure_logging(settings.logging)
-    broker = None
     if embedded_fallback and not embedded:
-        parts = urlsplit(settings.broker.redis_url.get_secret_value())
-        from ..brokers.embedded import redis_answers
-
-        if not redis_answers(parts.hostname or "127.0.0.1", parts.port or 6379):
-            click.secho(
-                f"no Redis answers at {settings.broker.redis_url_redacted}; "
-                "falling back to the embedded broker",
-                fg="yellow",
-                err=True,
-            )
-            embedded = True
+        embedded = not _redis_answers(settings)
+    broker = None
     if embedded:
-        from ..brokers.embedded import EmbeddedRedis
-
         broker = EmbeddedRedis(port=embedded_port)
-        url = broker.start()
+        try:
+            url = broker.start()
+        except ModuleNotFoundError as exc:
+            missing_extra("embedded", exc, "the embedded broker")
         click.secho(_BANNER.format(url=url), fg="yellow", bold=True, err=True)
         ctx.overrides["broker"] = {**settings.broker.model_dump(), "redis_url": url}
-        ctx._settings = None
-        settings = ctx.settings()
-
-    from consumers.daemon import Daemon
+        settings = ctx.reload_settings()
 
     daemon = Daemon(settings, config_path=ctx.config_path, overrides=ctx.overrides)
     try:
@@ -101,3 +94,17 @@ def command(ctx: Context, embedded: bool, embedded_fallback: bool, embedded_port
     finally:
         if broker is not None:
             broker.stop()
+
+
+def _redis_answers(settings: Settings) -> bool:
+    """Whether a Redis answers at broker.redis_url (saying so when none does)."""
+    parts = urlsplit(settings.broker.redis_url.get_secret_value())
+    if redis_answers(parts.hostname or "127.0.0.1", parts.port or 6379):
+        return True
+    click.secho(
+        f"no Redis answers at {settings.broker.redis_url_redacted}; "
+        "falling back to the embedded broker",
+        fg="yellow",
+        err=True,
+    )
+    return False

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
-from ..settings import Settings
-from .common import EXIT_USAGE, Context, fail, run_async
+from eventbus.brokers.redis_streams import connect, translated
+from eventbus.cli import EXIT_USAGE, Context, fail, run_async
+from eventbus.errors import EnvelopeError
+from eventbus.keys import Keys
+from eventbus.live import LiveMessage, live_message, parse_live
+from eventbus.settings import Settings
 
-if TYPE_CHECKING:
-    from consumers.http.live import LiveFilter, LiveMessage
+from ..http.live import LiveFilter, parse_types
 
 __all__ = ["command"]
 
@@ -62,8 +65,6 @@ def command(
     count: int | None,
 ) -> None:
     """Print the live mirror (durable and transient events) as it happens."""
-    from consumers.http.live import LiveFilter, parse_types
-
     settings = ctx.settings()
     globs = [t.strip() for value in types for t in value.split(",") if t.strip()]
     try:
@@ -84,12 +85,6 @@ async def _tail(
     as_json: bool,
     count: int | None,
 ) -> None:
-    from consumers.http.live import parse_live
-
-    from ..brokers.redis_streams import connect, translated
-    from ..errors import EnvelopeError
-    from ..keys import Keys
-
     keys = Keys(settings.broker.prefix)
     redis = connect(
         settings.broker.redis_url.get_secret_value(), socket_timeout=settings.broker.socket_timeout
@@ -135,26 +130,24 @@ async def _confirmed(pubsub: Any, expected: int) -> None:
 
 
 def _as_json(live: LiveMessage) -> str:
-    if live.stream_id is None:
-        return '{"event":' + live.data + "}"
-    return '{"stream_id":"' + live.stream_id + '","event":' + live.data + "}"
+    return live_message(live.stream_id, live.data)
 
 
 def _as_line(live: LiveMessage) -> str:
-    ev = live.event
-    outcome = ev.outcome_name
-    when = ev.timestamp.strftime("%H:%M:%S.") + f"{ev.timestamp.microsecond // 1000:03d}"
-    actor = ev.actor.name or ev.actor.id or ev.actor.type.value
+    event = live.event
+    outcome = event.outcome_name
+    when = event.timestamp.strftime("%H:%M:%S.") + f"{event.timestamp.microsecond // 1000:03d}"
+    actor = event.actor.name or event.actor.id or event.actor.type.value
     parts = [
         click.style(when, dim=True),
-        ev.team_id,
-        click.style(ev.event, bold=True),
+        event.team_id,
+        click.style(event.event, bold=True),
         click.style(f"{outcome:<7}", fg=_OUTCOME_COLOURS.get(outcome)),
-        f"{ev.resource.type}:{ev.resource.id}",
+        f"{event.resource.type}:{event.resource.id}",
         actor,
     ]
-    if ev.error:
-        parts.append(click.style(f"error: {ev.error}", fg="red"))
+    if event.error:
+        parts.append(click.style(f"error: {event.error}", fg="red"))
     if live.stream_id is None:
         parts.append(click.style("(live only)", dim=True))
     return "  ".join(parts)

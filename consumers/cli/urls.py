@@ -4,9 +4,6 @@ For each URL: the service, the redacted settings, the rate limit, and the
 exact request(s) a sample notification would make (method, endpoint with
 secrets masked, headers, body). The plan comes from the same channel code
 that sends; nothing is sent. Exit 2 if any URL is invalid.
-
-``consumers`` is imported inside the command only (the CLI never imports it
-at import time).
 """
 
 from __future__ import annotations
@@ -14,8 +11,20 @@ from __future__ import annotations
 from typing import Any
 
 import click
+import httpx
+from pydantic import SecretStr
 
-from .common import EXIT_USAGE
+from eventbus.cli import EXIT_USAGE
+from eventbus.envelope import Event
+from eventbus.errors import ChannelConfigError
+from eventbus.settings import ChannelSpec
+
+from ..channels._http import mask
+from ..channels.base import ChannelDeps, Message
+from ..channels.registry import create_channel
+from ..channels.urls import parse_url
+from ..ratelimit import limiter_for
+from ..rendering import default_lines, default_title
 
 __all__ = ["command"]
 
@@ -43,13 +52,11 @@ Quote URLs in the shell ('&' and '?' are special). Nothing is sent.""",
 )
 def verify(urls: tuple[str, ...], body: bool) -> None:
     """Parse URLs and print exactly what would be sent (sends nothing)."""
-    import httpx
-
     # Channels need a client to be built; this one refuses any request and,
     # never opened and holding no pool, needs no closing (verify may run
     # inside an event loop, where it could not be awaited anyway).
     client = httpx.AsyncClient(transport=httpx.MockTransport(_refuse))
-    invalid = sum(not _verify_one(i, url, client, body) for i, url in enumerate(urls, 1))
+    invalid = sum(not _verify_one(n, url, client, body) for n, url in enumerate(urls, 1))
     if invalid:
         click.secho(f"{invalid} of {len(urls)} URL(s) invalid", fg="red", err=True)
         raise SystemExit(EXIT_USAGE)
@@ -65,16 +72,6 @@ def _label(index: int, url: str) -> str:
 
 
 def _verify_one(index: int, url: str, client: Any, show_body: bool) -> bool:
-    from pydantic import SecretStr
-
-    from consumers.channels._http import mask
-    from consumers.channels.base import ChannelDeps
-    from consumers.channels.registry import create_channel
-    from consumers.channels.urls import parse_url
-    from consumers.ratelimit import limiter_for
-    from eventbus.errors import ChannelConfigError
-    from eventbus.settings import ChannelSpec
-
     try:
         parsed = parse_url(url)
         spec = ChannelSpec(name=f"url{index}", url=SecretStr(url))
@@ -125,11 +122,7 @@ def _redacted_url(parsed: Any) -> str:
     return f"{scheme}://{cred}{parsed.host}{port}{path}"
 
 
-def _sample_message() -> Any:
-    from consumers.channels.base import Message
-    from consumers.rendering import default_lines, default_title
-    from eventbus.envelope import Event
-
+def _sample_message() -> Message:
     event = Event(
         event="capsule.create",
         outcome="error",

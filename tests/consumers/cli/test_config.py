@@ -1,0 +1,129 @@
+"""``eventbus config check``."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.eventbus.cli_support import no_secrets, run
+
+# -- config check -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def config_file(tmp_path: Path):  # type: ignore[no-untyped-def]
+    def write(text: str) -> Path:
+        path = tmp_path / "eventbus.yaml"
+        path.write_text(textwrap.dedent(text))
+        return path
+
+    return write
+
+
+GOOD = """\
+broker:
+  redis_url: redis://:hunter2pw@redis.internal:6379/0
+  prefix: checked
+http:
+  tokens:
+    - name: dash
+      token: tok3n-v4lue
+channels:
+  - name: console
+    type: console
+  - name: ops-chat
+    url: telegram://123456:SECRETTOKEN@telegram?chats=-100123
+subscriptions:
+  - name: capsule-failures
+    team: team-1
+    events: ["capsule.*", host.down]
+    outcomes: [error]
+    channels: [console, ops-chat]
+  - name: "off"
+    team: "*"
+    events: ["*"]
+    channels: [console]
+    enabled: false
+"""
+
+
+def test_config_check_ok_prints_a_redacted_summary(config_file) -> None:  # type: ignore[no-untyped-def]
+    path = config_file(GOOD)
+    for args in (
+        ("--config", str(path), "config", "check"),
+        ("config", "check", "--config", str(path)),
+    ):
+        result = run(*args)
+        assert result.exit_code == 0, result.output
+        out = result.output
+        assert "configuration OK" in out
+        assert "redis://:***@redis.internal:6379/0" in out
+        assert "prefix=checked" in out
+        assert "ops-chat" in out and "telegram" in out
+        assert "capsule-failures" in out
+        assert (
+            "receives: capsule.create, capsule.destroy, capsule.pause, capsule.resume, host.down"
+            in out
+        )
+        assert "[disabled]" in out
+        no_secrets(out)
+
+
+def test_config_check_from_eventbus_config(config_file) -> None:  # type: ignore[no-untyped-def]
+    path = config_file(GOOD)
+    result = run("config", "check", env={"EVENTBUS_CONFIG": str(path)})
+    assert result.exit_code == 0, result.output
+    assert str(path) in result.output
+
+
+def test_config_check_example_file() -> None:
+    example = Path(__file__).resolve().parents[3] / "config" / "eventbus.example.yaml"
+    result = run("--config", str(example), "config", "check")
+    assert result.exit_code == 0, result.output
+    assert "everything-to-console" in result.output
+
+
+def test_config_check_lists_every_problem_and_exits_2(config_file) -> None:  # type: ignore[no-untyped-def]
+    path = config_file("""\
+        broker:
+          redis_url: redis://:hunter2pw@redis.internal:6379/0
+        channels:
+          - name: ops-chat
+            url: telegram://123456:SECRETTOKEN@telegram
+          - name: ops-chat
+            type: console
+          - name: pigeon
+            url: nosuch://SECRETTOKEN@host
+        subscriptions:
+          - name: s
+            team: team-1
+            events: ["capsule.*"]
+            channels: [ops-chat, pager]
+        """)
+    result = run("--config", str(path), "config", "check")
+    assert result.exit_code == 2, result.output
+    out = result.output
+    assert "configuration problems:" in out
+    assert f"{path}:6: duplicate channel name 'ops-chat'" in out
+    assert f"{path}:4: channel 'ops-chat': telegram channel has no chat" in out
+    assert f"{path}:8: channel 'pigeon': unknown channel type 'nosuch'" in out
+    assert f"{path}:14: subscription 's' names channel 'pager'" in out
+    assert out.count("\n  - ") == 4
+    assert "configuration OK" not in out
+    no_secrets(out)
+
+
+def test_config_check_model_errors_exit_2(config_file) -> None:  # type: ignore[no-untyped-def]
+    path = config_file("broker:\n  prefx: x\nconsumer:\n  claim_idle: soon\n")
+    result = run("--config", str(path), "config", "check")
+    assert result.exit_code == 2
+    assert f"{path}:2: unknown key 'broker.prefx'" in result.output
+    assert f"{path}:4: 'consumer.claim_idle'" in result.output
+
+
+def test_config_check_missing_file_exits_2(tmp_path: Path) -> None:
+    result = run("config", "check", "--config", str(tmp_path / "nope.yaml"))
+    assert result.exit_code == 2
+    assert "cannot read the file" in result.output
