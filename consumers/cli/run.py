@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import shlex
 import sys
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import click
 
 from eventbus.brokers.embedded import EmbeddedRedis, redis_answers
-from eventbus.cli import EXIT_BROKER, Context, missing_extra
-from eventbus.errors import BrokerUnavailable
+from eventbus.cli import EXIT_BROKER, Context, config_failure, fail, missing_extra
+from eventbus.errors import BrokerUnavailable, ConfigError
 from eventbus.logs import configure_logging
 from eventbus.settings import Settings
 
@@ -25,8 +27,9 @@ _BANNER = """\
  eventbus out. Nothing survives a restart. Do not use it in production.
    URL: {url}
  Publish from another terminal with:
-   EVENTBUS_BROKER__REDIS_URL={url} eventbus publish --type capsule.create \\
-       --outcome success --team team-1 --resource capsule:c1 --actor user:u1
+   EVENTBUS_BROKER__REDIS_URL={url} {eventbus} publish \\
+       --type capsule.create --outcome success --team team-1 \\
+       --resource capsule:c1 --actor user:u1
 =============================================================================="""
 
 
@@ -51,7 +54,8 @@ Exit status: 0 clean stop, 2 bad configuration, 3 broker unreachable.""",
 @click.option(
     "--embedded-fallback",
     is_flag=True,
-    help="Use the embedded broker only when no Redis answers at broker.redis_url.",
+    help="Use the embedded broker when no broker.redis_url is configured and no Redis "
+    "answers at the default address.",
 )
 @click.option(
     "--embedded-port",
@@ -74,7 +78,9 @@ def command(ctx: Context, embedded: bool, embedded_fallback: bool, embedded_port
             url = broker.start()
         except ModuleNotFoundError as exc:
             missing_extra("embedded", exc, "the embedded broker")
-        click.secho(_BANNER.format(url=url), fg="yellow", bold=True, err=True)
+        click.secho(
+            _BANNER.format(url=url, eventbus=_this_command()), fg="yellow", bold=True, err=True
+        )
         ctx.overrides["broker"] = {**settings.broker.model_dump(), "redis_url": url}
         settings = ctx.reload_settings()
 
@@ -89,6 +95,8 @@ def command(ctx: Context, embedded: bool, embedded_fallback: bool, embedded_port
             err=True,
         )
         sys.exit(EXIT_BROKER)
+    except ConfigError as exc:  # e.g. the HTTP port is taken
+        config_failure(exc)
     except asyncio.CancelledError:
         sys.exit(130)
     finally:
@@ -97,10 +105,22 @@ def command(ctx: Context, embedded: bool, embedded_fallback: bool, embedded_port
 
 
 def _redis_answers(settings: Settings) -> bool:
-    """Whether a Redis answers at broker.redis_url (saying so when none does)."""
+    """Whether a Redis answers at broker.redis_url (saying so when none does).
+
+    Only the default address may fall back: a URL the operator configured
+    that does not answer is an error (a typo must not silently switch to a
+    broker that keeps nothing).
+    """
     parts = urlsplit(settings.broker.redis_url.get_secret_value())
     if redis_answers(parts.hostname or "127.0.0.1", parts.port or 6379):
         return True
+    if "redis_url" in settings.broker.model_fields_set:
+        fail(
+            f"no Redis answers at {settings.broker.redis_url_redacted}, the configured "
+            "broker.redis_url: start it or fix the URL (the embedded broker is used only "
+            "when no URL is configured)",
+            EXIT_BROKER,
+        )
     click.secho(
         f"no Redis answers at {settings.broker.redis_url_redacted}; "
         "falling back to the embedded broker",
@@ -108,3 +128,12 @@ def _redis_answers(settings: Settings) -> bool:
         err=True,
     )
     return False
+
+
+def _this_command() -> str:
+    """How to run this same ``eventbus`` from another shell (no virtualenv activated)."""
+    script = Path(sys.argv[0])
+    if script.name != "eventbus" or not script.is_file():
+        return f"{shlex.quote(sys.executable)} -m eventbus"
+    path, here = script.resolve(), Path.cwd()
+    return shlex.quote(f"./{path.relative_to(here)}" if path.is_relative_to(here) else str(path))

@@ -20,6 +20,7 @@ __all__ = [
     "EXIT_FAILED",
     "EXIT_USAGE",
     "Context",
+    "config_failure",
     "fail",
     "missing_extra",
     "run_async",
@@ -61,16 +62,21 @@ class Context:
                     **self.overrides,
                 )
             except ConfigError as exc:
-                click.secho("configuration problems:", fg="red", err=True)
-                for problem in exc.problems:
-                    click.echo(f"  - {problem}", err=True)
-                sys.exit(EXIT_CONFIG)
+                config_failure(exc)
         return self._settings
 
     def reload_settings(self) -> Settings:
         """Load the settings again, e.g. after ``overrides`` changed."""
         self._settings = None
         return self.settings()
+
+
+def config_failure(exc: ConfigError) -> NoReturn:
+    """Every problem of ``exc``, one per line, and exit 2."""
+    click.secho("configuration problems:", fg="red", err=True)
+    for problem in exc.problems:
+        click.echo(f"  - {problem}", err=True)
+    sys.exit(EXIT_CONFIG)
 
 
 def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:

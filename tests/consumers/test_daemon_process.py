@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -214,12 +215,22 @@ async def test_embedded_broker_first_run(tmp_path: Path) -> None:
 
     try:
         url = (await asyncio.wait_for(line_with("URL: redis://"), 20)).split("URL:")[1].strip()
+        await asyncio.wait_for(line_with("Publish from another terminal"), 5)
+        banner_lines = [(await proc.stdout.readline()).decode() for _ in range(3)]
+        banner_command = " ".join(line.strip().rstrip("\\") for line in banner_lines)
         await asyncio.wait_for(line_with("daemon.ready"), 20)
         async with Publisher.from_url(url) as bus:
             ev = event(event="host.down", outcome=None)
             await bus.publish(ev)
         sent = json.loads(await asyncio.wait_for(line_with('"delivery.sent"'), 20))
         assert sent["event_id"] == ev.id and sent["channel"] == "console"
+        # The banner's publish line works as pasted, from a shell with no virtualenv.
+        pasted = await asyncio.create_subprocess_shell(
+            banner_command, env={"PATH": "/usr/bin:/bin"}, stdout=asyncio.subprocess.PIPE
+        )
+        printed, _ = await asyncio.wait_for(pasted.communicate(), 30)
+        assert pasted.returncode == 0 and printed.startswith(b"event ")
+        await asyncio.wait_for(line_with('"delivery.sent"'), 20)
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 20) == 0
     finally:
@@ -251,3 +262,60 @@ async def test_second_signal_exits_at_once(
     assert code == 130
     info = await redis.xpending(Keys(prefix).events, "delivery")
     assert info["pending"] == 2, "nothing acked without a recorded outcome"
+
+
+async def test_embedded_fallback_refuses_a_configured_url_that_does_not_answer(
+    tmp_path: Path,
+) -> None:
+    # A typo in a configured URL must not silently switch to a broker that keeps nothing.
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    example = Path(__file__).parents[2] / "config" / "eventbus.example.yaml"
+    env = {"PATH": "/usr/bin:/bin", "EVENTBUS_BROKER__REDIS_URL": f"redis://127.0.0.1:{port}/0"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "eventbus",
+        "--config",
+        str(example),
+        "run",
+        "--embedded-fallback",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 3
+    assert f"no Redis answers at redis://127.0.0.1:{port}/0, the configured" in err.decode()
+    assert b"EMBEDDED BROKER" not in err
+
+
+async def test_taken_http_port_exits_2_before_the_worker_starts(
+    config: Callable[..., Path],
+) -> None:
+    # systemd's RestartPreventExitStatus=2 stops the restart loop only on exit 2.
+    path = config()
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "EVENTBUS_HTTP__ENABLED": "true",
+            "EVENTBUS_HTTP__HOST": "127.0.0.1",
+            "EVENTBUS_HTTP__PORT": str(port),
+        }
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "eventbus",
+            "--config",
+            str(path),
+            "run",
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in err.decode()
+    assert b"Traceback" not in err and b"worker.started" not in out + err
