@@ -49,7 +49,11 @@ class LazyGroup(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         spec = command_spec(cmd_name)
-        return None if spec is None else load_command(cmd_name, spec)
+        if spec is None:
+            return None
+        command = load_command(cmd_name, spec)
+        _accept_config_option(command)
+        return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, spec.help) for name, spec in sorted(contributed_commands().items())]
@@ -83,6 +87,30 @@ Settings come from the YAML file and EVENTBUS_* environment variables
 def cli(ctx: click.Context, config_path: str | None) -> None:
     """eventbus: publish operator events and deliver them to webhooks, chats and mail."""
     ctx.obj = Context(config_path=config_path)
+
+
+def _set_config_path(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.ensure_object(Context).config_path = value
+
+
+def _accept_config_option(command: click.Command) -> None:
+    """``--config PATH`` after the command too: ``eventbus run --config F`` is what people type."""
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _accept_config_option(sub)
+        return
+    if any("--config" in getattr(param, "opts", ()) for param in command.params):
+        return  # the command has its own (config check)
+    command.params.append(
+        click.Option(
+            ["--config"],
+            type=click.Path(dir_okay=False),
+            expose_value=False,
+            callback=_set_config_path,
+            help="YAML configuration file (may also come before the command).",
+        )
+    )
 
 
 def main(argv: list[str] | None = None) -> Any:

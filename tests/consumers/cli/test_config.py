@@ -127,3 +127,24 @@ def test_config_check_missing_file_exits_2(tmp_path: Path) -> None:
     result = run("config", "check", "--config", str(tmp_path / "nope.yaml"))
     assert result.exit_code == 2
     assert "cannot read the file" in result.output
+
+
+# -- --config anywhere; no file (issue 12, item 15) -------------------------------------
+
+
+@pytest.mark.integration
+def test_config_option_works_after_any_command(config_file, redis_url: str, prefix: str) -> None:  # type: ignore[no-untyped-def]
+    local = GOOD.replace("redis://:hunter2pw@redis.internal:6379/0", redis_url)
+    path = config_file(local.replace("prefix: checked", f"prefix: {prefix}"))
+    before = run("--config", str(path), "channels", "list")
+    after = run("channels", "list", "--config", str(path))
+    assert before.exit_code == after.exit_code == 0, after.output
+    assert "ops-chat" in after.output and before.output == after.output
+
+
+def test_commands_that_need_channels_say_when_there_is_no_file() -> None:
+    for args in (("config", "check"), ("channels", "list")):
+        result = run(*args, env={"EVENTBUS_CONFIG": ""})
+        assert result.exit_code == 2
+        assert "no configuration file" in result.output and "--config PATH" in result.output
+        assert "configuration OK" not in result.output
