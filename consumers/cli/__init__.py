@@ -28,4 +28,5 @@ COMMANDS: Final = {
     "channels": _needs_worker("channels", "List and test configured channels."),
     "urls": _needs_worker("urls", "Parse and explain shoutrrr-style channel URLs."),
     "tail": _needs_worker("tail", "Print the live mirror in the terminal."),
+    "tokens": _needs_worker("tokens", "Make API tokens for the dashboard and the HTTP API."),
 }
