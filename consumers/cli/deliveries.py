@@ -28,21 +28,54 @@ def print_table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> N
     if not rows:
         click.echo("(none)")
         return
-    widths = [max(len(title), *(len(str(r.get(key, ""))) for r in rows)) for key, title in columns]
-    click.echo("  ".join(t.upper().ljust(w) for (_, t), w in zip(columns, widths, strict=True)))
+    widths = [
+        max(len(title), *(len(_text(row.get(key))) for row in rows)) for key, title in columns
+    ]
+    click.echo(
+        "  ".join(
+            title.upper().ljust(width) for (_, title), width in zip(columns, widths, strict=True)
+        )
+    )
     for row in rows:
         cells = []
         for (key, _), width in zip(columns, widths, strict=True):
-            text = str(row.get(key, "")).ljust(width)
+            text = _text(row.get(key)).ljust(width)
             colour = _COLOURS.get(str(row.get(key))) if key == "status" else None
             cells.append(click.style(text, fg=colour) if colour else text)
         click.echo("  ".join(cells).rstrip())
+
+
+def _text(value: Any) -> str:
+    """A cell: nothing for a missing value (not "None")."""
+    return "" if value is None else str(value)
+
+
+def _cut(text: str | None, width: int) -> str:
+    text = " ".join((text or "").split())  # one line per row
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _when(ts: float | None) -> str:
     if not ts:
         return ""
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def rfc3339(ts: float | None) -> str | None:
+    """A record's time as the envelope writes times: RFC 3339 UTC, milliseconds, ``Z``."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _json_times(row: dict[str, Any]) -> dict[str, Any]:
+    for key in ("created_at", "updated_at", "next_attempt_at"):
+        if key in row:
+            row[key] = rfc3339(row[key])
+    for attempt in row.get("history") or ():
+        if isinstance(attempt, dict) and "at" in attempt:
+            attempt["at"] = rfc3339(attempt["at"])
+    return row
 
 
 @click.command(
@@ -97,12 +130,13 @@ def command(
     rows = run_async(query_records)
     if as_json:
         for row in rows:
-            sys.stdout.write(json.dumps(row) + "\n")
+            sys.stdout.write(json.dumps(_json_times(row)) + "\n")
         return
     for row in rows:
         row["updated"] = _when(row["updated_at"])
         row["next"] = _when(row["next_attempt_at"])
-        row["error"] = (row["last_error"] or row["reason"] or "")[:60]
+        row["error"] = _cut(row["last_error"], 50)
+        row["why"] = _cut(row["reason"], 50) if row["status"] != "delivered" else ""
     print_table(
         rows,
         [
@@ -114,6 +148,7 @@ def command(
             ("attempts", "tries"),
             ("last_status", "http"),
             ("next", "next attempt"),
-            ("error", "error"),
+            ("error", "last error"),
+            ("why", "reason"),
         ],
     )

@@ -85,8 +85,14 @@ entry that fails again returns to the dead letters.""",
 @click.pass_obj
 def redrive(ctx: Context, ids: tuple[str, ...], everything: bool) -> None:
     """Put dead letters back on the event stream and remove them here."""
-    if bool(ids) == everything:
-        fail("give dead-letter IDs or --all (not both)", EXIT_USAGE)
+    if not ids and not everything:
+        fail(
+            "say which dead letters to put back on the stream: their IDs (the first "
+            "column of `eventbus dlq list`), or --all for every one",
+            EXIT_USAGE,
+        )
+    if ids and everything:
+        fail("give dead-letter IDs or --all, not both", EXIT_USAGE)
     settings = ctx.settings()
 
     async def redrive_dead_letters() -> list[tuple[str, str]]:

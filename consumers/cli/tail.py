@@ -8,6 +8,7 @@ they are published. It is a tail, not a history: nothing is replayed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,6 +20,7 @@ from eventbus.errors import EnvelopeError
 from eventbus.keys import Keys
 from eventbus.live import LiveMessage, live_message, parse_live
 from eventbus.settings import Settings
+from eventbus.terminal import printable
 
 from ..http.live import LiveFilter, parse_types
 
@@ -75,7 +77,9 @@ def command(
         )
     except ValueError as exc:
         fail(f"--type: {exc}", EXIT_USAGE)
-    run_async(lambda: _tail(settings, live_filter, teams, as_json, count))
+    # Ctrl-C is how tail is meant to stop: no traceback, no "Aborted!"
+    with contextlib.suppress(KeyboardInterrupt):
+        run_async(lambda: _tail(settings, live_filter, teams, as_json, count))
 
 
 async def _tail(
@@ -134,20 +138,21 @@ def _as_json(live: LiveMessage) -> str:
 
 
 def _as_line(live: LiveMessage) -> str:
+    """One line per event; publishers' text is escaped before our own styling is added."""
     event = live.event
     outcome = event.outcome_name
     when = event.timestamp.strftime("%H:%M:%S.") + f"{event.timestamp.microsecond // 1000:03d}"
     actor = event.actor.name or event.actor.id or event.actor.type.value
     parts = [
         click.style(when, dim=True),
-        event.team_id,
+        printable(event.team_id),
         click.style(event.event, bold=True),
         click.style(f"{outcome:<7}", fg=_OUTCOME_COLOURS.get(outcome)),
-        f"{event.resource.type}:{event.resource.id}",
-        actor,
+        printable(f"{event.resource.type}:{event.resource.id}"),
+        printable(actor),
     ]
     if event.error:
-        parts.append(click.style(f"error: {event.error}", fg="red"))
+        parts.append(click.style(f"error: {printable(event.error)}", fg="red"))
     if live.stream_id is None:
         parts.append(click.style("(live only)", dim=True))
     return "  ".join(parts)

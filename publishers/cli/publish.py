@@ -98,9 +98,15 @@ def command(
 
     result = run_async(publish_one)
     if transient:
-        click.echo(f"event {event.id} published live only ({result} listeners)")
+        click.echo(f"event {event.id} published live only ({_listeners(int(result))})")
     else:
         click.echo(f"event {event.id} stream {result}")
+
+
+def _listeners(count: int) -> str:
+    if count == 0:
+        return "no dashboard or tail is listening"
+    return "1 listener" if count == 1 else f"{count} listeners"
 
 
 def _metadata(meta: tuple[str, ...]) -> dict[str, str]:
@@ -127,9 +133,12 @@ def _publish_path(settings: Settings, file_path: str, transient: bool) -> int:
 
 
 def _parse_line(line: str, bus: Publisher, transient: bool) -> Event:
-    data = json.loads(line)
+    try:
+        data = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise EnvelopeError(f"not JSON ({exc.msg} at column {exc.colno})") from None
     if not isinstance(data, dict):
-        raise EnvelopeError("line is not a JSON object")
+        raise EnvelopeError(f"not a JSON object but a JSON {type(data).__name__}")
     event = parse_event(data, bus.limits)
     if transient:
         bus.catalog.check_transient(event.event)
@@ -173,7 +182,7 @@ async def _publish_file(
                     continue
                 try:
                     batch.append((number, _parse_line(line, bus, transient)))
-                except (json.JSONDecodeError, EnvelopeError, CatalogError) as exc:
+                except (EnvelopeError, CatalogError) as exc:
                     rejected.append((number, str(exc)))
                     if progress is not None:
                         progress.update(1)

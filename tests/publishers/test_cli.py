@@ -88,7 +88,7 @@ def test_publish_transient(bus_config: Path, client: sync_redis.Redis, prefix: s
             "--type", "capsule.state.changed", "--team", "team-1", "--resource", "capsule:c1",
         )  # fmt: skip
         assert result.exit_code == 0, result.output
-        assert "published live only (1 listeners)" in result.output
+        assert "published live only (1 listener)" in result.output
         event_id = result.output.split()[1]
         msg = pubsub.get_message(ignore_subscribe_messages=True, timeout=5)
         assert msg is not None
@@ -187,10 +187,10 @@ def test_publish_file_publishes_good_lines_and_reports_bad_ones(
     out = result.output
     assert "published 3, rejected 4" in out
     for number, reason in [
-        (2, "Expecting property name"),
+        (2, "not JSON (Expecting property name enclosed in double quotes at column 2)"),
         (3, "dotted lowercase"),
         (6, "transient event type"),
-        (7, "not a JSON object"),
+        (7, "not a JSON object but a JSON list"),
     ]:
         assert any(
             line.strip().startswith(f"line {number}:") and reason in line

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -98,9 +99,15 @@ async def test_deliveries_table_and_json(
     table = await ainvoke(path, "deliveries", "--since", "1h")
     assert table.exit_code == 0
     assert "delivered" in table.output and ev.id in table.output
+    assert "None" not in table.output  # an absent value is a blank cell
+    assert "REASON" in table.output.splitlines()[0]
     lines = (await ainvoke(path, "deliveries", "--event", ev.id, "--json")).output.splitlines()
     (row,) = [json.loads(x) for x in lines]
     assert row["status"] == "delivered" and row["history"][0]["outcome"] == "delivered"
+    # times as the envelope writes them (RFC 3339 UTC, ms), not epoch floats
+    rfc3339 = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
+    assert re.fullmatch(rfc3339, row["updated_at"]) and re.fullmatch(rfc3339, row["created_at"])
+    assert re.fullmatch(rfc3339, row["history"][0]["at"])
     assert (await ainvoke(path, "deliveries", "--status", "failed")).output.strip() == "(none)"
     bad = await ainvoke(path, "deliveries", "--since", "yesterday")
     assert bad.exit_code == 2 and "not a duration" in bad.output
@@ -129,7 +136,8 @@ async def test_dlq_list_and_redrive(
     ]
 
     # The operator "fixes" the entry's cause: here we just check redrive moves it back.
-    assert (await ainvoke(path, "dlq", "redrive")).exit_code == 2
+    bare = await ainvoke(path, "dlq", "redrive")
+    assert bare.exit_code == 2 and "eventbus dlq list" in bare.output and "--all" in bare.output
     moved = await ainvoke(path, "dlq", "redrive", letter["id"])
     assert moved.exit_code == 0 and "redrove 1" in moved.output
     assert await redis.xlen(keys.dlq) == 0

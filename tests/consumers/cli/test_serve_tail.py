@@ -152,3 +152,25 @@ async def test_tail_human_lines_without_colour_off_a_terminal(
     assert "\x1b[" not in text
     assert re.search(r"team-b\s+host\.down\s+error\s+host:h1\s+system\s+error: no heartbeat", text)
     assert "capsule" not in text
+
+
+async def test_tail_escapes_control_characters_and_stops_quietly_on_ctrl_c(
+    config: Path, make_settings: Callable[..., Settings], redis: object
+) -> None:
+    # A publisher's error text must not retitle or clear the operator's terminal.
+    async with (
+        cli("--config", str(config), "tail") as proc,
+        Publisher(make_settings()) as publisher,
+    ):
+        await stderr_line(proc, lambda s: s.startswith("tailing"))
+        hostile = "disk\x1b]0;pwned\x07\x1b[2J full"
+        await publisher.publish(event("team-b", "host.down", outcome="error", error=hostile))
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), 20)
+        proc.send_signal(signal.SIGINT)
+        async with asyncio.timeout(20):
+            _out, err = await proc.communicate()
+    assert b"\x1b]0;" not in line and b"\x1b[2J" not in line
+    assert b"disk\\x1b]0;pwned\\x07\\x1b[2J full" in line
+    assert proc.returncode == 0
+    assert b"Traceback" not in err and b"Aborted" not in err
