@@ -87,12 +87,15 @@ class _Api:
         self.auth = TokenAuth(settings.http.tokens)
         package = importlib.resources.files(__package__ or "consumers.http")
         self.page = (package / "dashboard.html").read_bytes()
+        self.page_without_tokens = self.page.replace(b"<body>", b'<body data-tokens="none">', 1)
         self.assets = {name: (package / name).read_bytes() for name in _ASSETS}
 
     # -- open routes --------------------------------------------------------
 
     async def dashboard(self, request: Request) -> Response:
-        return Response(self.page, media_type="text/html; charset=utf-8", headers=_PAGE_HEADERS)
+        # With no token configured the page can only say so (it cannot connect).
+        page = self.page if self.auth.configured else self.page_without_tokens
+        return Response(page, media_type="text/html; charset=utf-8", headers=_PAGE_HEADERS)
 
     async def asset(self, request: Request) -> Response:
         name = request.path_params["name"]

@@ -63,11 +63,16 @@ class TokenAuth:
     def __repr__(self) -> str:
         return f"TokenAuth({len(self._tokens)} tokens)"
 
+    @property
+    def configured(self) -> bool:
+        """Whether any token exists (with none, every request is refused)."""
+        return bool(self._tokens)
+
     def authenticate(self, request: Request) -> Principal:
         """The principal of the request's token; a 401 ``HTTPException`` otherwise."""
         presented = _presented_token(request)
         if not self._tokens:
-            raise _reject(401, "no API tokens are configured (add some under http.tokens)")
+            raise _reject(401, NO_TOKENS)
         if presented is None:
             raise _reject(
                 401, "missing token: send 'Authorization: Bearer <token>' or ?token=<token>"
@@ -81,6 +86,12 @@ class TokenAuth:
         if found is None:
             raise _reject(401, "invalid token")
         return found
+
+
+NO_TOKENS = (
+    "no token configured on this server: make one with `eventbus tokens new --name NAME "
+    "--teams TEAM`, add it under http.tokens and reload the worker"
+)
 
 
 def split_param(values: Iterable[str], what: str) -> list[str]:

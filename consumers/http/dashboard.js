@@ -214,7 +214,21 @@
     deliveriesTimer = setInterval(loadDeliveries, DELIVERIES_EVERY_MS);
   }
 
+  // The server has no API token at all: nothing can connect, so say what to do.
+  function noTokens() {
+    setState("error", "no token configured on this server");
+    $("connect").disabled = true;
+    $("feed-empty").textContent =
+      "No API token is configured on this server. Make one with " +
+      "`eventbus tokens new --name NAME --teams TEAM`, add it under http.tokens " +
+      "in the configuration and reload the worker (SIGHUP).";
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
+    if (document.body.dataset.tokens === "none") {
+      noTokens();
+      return;
+    }
     $("auth").addEventListener("submit", connect);
     $("refresh").addEventListener("click", loadDeliveries);
     $("forget").addEventListener("click", () => {

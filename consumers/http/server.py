@@ -106,6 +106,7 @@ class HttpServer:
         self._server: _Uvicorn | None = None
         self._task: asyncio.Task[None] | None = None
         self._socket: socket.socket | None = None
+        self._tokens = list(settings.http.tokens)
 
     def __repr__(self) -> str:
         return f"HttpServer({self.host!r}, {self._port}, {self._state.name.lower()})"
@@ -166,6 +167,13 @@ class HttpServer:
             task.result()  # raises what stopped uvicorn
             raise EventBusError("the HTTP server stopped while starting")
         log.info("http.listening", url=self.url)
+        if not self._tokens:
+            log.warning(
+                "http.no_tokens",
+                url=self.url,
+                hint="the dashboard, SSE and API refuse every request until http.tokens has "
+                "one: make it with `eventbus tokens new --name NAME --teams TEAM`",
+            )
 
     async def stop(self) -> None:
         if self._state is not _State.OPENED:
@@ -185,6 +193,7 @@ class HttpServer:
 
         Every open stream is ended, so clients authenticate again on reconnect.
         """
+        self._tokens = list(tokens)
         set_tokens(self.app, tokens)
 
     def bind(self) -> socket.socket:

@@ -180,3 +180,22 @@ async def test_dashboard_team_token_and_bad_token(start_server: StartServer, bro
         return text
 
     assert "invalid token" in await asyncio.to_thread(refused, browser)
+
+
+async def test_dashboard_says_when_the_server_has_no_token(
+    start_server: StartServer, browser: Any
+) -> None:
+    # The first run used to show "Waiting for events..." forever.
+    app = await start_server(tokens=[])
+
+    def page_state(driver: Any) -> tuple[str, str, bool]:
+        driver.get(app.url + "/")
+        _wait_state(driver, "error")
+        state: str = driver.find_element(By.ID, "state").text
+        empty: str = driver.find_element(By.ID, "feed-empty").text
+        return state, empty, driver.find_element(By.ID, "connect").is_enabled()
+
+    state, empty, can_connect = await asyncio.to_thread(page_state, browser)
+    assert state == "no token configured on this server"
+    assert "eventbus tokens new" in empty and "Waiting for events" not in empty
+    assert not can_connect

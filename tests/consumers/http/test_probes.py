@@ -11,6 +11,7 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 from prometheus_client.parser import text_string_to_metric_families
+from structlog.testing import capture_logs
 
 from consumers.commit import Committer
 from consumers.dispatch import Plan
@@ -323,3 +324,15 @@ async def test_port_in_use_is_a_clear_config_error(start_server: StartServer) ->
         await other.start()
     await other.stop()
     assert isinstance(app.client, httpx.AsyncClient)
+
+
+async def test_no_tokens_warns_at_start_and_every_request_says_how_to_make_one(
+    start_server: StartServer,
+) -> None:
+    with capture_logs() as logs:
+        app = await start_server(tokens=[])
+    assert "http.no_tokens" in [line["event"] for line in logs]
+    page = await app.client.get("/")
+    assert b'data-tokens="none"' in page.content
+    refused = await app.client.get("/v1/deliveries", headers={"Authorization": "Bearer x"})
+    assert refused.status_code == 401 and "eventbus tokens new" in refused.json()["error"]
