@@ -1,10 +1,17 @@
 """The consumer daemon: worker loop, dispatch, records, retries, channels, HTTP side."""
 
 from .daemon import Daemon
-from .dispatch import Dispatcher, Plan
+from .dispatch import Dispatcher
 from .health import Health
 from .metrics import Metrics
-from .records import Attempt, DeliveryRecord, DeliveryStatus, DeliveryStore, delivery_id
+from .store import (
+    Attempt,
+    DeliveryRecord,
+    DeliveryStatus,
+    DeliveryStore,
+    Settlement,
+    delivery_id,
+)
 from .worker import Worker
 
 __all__ = [
@@ -16,7 +23,7 @@ __all__ = [
     "Dispatcher",
     "Health",
     "Metrics",
-    "Plan",
+    "Settlement",
     "Worker",
     "delivery_id",
 ]

@@ -7,7 +7,7 @@ Layout (prefix ``p``):
 - ``p:event:<eid>:deliveries``  set of the event's delivery ids
 - ``p:channels``          hash, channel name -> JSON state (disabled, last outcome)
 
-This module reads them; ``consumers.commit`` writes them, in the same atomic
+This module reads them; ``consumers.store.commit`` writes them, in the same atomic
 script that acknowledges the entry. Records expire after
 ``consumer.record_ttl``.
 """

@@ -1,7 +1,7 @@
 """The durable retry schedule.
 
 A retry lives in Redis, not in memory, so it survives restarts (written by
-``consumers.commit`` together with the attempt's record):
+``consumers.store.commit`` together with the attempt's record):
 - ``p:retries``         sorted set: delivery id -> due time (unix seconds)
 - ``p:retry:<id>``      hash: the envelope payload, subscription, channel,
                         attempt count and the attempts so far; all a retry
