@@ -98,17 +98,18 @@ async def fill_stream(redis: aioredis.Redis, stream: str, payloads: Sequence[str
 
 
 async def delete_prefix(redis: aioredis.Redis, prefix: str, *, keep: Sequence[str] = ()) -> int:
-    """UNLINK every key under ``prefix:`` (but ``keep``); returns how many."""
+    """UNLINK every key under ``prefix:`` or ``{prefix}:`` (but ``keep``); returns how many."""
     kept = set(keep)
     batch: list[bytes] = []
     deleted = 0
-    async for key in redis.scan_iter(match=f"{prefix}:*", count=5000):
-        if key.decode() in kept:
-            continue
-        batch.append(key)
-        if len(batch) >= 2000:
-            deleted += await redis.unlink(*batch)
-            batch.clear()
+    for pattern in (f"{prefix}:*", "{" + prefix + "}:*"):
+        async for key in redis.scan_iter(match=pattern, count=5000):
+            if key.decode() in kept:
+                continue
+            batch.append(key)
+            if len(batch) >= 2000:
+                deleted += await redis.unlink(*batch)
+                batch.clear()
     if batch:
         deleted += await redis.unlink(*batch)
     return deleted

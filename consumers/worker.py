@@ -39,6 +39,8 @@ from .store import (
     Maintenance,
     RetryQueue,
     Settlement,
+    fold_legacy_stream,
+    migrate_layout,
 )
 
 __all__ = ["Worker"]
@@ -94,7 +96,8 @@ class Worker:
     # -- lifecycle -------------------------------------------------------------
 
     async def start(self) -> None:
-        """Create the group if needed and load channel states."""
+        """Move an older key layout, create the group if needed, load channel states."""
+        await migrate_layout(self.redis, self.keys.prefix, group=self.group)
         await self.streams.ensure_group(self.group)
         await self._refresh_channel_states()
         self.health.set_ready(None)
@@ -277,6 +280,8 @@ class Worker:
         while not self._stopping.is_set():
             self.health.beat("maintenance", allowance=interval + 120)
             await self._refresh_channel_states()
+            # An old publisher during a rolling upgrade still writes the old stream.
+            await fold_legacy_stream(self.redis, self.keys.prefix, self.group)
             for stats in await self.maintenance.group_stats():
                 if stats.name == self.group:
                     self.metrics.stream_pending.labels(stats.name).set(stats.pending)

@@ -8,6 +8,7 @@ name too). Nothing here imports the pipeline: dispatch hands the store a
 from .commit import Committer
 from .deadletters import DeadLetter, DeadLetters
 from .maintenance import GroupStats, Maintenance, safe_min_id
+from .migration import MigrationReport, fold_legacy_stream, migrate_layout
 from .records import (
     Attempt,
     ChannelState,
@@ -31,10 +32,13 @@ __all__ = [
     "DeliveryStore",
     "GroupStats",
     "Maintenance",
+    "MigrationReport",
     "RetryJob",
     "RetryPolicy",
     "RetryQueue",
     "Settlement",
     "delivery_id",
+    "fold_legacy_stream",
+    "migrate_layout",
     "safe_min_id",
 ]

@@ -149,7 +149,7 @@ async def test_record_is_one_key_with_every_attempt(
     stored = json.loads(await redis.get(keys.delivery(did)))
     assert [a["status"] for a in stored["history"]] == [502, 503, 200]
     assert stored["status"] == "delivered" and stored["attempts"] == 3
-    assert [k async for k in redis.scan_iter(match=f"{keys.prefix}:attempts:*")] == []
+    assert [k async for k in redis.scan_iter(match=f"{keys.tag}:attempts:*")] == []
     assert (await w.store.query(event_id=ev.id))[0].id == did
 
 
