@@ -23,7 +23,7 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from hiredis import pack_command as _hiredis_pack
+import hiredis
 from redis.asyncio.connection import (
     AbstractConnection,
     Connection,
@@ -38,6 +38,9 @@ __all__ = [
     "HiredisUnixDomainSocketConnection",
     "hiredis_connection_class",
 ]
+
+# hiredis's stub types its argument as a 1-tuple; it takes any length.
+_hiredis_pack: Callable[[tuple[Any, ...]], bytes] = hiredis.pack_command
 
 
 @functools.cache
