@@ -4,7 +4,13 @@ Many settlements are committed by a single Lua script call. A script runs
 atomically like MULTI/EXEC, but it is one command instead of eight per
 entry, which is where the worker spent most of its time (building and
 parsing queued commands). Key names still come from ``Keys``: the caller
-passes every key the script touches.
+passes every key the script touches, all under one hash tag.
+
+The batch goes as plain arguments, packed in C by hiredis (``packing``).
+One JSON argument decoded with ``cjson`` was measured too and was slower
+(drain 0.070 vs 0.076 of the bare loop, run 0.071 vs 0.074, same run):
+the records are JSON already, and escaping them into a JSON string and
+back costs more than packing a few hundred arguments in C.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import redis.asyncio as aioredis
 from eventbus.brokers.redis_streams import translated
 from eventbus.keys import Keys
 
-from .settlement import Settlement
+from .settlement import DeadLetterOrder, Settlement
 
 __all__ = ["Committer"]
 
@@ -129,14 +135,7 @@ class Committer:
             for name, state in settlement.disable:
                 disable += (name, orjson.dumps(state.to_dict()))
             if settlement.dead_letter is not None:
-                order = settlement.dead_letter
-                fields: list[Any] = []
-                for key, raw in order.entry.fields.items():
-                    if not key.startswith(b"dlq_"):
-                        fields += (key, raw)
-                meta = (order.reason, order.error[:2000], repr(now), order.entry.id, self.group)
-                for key_name, text in zip(_DLQ_META, meta, strict=True):
-                    fields += (key_name, text)
+                fields = self._dead_letter_fields(settlement.dead_letter, now)
                 dead += (len(fields) // 2, *fields)
             if settlement.ack is not None:
                 acks.append(settlement.ack)
@@ -156,3 +155,14 @@ class Committer:
             len(acks),
             *acks,
         ]
+
+    def _dead_letter_fields(self, order: DeadLetterOrder, now: float) -> list[Any]:
+        """The entry's own fields (not an earlier dead-lettering's), then why and when."""
+        fields: list[Any] = []
+        for key, raw in order.entry.fields.items():
+            if not key.startswith(b"dlq_"):
+                fields += (key, raw)
+        meta = (order.reason, order.error[:2000], repr(now), order.entry.id, self.group)
+        for key_name, text in zip(_DLQ_META, meta, strict=True):
+            fields += (key_name, text)
+        return fields

@@ -108,9 +108,9 @@ class RetryQueue:
                 args=[now, lease, count, self.keys.retry_job("")],
             )
         jobs: list[RetryJob] = []
-        for i in range(0, len(reply), 2):
-            raw = reply[i + 1]
-            delivery_id = reply[i].decode()
+        for at in range(0, len(reply), 2):
+            raw = reply[at + 1]
+            delivery_id = reply[at].decode()
             if not raw:
                 # The job hash expired: nothing left to retry with.
                 async with translated("drop retry"):
