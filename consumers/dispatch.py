@@ -28,6 +28,7 @@ from eventbus.settings import Settings, SubscriptionSpec
 from eventbus.subscriptions import Matcher
 
 from .channels.base import Channel, OutcomeClass, SendResult
+from .deadline import Deadline
 from .metrics import Metrics
 from .rendering import render
 from .store import (
@@ -262,7 +263,7 @@ class Dispatcher:
         try:
             # A little more than the channel's own timeout: the channel should
             # answer first with a precise error; this only catches hangs.
-            with _Deadline(limit + 1.0) as deadline:
+            with Deadline(limit + 1.0) as deadline:
                 try:
                     result: SendResult = await channel.send(message)
                     return result
@@ -406,45 +407,3 @@ def add_attempt(record: DeliveryRecord, result: SendResult, at: float) -> None:
     record.last_status, record.last_error = result.status, result.error
     if result.outcome is OutcomeClass.DELIVERED:
         record.status = DeliveryStatus.DELIVERED
-
-
-class _Deadline:
-    """``asyncio.timeout()`` for one delivery, at a third of its cost.
-
-    Cancels the current task at the deadline; ``expired()`` tells a
-    cancellation of ours (to be turned into a timeout) from one of someone
-    else's (a shutdown), which must go on.
-    """
-
-    __slots__ = ("_cancelling", "_delay", "_fired", "_handle", "_task")
-
-    def __init__(self, delay: float) -> None:
-        self._delay = delay
-        self._fired = False
-        self._cancelling = 0
-        self._handle: asyncio.TimerHandle | None = None
-        self._task: asyncio.Task[Any] | None = None
-
-    def __enter__(self) -> _Deadline:
-        task = asyncio.current_task()
-        if task is None:
-            raise RuntimeError("_Deadline must be used inside a task")
-        self._task = task
-        self._cancelling = task.cancelling()
-        self._handle = asyncio.get_running_loop().call_later(self._delay, self._fire)
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-
-    def _fire(self) -> None:
-        self._fired = True
-        if self._task is not None:
-            self._task.cancel()
-
-    def expired(self) -> bool:
-        """True when the cancellation being handled is ours alone (and is withdrawn)."""
-        if not self._fired or self._task is None:
-            return False
-        return self._task.uncancel() <= self._cancelling
