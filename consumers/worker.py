@@ -1,4 +1,8 @@
-"""The consumer worker: read, dispatch, record + ack, retry, reclaim, tidy up.
+"""The consumer worker: its loops (read, retry, reclaim, maintenance) and lifecycle.
+
+What happens to an entry once read (dispatch, send, commit + XACK) is
+``consumers.pipeline``; what is written where is ``consumers.store``. At
+start the worker moves an older key layout (``store.migrate_layout``).
 
 One worker is one consumer in the group. Its loops run under a supervisor
 that restarts a crashed loop with capped exponential backoff, so a Redis
