@@ -285,7 +285,9 @@ class Worker:
             self.health.beat("maintenance", allowance=interval + 120)
             await self._refresh_channel_states()
             # An old publisher during a rolling upgrade still writes the old stream.
-            await fold_legacy_stream(self.redis, self.keys.prefix, self.group)
+            await fold_legacy_stream(
+                self.redis, self.keys.prefix, self.group, claim_idle=self.config.claim_idle
+            )
             for stats in await self.maintenance.group_stats():
                 if stats.name == self.group:
                     self.metrics.stream_pending.labels(stats.name).set(stats.pending)

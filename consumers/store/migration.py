@@ -21,7 +21,8 @@ During a rolling upgrade an old publisher still XADDs to the old stream.
 ``fold_legacy_stream`` (run by the worker's maintenance loop) moves the
 entries no worker of our group has read yet into the new stream, and drops
 the old stream once nothing in it is pending. Entries an old worker has read
-stay for that worker to acknowledge.
+stay for that worker to acknowledge, unless it leaves them idle as long as
+reclaiming would wait (``consumer.claim_idle``).
 """
 
 from __future__ import annotations
@@ -81,10 +82,13 @@ redis.call('DEL', KEYS[1])
 return 2
 """
 
-# KEYS[1] old stream, KEYS[2] new stream; ARGV: group, count.
+# KEYS[1] old stream, KEYS[2] new stream; ARGV: group, count, min idle ms.
+# Moves entries the group has not read, and entries read by a consumer that
+# left them idle past min idle (an old worker that died, as in reclaim).
 # Returns {entries moved, 1 if the old stream was dropped}.
 _FOLD: Final = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return {0, 0} end
+local count = tonumber(ARGV[2])
 local start, ours = '-', false
 for _, info in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
   local fields = {}
@@ -93,20 +97,32 @@ for _, info in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
     start, ours = '(' .. fields['last-delivered-id'], true
   end
 end
-local rows = redis.call('XRANGE', KEYS[1], start, '+', 'COUNT', tonumber(ARGV[2]))
+local moved = 0
+if ours then
+  local idle = redis.call('XPENDING', KEYS[1], ARGV[1], 'IDLE', ARGV[3], '-', '+', count)
+  for _, row in ipairs(idle) do
+    local entry = redis.call('XRANGE', KEYS[1], row[1], row[1])
+    if #entry > 0 then redis.call('XADD', KEYS[2], '*', unpack(entry[1][2])) end
+    redis.call('XACK', KEYS[1], ARGV[1], row[1])
+    redis.call('XDEL', KEYS[1], row[1])
+    moved = moved + 1
+  end
+end
+local rows = redis.call('XRANGE', KEYS[1], start, '+', 'COUNT', count)
 for _, row in ipairs(rows) do
   redis.call('XADD', KEYS[2], '*', unpack(row[2]))
   redis.call('XDEL', KEYS[1], row[1])
 end
-if #rows < tonumber(ARGV[2]) then
+moved = moved + #rows
+if moved < count then
   local pending = 0
   if ours then pending = redis.call('XPENDING', KEYS[1], ARGV[1])[1] end
   if pending == 0 then
     redis.call('DEL', KEYS[1])
-    return {#rows, 1}
+    return {moved, 1}
   end
 end
-return {#rows, 0}
+return {moved, 0}
 """
 
 # KEYS[1] lock; ARGV[1] our token. Deletes the lock only while we hold it.
@@ -185,12 +201,19 @@ async def migrate_layout(
 
 
 async def fold_legacy_stream(
-    redis: aioredis.Redis, prefix: str, group: str, *, batch: int = 1000
+    redis: aioredis.Redis,
+    prefix: str,
+    group: str,
+    *,
+    claim_idle: float = 3600.0,
+    batch: int = 1000,
 ) -> int:
     """Move entries of the old stream that ``group`` has not read into the new one.
 
     For a rolling upgrade: an old publisher keeps writing ``<prefix>:events``.
-    Returns how many entries moved (in new stream order, with new ids).
+    Entries an old worker received and left idle for ``claim_idle`` seconds
+    (it died, or was stopped for good) move too, as reclaiming would. Returns
+    how many entries moved (appended to the new stream, with new ids).
     """
     keys, legacy = Keys(prefix), LegacyKeys(prefix)
     moved = 0
@@ -199,7 +222,10 @@ async def fold_legacy_stream(
             return 0  # the usual case: one cheap command
         fold = redis.register_script(_FOLD)
         while True:
-            reply: Any = await fold(keys=[legacy.events, keys.events], args=[group, batch])
+            reply: Any = await fold(
+                keys=[legacy.events, keys.events],
+                args=[group, batch, int(claim_idle * 1000)],
+            )
             moved += int(reply[0])
             if int(reply[0]) < batch:
                 break

@@ -169,3 +169,21 @@ async def test_a_new_worker_delivers_what_the_old_layout_left(
     assert await worker.drain() == 2, "its own pending entry, then the unread one"
     assert len(fake.sent) == 2
     assert (await redis.xpending(Keys(prefix).events, GROUP))["pending"] == 0
+
+
+async def test_fold_takes_over_what_a_dead_old_worker_left_idle(
+    redis: aioredis.Redis, prefix: str
+) -> None:
+    await migrate_layout(redis, prefix)
+    old, keys = LegacyKeys(prefix), Keys(prefix)
+    held = event()
+    await redis.xadd(old.events, {"payload": held.to_json()})
+    await redis.xgroup_create(old.events, GROUP, id="0")
+    await redis.xreadgroup(GROUP, "old-worker", {old.events: ">"}, count=1)
+
+    assert await fold_legacy_stream(redis, prefix, GROUP, claim_idle=3600) == 0
+    assert await fold_legacy_stream(redis, prefix, GROUP, claim_idle=0) == 1
+
+    [(_, fields)] = await redis.xrange(keys.events)
+    assert fields[b"payload"] == held.to_json().encode()
+    assert await redis.exists(old.events) == 0
