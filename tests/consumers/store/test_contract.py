@@ -19,10 +19,14 @@ from consumers.store import (
     RetryJob,
     RetryQueue,
     Settlement,
+    fold_legacy_stream,
+    migrate_layout,
 )
 from eventbus.brokers.embedded import EmbeddedRedis
 from eventbus.brokers.redis_streams import StreamEntry
-from eventbus.keys import Keys
+from eventbus.keys import Keys, LegacyKeys
+
+from .test_migration import old_layout
 
 GROUP = "delivery"
 
@@ -148,3 +152,19 @@ async def test_ack_goes_with_the_records(client: aioredis.Redis, keys: Keys) -> 
     store = DeliveryStore(client, keys, 3600)
     assert await store.get("msg_1") is not None
     assert await store.channel_states() == {"hook": state}
+
+
+async def test_the_old_layout_is_migrated_and_an_old_publisher_folded_in(
+    client: aioredis.Redis, keys: Keys, prefix: str
+) -> None:
+    ids = await old_layout(client, prefix)
+
+    report = await migrate_layout(client, prefix)
+
+    assert report.renamed == 8
+    assert [i.decode() for i, _ in await client.xrange(keys.events)] == list(ids.values())
+    assert (await client.xpending(keys.events, GROUP))["pending"] == 1
+    assert (await migrate_layout(client, prefix)).already_done
+    await client.xadd(LegacyKeys(prefix).events, {"payload": b"{}"})
+    assert await fold_legacy_stream(client, prefix, GROUP) == 1
+    assert await client.xlen(keys.events) == 4
