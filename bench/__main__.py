@@ -33,13 +33,12 @@ TINY = Sizes(200, 100, 0.2, 200.0, 0.6, 200, 500, 1)
 
 
 def plan(sizes: Sizes) -> dict[str, Callable[[], Awaitable[Result]]]:
-    s = sizes
     return {
-        "publish": lambda: publish.run(s.publish_events, s.rounds),
-        "consume": lambda: consume.run(s.consume_entries, s.rounds),
-        "webhook": lambda: webhook.run(s.webhook_entries, s.webhook_seconds, s.rounds),
-        "latency": lambda: latency.run(s.latency_rate, s.latency_seconds, s.rounds),
-        "memory": lambda: memory.run(s.memory_entries),
+        "publish": lambda: publish.run(sizes.publish_events, sizes.rounds),
+        "consume": lambda: consume.run(sizes.consume_entries, sizes.rounds),
+        "webhook": lambda: webhook.run(sizes.webhook_entries, sizes.webhook_seconds, sizes.rounds),
+        "latency": lambda: latency.run(sizes.latency_rate, sizes.latency_seconds, sizes.rounds),
+        "memory": lambda: memory.run(sizes.memory_entries),
     }
 
 

@@ -50,13 +50,13 @@ _TEMPLATE = (
 _TYPES = ("capsule.create", "capsule.delete", "host.down", "backup.done")
 
 
-def envelopes(n: int, *, teams: int = 10) -> list[str]:
-    """``n`` valid, distinct envelopes of ~410 bytes (unique ULIDs, so unique deliveries)."""
+def envelopes(count: int, *, teams: int = 10) -> list[str]:
+    """``count`` valid, distinct envelopes of ~410 bytes (unique ULIDs, so unique deliveries)."""
     from ulid import ULID
 
     return [
         _TEMPLATE.format(id=ULID(), event=_TYPES[i % len(_TYPES)], team=i % teams, n=i)
-        for i in range(n)
+        for i in range(count)
     ]
 
 
@@ -98,17 +98,18 @@ async def fill_stream(redis: aioredis.Redis, stream: str, payloads: Sequence[str
 
 
 async def delete_prefix(redis: aioredis.Redis, prefix: str, *, keep: Sequence[str] = ()) -> int:
-    """UNLINK every key under ``prefix:`` (but ``keep``); returns how many."""
+    """UNLINK every key under ``prefix:`` or ``{prefix}:`` (but ``keep``); returns how many."""
     kept = set(keep)
     batch: list[bytes] = []
     deleted = 0
-    async for key in redis.scan_iter(match=f"{prefix}:*", count=5000):
-        if key.decode() in kept:
-            continue
-        batch.append(key)
-        if len(batch) >= 2000:
-            deleted += await redis.unlink(*batch)
-            batch.clear()
+    for pattern in (f"{prefix}:*", "{" + prefix + "}:*"):
+        async for key in redis.scan_iter(match=pattern, count=5000):
+            if key.decode() in kept:
+                continue
+            batch.append(key)
+            if len(batch) >= 2000:
+                deleted += await redis.unlink(*batch)
+                batch.clear()
     if batch:
         deleted += await redis.unlink(*batch)
     return deleted
@@ -161,12 +162,13 @@ async def interleaved(
     """Run every variant once per round, rotating the order; values per variant."""
     names = list(variants)
     values: dict[str, list[float]] = {n: [] for n in names}
-    for r in range(rounds):
-        order = names[r % len(names) :] + names[: r % len(names)]
+    for round_index in range(rounds):
+        turn = round_index % len(names)
+        order = names[turn:] + names[:turn]
         for name in order:
             value = await variants[name]()
             values[name].append(value)
-            progress(f"  round {r + 1}/{rounds} {name}: {value:,.1f} {unit}")
+            progress(f"  round {round_index + 1}/{rounds} {name}: {value:,.1f} {unit}")
     return values
 
 

@@ -1,6 +1,6 @@
 """Consume + record + ack with a no-op channel, against bare redis-py loops.
 
-One stream of ``n`` envelopes is filled once; every loop reads all of it
+One stream of ``total`` envelopes is filled once; every loop reads all of it
 through a consumer group of its own (created at ``0``, destroyed after), so
 each variant sees exactly the same entries. Records written by the worker are
 deleted between rounds, so every round starts from the same state.
@@ -45,17 +45,17 @@ async def _group_loop(
     redis: aioredis.Redis,
     stream: str,
     group: str,
-    n: int,
+    total: int,
     settle: Callable[[list[tuple[bytes, dict[bytes, bytes]]]], Awaitable[None]],
 ) -> float:
-    """Read ``n`` entries through a new group, ``COUNT 100`` at a time; events/s.
+    """Read ``total`` entries through a new group, ``COUNT 100`` at a time; events/s.
 
     ``settle`` gets each batch and must acknowledge it.
     """
     await redis.xgroup_create(stream, group, id="0")
     done = 0
     start = time.perf_counter()
-    while done < n:
+    while done < total:
         reply: Any = await redis.xreadgroup(group, "bench", {stream: ">"}, count=COUNT)
         if not reply:
             break
@@ -67,16 +67,16 @@ async def _group_loop(
     return done / elapsed
 
 
-async def bare_loop(redis: aioredis.Redis, stream: str, group: str, n: int) -> float:
+async def bare_loop(redis: aioredis.Redis, stream: str, group: str, total: int) -> float:
     """``XREADGROUP COUNT 100`` + one ``XACK`` per batch, no decode: events/s."""
 
     async def settle(rows: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
         await redis.xack(stream, group, *[entry_id for entry_id, _ in rows])
 
-    return await _group_loop(redis, stream, group, n, settle)
+    return await _group_loop(redis, stream, group, total, settle)
 
 
-async def validate_loop(redis: aioredis.Redis, stream: str, group: str, n: int) -> float:
+async def validate_loop(redis: aioredis.Redis, stream: str, group: str, total: int) -> float:
     """The bare loop plus ``decode()`` (pydantic validation) of every entry, no writes.
 
     The ceiling for any loop that validates envelopes as the issue asks:
@@ -88,10 +88,12 @@ async def validate_loop(redis: aioredis.Redis, stream: str, group: str, n: int) 
             decode(fields[b"payload"])
         await redis.xack(stream, group, *[entry_id for entry_id, _ in rows])
 
-    return await _group_loop(redis, stream, group, n, settle)
+    return await _group_loop(redis, stream, group, total, settle)
 
 
-async def multi_loop(redis: aioredis.Redis, stream: str, group: str, n: int, prefix: str) -> float:
+async def multi_loop(
+    redis: aioredis.Redis, stream: str, group: str, total: int, prefix: str
+) -> float:
     """Decode + one HSET per entry + XACK, in one MULTI per batch: events/s."""
 
     async def settle(rows: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
@@ -105,20 +107,20 @@ async def multi_loop(redis: aioredis.Redis, stream: str, group: str, n: int, pre
             pipe.xack(stream, group, *[entry_id for entry_id, _ in rows])
             await pipe.execute()
 
-    return await _group_loop(redis, stream, group, n, settle)
+    return await _group_loop(redis, stream, group, total, settle)
 
 
-async def worker_drain(prefix: str, group: str, n: int) -> float:
+async def worker_drain(prefix: str, group: str, total: int) -> float:
     """The daemon's path in burst mode (``Worker.drain()``): events/s."""
-    return await _worker(prefix, group, n, drain=True)
+    return await _worker(prefix, group, total, drain=True)
 
 
-async def worker_run(prefix: str, group: str, n: int) -> float:
+async def worker_run(prefix: str, group: str, total: int) -> float:
     """The daemon's long-running path (``Worker.run()``) until the group is caught up."""
-    return await _worker(prefix, group, n, drain=False)
+    return await _worker(prefix, group, total, drain=False)
 
 
-async def _worker(prefix: str, group: str, n: int, *, drain: bool) -> float:
+async def _worker(prefix: str, group: str, total: int, *, drain: bool) -> float:
     settings = worker_settings(prefix, group=group, name="bench")
     redis = worker_redis(settings.consumer.max_in_flight)
     channel = NoopChannel()
@@ -130,21 +132,21 @@ async def _worker(prefix: str, group: str, n: int, *, drain: bool) -> float:
         if drain:
             await worker.drain()
         else:
-            await run_until_caught_up(worker, Keys(prefix).events, group, n)
+            await run_until_caught_up(worker, Keys(prefix).events, group, total)
         elapsed = time.perf_counter() - start
         gc.unfreeze()
-        if channel.sent != n:
-            raise RuntimeError(f"worker delivered {channel.sent} of {n} entries")
+        if channel.sent != total:
+            raise RuntimeError(f"worker delivered {channel.sent} of {total} entries")
         await redis.xgroup_destroy(Keys(prefix).events, group)
     finally:
         await redis.aclose()
-    return n / elapsed
+    return total / elapsed
 
 
 async def run_until_caught_up(
-    worker: Worker, stream: str, group: str, n: int, poll: float = 0.02
+    worker: Worker, stream: str, group: str, total: int, poll: float = 0.02
 ) -> None:
-    """``worker.run()`` until ``group`` has read and acked ``n`` entries, then stop it.
+    """``worker.run()`` until ``group`` has read and acked ``total`` entries, then stop it.
 
     Polls ``XINFO GROUPS`` on a connection of its own, so the worker's pool
     is left to the worker.
@@ -153,7 +155,7 @@ async def run_until_caught_up(
     task = asyncio.create_task(worker.run())
     try:
         while not task.done():
-            if await group_caught_up(redis, stream, group, n):
+            if await group_caught_up(redis, stream, group, total):
                 break
             await asyncio.sleep(poll)
     finally:
@@ -162,27 +164,27 @@ async def run_until_caught_up(
         await redis.aclose()
 
 
-async def group_caught_up(redis: aioredis.Redis, stream: str, group: str, n: int) -> bool:
+async def group_caught_up(redis: aioredis.Redis, stream: str, group: str, total: int) -> bool:
     for info in await redis.xinfo_groups(stream):
         if info["name"].decode() == group:
             read = int(info.get("entries-read") or 0)
-            return read >= n and int(info["pending"]) == 0
+            return read >= total and int(info["pending"]) == 0
     return False
 
 
-async def run(n: int, rounds: int, *, with_run_mode: bool = True) -> Result:
+async def run(total: int, rounds: int, *, with_run_mode: bool = True) -> Result:
     prefix = new_prefix("consume")
     keys = Keys(prefix)
     redis = aioredis.Redis.from_url(REDIS_URL)
     result = Result(
         "consume",
         "Consume + record + ack, no-op channel",
-        {"entries": n, "rounds": rounds, "count": COUNT, "envelope_bytes": 0},
+        {"entries": total, "rounds": rounds, "count": COUNT, "envelope_bytes": 0},
     )
     try:
-        payloads = envelopes(n)
+        payloads = envelopes(total)
         result.params["envelope_bytes"] = len(payloads[0])
-        progress(f"consume: filling {prefix} with {n:,} entries")
+        progress(f"consume: filling {prefix} with {total:,} entries")
         await fill_stream(redis, keys.events, payloads)
         del payloads
         serial = iter(range(10_000))
@@ -191,23 +193,23 @@ async def run(n: int, rounds: int, *, with_run_mode: bool = True) -> Result:
             return f"g{next(serial)}"
 
         async def bare() -> float:
-            return await bare_loop(redis, keys.events, group(), n)
+            return await bare_loop(redis, keys.events, group(), total)
 
         async def validate() -> float:
-            return await validate_loop(redis, keys.events, group(), n)
+            return await validate_loop(redis, keys.events, group(), total)
 
         async def multi() -> float:
-            rate = await multi_loop(redis, keys.events, group(), n, f"{prefix}:bare")
+            rate = await multi_loop(redis, keys.events, group(), total, f"{prefix}:bare")
             await delete_prefix(redis, prefix, keep=[keys.events])
             return rate
 
         async def drain() -> float:
-            rate = await worker_drain(prefix, group(), n)
+            rate = await worker_drain(prefix, group(), total)
             await delete_prefix(redis, prefix, keep=[keys.events])
             return rate
 
         async def steady() -> float:
-            rate = await worker_run(prefix, group(), n)
+            rate = await worker_run(prefix, group(), total)
             await delete_prefix(redis, prefix, keep=[keys.events])
             return rate
 

@@ -38,19 +38,19 @@ from .common import (
 __all__ = ["bare_latencies", "percentile", "run", "worker_latencies"]
 
 
-def percentile(values: list[float], q: float) -> float:
+def percentile(values: list[float], percent: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
+    return ordered[min(len(ordered) - 1, int(percent / 100 * len(ordered)))]
 
 
 async def _paced(count: int, rate: float, publish: Callable[[int], Awaitable[None]]) -> None:
-    """Call ``publish(i)`` at ``rate`` per second on a fixed schedule (no drift)."""
+    """Call ``publish(number)`` at ``rate`` per second on a fixed schedule (no drift)."""
     start = time.perf_counter()
-    for i in range(count):
-        delay = start + i / rate - time.perf_counter()
+    for number in range(count):
+        delay = start + number / rate - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        await publish(i)
+        await publish(number)
 
 
 async def worker_latencies(prefix: str, rate: float, seconds: float) -> list[float]:
@@ -74,9 +74,9 @@ async def worker_latencies(prefix: str, rate: float, seconds: float) -> list[flo
         await worker.start()
         task = asyncio.create_task(worker.run())
 
-        async def publish(i: int) -> None:
-            published[events[i].id] = time.perf_counter()
-            await publisher.publish(events[i])
+        async def publish(number: int) -> None:
+            published[events[number].id] = time.perf_counter()
+            await publisher.publish(events[number])
 
         await _paced(count, rate, publish)
         await asyncio.wait_for(everything.wait(), 30)
@@ -111,9 +111,9 @@ async def bare_latencies(prefix: str, rate: float, seconds: float) -> list[float
                 latencies.append(now - published[int(fields[b"n"])])
             await reader.xack(stream, "bare", *[entry_id for entry_id, _ in rows])
 
-    async def publish(i: int) -> None:
+    async def publish(number: int) -> None:
         published.append(time.perf_counter())
-        await writer.xadd(stream, {"payload": payloads[i], "n": i})
+        await writer.xadd(stream, {"payload": payloads[number], "n": number})
 
     try:
         reading = asyncio.create_task(read())
@@ -136,8 +136,8 @@ async def run(rate: float, seconds: float, rounds: int) -> Result:
     per_round = seconds / rounds
     worker_samples: list[float] = []
     bare_samples: list[float] = []
-    for r in range(rounds):
-        order = ("worker", "bare") if r % 2 == 0 else ("bare", "worker")
+    for round_index in range(rounds):
+        order = ("worker", "bare") if round_index % 2 == 0 else ("bare", "worker")
         for which in order:
             prefix = new_prefix("latency")
             if which == "worker":
@@ -147,7 +147,8 @@ async def run(rate: float, seconds: float, rounds: int) -> Result:
                 samples = await bare_latencies(prefix, rate, per_round)
                 bare_samples += samples
             progress(
-                f"  round {r + 1}/{rounds} {which}: p50 {percentile(samples, 50) * 1000:.2f} ms, "
+                f"  round {round_index + 1}/{rounds} {which}: "
+                f"p50 {percentile(samples, 50) * 1000:.2f} ms, "
                 f"p99 {percentile(samples, 99) * 1000:.2f} ms ({len(samples)} events)"
             )
     ms = 1000.0

@@ -50,7 +50,7 @@ def _status_kb(pid: int | str, field: str) -> int:
     return 0
 
 
-async def _child(prefix: str, n: int) -> None:
+async def _child(prefix: str, total: int) -> None:
     from consumers.worker import Worker
 
     from .consume import run_until_caught_up
@@ -62,7 +62,7 @@ async def _child(prefix: str, n: int) -> None:
     await worker.start()
     idle = _status_kb("self", "VmRSS")
     start = time.perf_counter()
-    await run_until_caught_up(worker, Keys(prefix).events, settings.consumer.group, n, poll=0.2)
+    await run_until_caught_up(worker, Keys(prefix).events, settings.consumer.group, total, poll=0.2)
     elapsed = time.perf_counter() - start
     await redis.aclose()
     report = {
@@ -75,14 +75,14 @@ async def _child(prefix: str, n: int) -> None:
     print(json.dumps(report), flush=True)
 
 
-async def drain_in_subprocess(prefix: str, n: int) -> dict[str, float]:
+async def drain_in_subprocess(prefix: str, total: int) -> dict[str, float]:
     """Run the child on a filled stream; its report plus the parent's own RSS samples."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "bench.memory",
         prefix,
-        str(n),
+        str(total),
         stdout=subprocess.PIPE,
         env=child_env(),
     )
@@ -102,17 +102,17 @@ async def drain_in_subprocess(prefix: str, n: int) -> dict[str, float]:
     return report
 
 
-async def run(n: int) -> Result:
+async def run(total: int) -> Result:
     prefix = new_prefix("memory")
     redis = aioredis.Redis.from_url(REDIS_URL)
-    result = Result("memory", f"Peak RSS draining a {n:,}-entry backlog", {"entries": n})
+    result = Result("memory", f"Peak RSS draining a {total:,}-entry backlog", {"entries": total})
     try:
-        progress(f"memory: filling {prefix} with {n:,} entries")
-        payloads = envelopes(n)
+        progress(f"memory: filling {prefix} with {total:,} entries")
+        payloads = envelopes(total)
         await fill_stream(redis, Keys(prefix).events, payloads)
         del payloads
         progress("memory: draining in a subprocess (worker run(), default max_in_flight)")
-        report = await drain_in_subprocess(prefix, n)
+        report = await drain_in_subprocess(prefix, total)
     finally:
         await delete_prefix(redis, prefix)
         await redis.aclose()
@@ -121,7 +121,7 @@ async def run(n: int) -> Result:
     result.rows = [
         Row("worker peak RSS (VmHWM)", "MB", [peak]),
         Row("worker RSS after start-up, idle", "MB", [report["idle_kb"] / mb], "baseline"),
-        Row("worker drain rate during the run", "events/s", [n / report["seconds"]], "info"),
+        Row("worker drain rate during the run", "events/s", [total / report["seconds"]], "info"),
     ]
     result.params.update(
         max_in_flight=report["max_in_flight"],

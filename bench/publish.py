@@ -42,17 +42,17 @@ async def publisher_batches(publisher: Publisher, events: list[Event]) -> float:
     return len(events) / (time.perf_counter() - start)
 
 
-async def run(n: int, rounds: int) -> Result:
+async def run(total: int, rounds: int) -> Result:
     prefix = new_prefix("publish")
     keys = Keys(prefix)
-    payloads = envelopes(n)
+    payloads = envelopes(total)
     events = [Event.model_validate_json(p) for p in payloads]
     redis = aioredis.Redis.from_url(REDIS_URL)
     publisher = Publisher.from_url(REDIS_URL, prefix=prefix)
     result = Result(
         "publish",
         f"Publishing in batches of {BATCH}",
-        {"events": n, "rounds": rounds, "batch": BATCH},
+        {"events": total, "rounds": rounds, "batch": BATCH},
     )
     try:
         await publisher.publish_many(events[:10])  # connect and load the script

@@ -92,7 +92,7 @@ def render_markdown(order: tuple[str, ...]) -> str:
             results.append(json.loads(path.read_text()))
     if not results:
         return "No results yet: run `python -m bench`.\n"
-    m = results[0]["machine"]
+    host = results[0]["machine"]
     lines = [
         "# Benchmark results",
         "",
@@ -101,45 +101,47 @@ def render_markdown(order: tuple[str, ...]) -> str:
         "",
         "| machine | |",
         "|---|---|",
-        f"| nproc | {m['nproc']} ({m['cpu']}) |",
-        f"| memory | {m['memory_gb']} GB |",
-        f"| Python | {m['python']} |",
-        f"| Redis | {m['redis']} (loopback, sharing the cores) |",
-        "| packages | " + ", ".join(f"{k} {v}" for k, v in m["packages"].items()) + " |",
-        f"| date | {m['date']} (commit {m['commit'] or '?'}) |",
-        f"| load average at start | {m['load_avg_1m_at_start']} |",
+        f"| nproc | {host['nproc']} ({host['cpu']}) |",
+        f"| memory | {host['memory_gb']} GB |",
+        f"| Python | {host['python']} |",
+        f"| Redis | {host['redis']} (loopback, sharing the cores) |",
+        "| packages | " + ", ".join(f"{k} {v}" for k, v in host["packages"].items()) + " |",
+        f"| date | {host['date']} (commit {host['commit'] or '?'}) |",
+        f"| load average at start | {host['load_avg_1m_at_start']} |",
         "",
         "## Summary",
         "",
         "| benchmark | ratio(s) | target | met |",
         "|---|---|---|---|",
     ]
-    for r in results:
-        ratios = ", ".join(f"{k} = {v:g}" for k, v in r["ratios"].items())
-        target = r["target"]
+    for result in results:
+        ratios = ", ".join(f"{k} = {v:g}" for k, v in result["ratios"].items())
+        target = result["target"]
         text = target["text"] if target else "-"
         met = ("yes" if target["met"] else "**no**") if target else "-"
-        lines.append(f"| {r['title']} | {ratios} | {text} | {met} |")
-    for r in results:
-        mode = r.get("mode", "?")
-        machine_note = "" if r["machine"]["date"] == m["date"] else f", {r['machine']['date']}"
+        lines.append(f"| {result['title']} | {ratios} | {text} | {met} |")
+    for result in results:
+        mode = result.get("mode", "?")
+        machine_note = (
+            "" if result["machine"]["date"] == host["date"] else f", {result['machine']['date']}"
+        )
         lines += [
             "",
-            f"## {r['title']}",
+            f"## {result['title']}",
             "",
-            f"`{r['name']}` ({mode} run{machine_note}; "
-            + ", ".join(f"{k}={v}" for k, v in r["params"].items())
-            + f"; {r['seconds']:.0f} s)",
+            f"`{result['name']}` ({mode} run{machine_note}; "
+            + ", ".join(f"{k}={v}" for k, v in result["params"].items())
+            + f"; {result['seconds']:.0f} s)",
             "",
             "| | median | unit | role | rounds |",
             "|---|---:|---|---|---|",
         ]
-        for row in r["rows"]:
+        for row in result["rows"]:
             values = " / ".join(_num(v) for v in row["values"])
             lines.append(
                 f"| {row['label']} | {_num(row['median'])} | {row['unit']} | {row['role']} "
                 f"| {values} |"
             )
-        for note in r["notes"]:
+        for note in result["notes"]:
             lines += ["", f"- {note}"]
     return "\n".join(lines) + "\n"

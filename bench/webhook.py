@@ -121,8 +121,8 @@ async def channel_only(url: str, body: bytes, seconds: float) -> float:
         return await post_loop(send, seconds)
 
 
-async def worker_webhook(url: str, prefix: str, group: str, n: int) -> float:
-    """The worker delivering ``n`` entries through the webhook channel: deliveries/s."""
+async def worker_webhook(url: str, prefix: str, group: str, total: int) -> float:
+    """The worker delivering ``total`` entries through the webhook channel: deliveries/s."""
     settings = Settings(
         broker={"redis_url": REDIS_URL, "prefix": prefix},
         consumer={"group": group, "name": "bench", "max_in_flight": CONCURRENCY},
@@ -137,19 +137,19 @@ async def worker_webhook(url: str, prefix: str, group: str, n: int) -> float:
         worker = Worker(settings, redis=redis, channels={"hook": channel})
         await worker.start()
         start = time.perf_counter()
-        await run_until_caught_up(worker, Keys(prefix).events, group, n)
+        await run_until_caught_up(worker, Keys(prefix).events, group, total)
         elapsed = time.perf_counter() - start
         delivered = worker.metrics.deliveries.labels("webhook", "delivered")._value.get()
-        if delivered != n:
-            raise RuntimeError(f"worker delivered {delivered:g} of {n} entries")
+        if delivered != total:
+            raise RuntimeError(f"worker delivered {delivered:g} of {total} entries")
         await redis.xgroup_destroy(Keys(prefix).events, group)
     finally:
         await client.aclose()
         await redis.aclose()
-    return n / elapsed
+    return total / elapsed
 
 
-async def run(n: int, seconds: float, rounds: int) -> Result:
+async def run(total: int, seconds: float, rounds: int) -> Result:
     prefix = new_prefix("webhook")
     keys = Keys(prefix)
     redis = aioredis.Redis.from_url(REDIS_URL)
@@ -157,14 +157,14 @@ async def run(n: int, seconds: float, rounds: int) -> Result:
         "webhook",
         "Webhook deliveries to a local keep-alive sink (204), 64 in flight",
         {
-            "worker_entries": n,
+            "worker_entries": total,
             "baseline_seconds": seconds,
             "rounds": rounds,
             "in_flight": CONCURRENCY,
         },
     )
     try:
-        payloads = envelopes(n)
+        payloads = envelopes(total)
         body = payloads[0].encode()
         await fill_stream(redis, keys.events, payloads)
         del payloads
@@ -173,7 +173,7 @@ async def run(n: int, seconds: float, rounds: int) -> Result:
             progress(f"webhook: sink at {sink.url}")
 
             async def worker() -> float:
-                rate = await worker_webhook(sink.url, prefix, f"g{next(serial)}", n)
+                rate = await worker_webhook(sink.url, prefix, f"g{next(serial)}", total)
                 await delete_prefix(redis, prefix, keep=[keys.events])
                 return rate
 

@@ -7,10 +7,17 @@ from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
     from .daemon import Daemon
-    from .dispatch import Dispatcher, Plan
+    from .dispatch import Dispatcher
     from .health import Health
     from .metrics import Metrics
-    from .records import Attempt, DeliveryRecord, DeliveryStatus, DeliveryStore, delivery_id
+    from .store import (
+        Attempt,
+        DeliveryRecord,
+        DeliveryStatus,
+        DeliveryStore,
+        Settlement,
+        delivery_id,
+    )
     from .worker import Worker
 
 __all__ = [
@@ -22,7 +29,7 @@ __all__ = [
     "Dispatcher",
     "Health",
     "Metrics",
-    "Plan",
+    "Settlement",
     "Worker",
     "delivery_id",
 ]
@@ -31,17 +38,17 @@ __all__ = [
 # ``consumers.cli``: the daemon's modules (and the worker extra's packages) load
 # only when one of these names is used.
 _HOMES: Final = {
-    "Attempt": "records",
+    "Attempt": "store",
     "Daemon": "daemon",
-    "DeliveryRecord": "records",
-    "DeliveryStatus": "records",
-    "DeliveryStore": "records",
+    "DeliveryRecord": "store",
+    "DeliveryStatus": "store",
+    "DeliveryStore": "store",
     "Dispatcher": "dispatch",
     "Health": "health",
     "Metrics": "metrics",
-    "Plan": "dispatch",
+    "Settlement": "store",
     "Worker": "worker",
-    "delivery_id": "records",
+    "delivery_id": "store",
 }
 
 

@@ -1,9 +1,9 @@
-"""From a stream entry (or a due retry) to a plan of what to record.
+"""From a stream entry (or a due retry) to a settlement of what to record.
 
 ``Dispatcher`` decodes, matches, renders and sends; it writes nothing. Work
 happens in two steps: ``entry_work``/``retry_work`` decode and match (plain
 code, no waiting), then ``send`` delivers to every target concurrently. The
-result is a ``Plan`` that the worker commits in one atomic step together
+result is a ``Settlement`` that the worker commits in one atomic step together
 with the XACK, so an entry is acknowledged only with its outcome recorded.
 Nothing here lets bad input escape: invalid entries become dead letters,
 unknown channels and template errors become failed records.
@@ -28,12 +28,22 @@ from eventbus.settings import Settings, SubscriptionSpec
 from eventbus.subscriptions import Matcher
 
 from .channels.base import Channel, OutcomeClass, SendResult
+from .deadline import Deadline
 from .metrics import Metrics
-from .records import Attempt, ChannelState, DeliveryRecord, DeliveryStatus, delivery_id
 from .rendering import render
-from .retries import RetryJob, RetryPolicy
+from .store import (
+    Attempt,
+    ChannelState,
+    DeadLetterOrder,
+    DeliveryRecord,
+    DeliveryStatus,
+    RetryJob,
+    RetryPolicy,
+    Settlement,
+    delivery_id,
+)
 
-__all__ = ["DeadLetterOrder", "Dispatcher", "Plan", "Work"]
+__all__ = ["Dispatcher", "Work", "add_attempt", "new_record"]
 
 log = structlog.get_logger("eventbus.delivery")
 # The line per delivery: a logger assembled once, not on every call.
@@ -46,25 +56,6 @@ _LOG_EVENT = {
     DeliveryStatus.FAILED: "delivery.failed",
     DeliveryStatus.SKIPPED: "delivery.skipped",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetterOrder:
-    entry: StreamEntry
-    reason: str
-    error: str
-
-
-@dataclass(slots=True)
-class Plan:
-    """Everything one entry (or one retry) changes, committed atomically."""
-
-    records: list[DeliveryRecord] = field(default_factory=list)
-    retries: list[tuple[RetryJob, float]] = field(default_factory=list)
-    retries_done: list[str] = field(default_factory=list)
-    dead_letter: DeadLetterOrder | None = None
-    disable: list[tuple[str, ChannelState]] = field(default_factory=list)
-    ack: str | None = None
 
 
 @dataclass(slots=True)  # not frozen: one per delivery, and frozen inits cost 4x
@@ -81,7 +72,7 @@ class _Target:
 class Work:
     """An entry or a due retry, decoded and matched: what is left is sending."""
 
-    plan: Plan
+    settlement: Settlement
     event: Event | None = None
     payload: bytes = b""
     targets: list[_Target] = field(default_factory=list)
@@ -109,41 +100,45 @@ class Dispatcher:
         self.subscriptions = {s.name: s for s in settings.subscriptions}
         self.matcher = Matcher(settings.subscriptions, settings.catalog.build())
         self.limits: EnvelopeLimits = settings.envelope
-        c = settings.consumer
-        self.default_policy = RetryPolicy(c.retry_schedule, c.retry_jitter, c.retry_after_max)
+        consumer = settings.consumer
+        self.default_policy = RetryPolicy(
+            consumer.retry_schedule, consumer.retry_jitter, consumer.retry_after_max
+        )
 
     # -- entry points ----------------------------------------------------------
 
     def entry_work(self, entry: StreamEntry) -> Work:
         """Decode and match one stream entry; an invalid one becomes a dead letter."""
-        plan = Plan(ack=entry.id)
+        settlement = Settlement(ack=entry.id)
         payload = entry.payload
         if payload is None:
-            plan.dead_letter = DeadLetterOrder(entry, "no_payload", "entry has no 'payload' field")
-            return Work(plan)
+            settlement.dead_letter = DeadLetterOrder(
+                entry, "no_payload", "entry has no 'payload' field"
+            )
+            return Work(settlement)
         try:
             event = decode(payload, self.limits)
         except EnvelopeError as exc:
-            plan.dead_letter = DeadLetterOrder(entry, "invalid_envelope", str(exc))
-            return Work(plan)
+            settlement.dead_letter = DeadLetterOrder(entry, "invalid_envelope", str(exc))
+            return Work(settlement)
         now = self.clock()
         targets = [
             _Target(sub, name, 0, now)
             for sub in self.matcher.match(event)
             for name in dict.fromkeys(sub.channels)
         ]
-        return Work(plan, event, payload, targets)
+        return Work(settlement, event, payload, targets)
 
     def retry_work(self, job: RetryJob) -> Work:
         """The next attempt of a due retry."""
-        plan = Plan()
+        settlement = Settlement()
         sub = self.subscriptions.get(job.subscription)
         try:
             event = decode(job.payload, self.limits)
         except EnvelopeError as exc:  # cannot happen for a payload we decoded before
-            plan.retries_done.append(job.delivery_id)
+            settlement.retries_done.append(job.delivery_id)
             log.error("retry.undecodable", delivery_id=job.delivery_id, error=str(exc))
-            return Work(plan)
+            return Work(settlement)
         if sub is None:
             record = self._record(
                 event,
@@ -155,29 +150,31 @@ class Dispatcher:
             )
             record.history = list(job.history)
             record.reason = "subscription removed from the configuration"
-            plan.records.append(record)
-            plan.retries_done.append(job.delivery_id)
-            return Work(plan)
+            settlement.records.append(record)
+            settlement.retries_done.append(job.delivery_id)
+            return Work(settlement)
         target = _Target(sub, job.channel, job.attempts, job.created_at, job.history, retry=True)
-        return Work(plan, event, job.payload, [target])
+        return Work(settlement, event, job.payload, [target])
 
-    async def send(self, work: Work) -> Plan:
-        """Deliver to every target of ``work`` concurrently; returns its plan."""
-        plan, event, targets = work.plan, work.event, work.targets
+    async def send(self, work: Work) -> Settlement:
+        """Deliver to every target of ``work`` concurrently; returns its settlement."""
+        settlement, event, targets = work.settlement, work.event, work.targets
         if event is None or not targets:
-            return plan
+            return settlement
         if len(targets) == 1:
-            plan.records.append(await self._deliver(event, work.payload, targets[0], plan))
-        else:
-            plan.records += await asyncio.gather(
-                *(self._deliver(event, work.payload, t, plan) for t in targets)
+            settlement.records.append(
+                await self._deliver(event, work.payload, targets[0], settlement)
             )
-        return plan
+        else:
+            settlement.records += await asyncio.gather(
+                *(self._deliver(event, work.payload, t, settlement) for t in targets)
+            )
+        return settlement
 
     # -- delivering -----------------------------------------------------------------
 
     async def _deliver(
-        self, event: Event, payload: bytes, target: _Target, plan: Plan
+        self, event: Event, payload: bytes, target: _Target, settlement: Settlement
     ) -> DeliveryRecord:
         sub, name = target.subscription, target.channel_name
         record = self._record(
@@ -197,7 +194,7 @@ class Dispatcher:
         spec = self.specs.get(name)
         if channel is None or spec is None:
             record.reason = f"channel {name!r} is not configured"
-            return self._finish(bound, record, plan, target)
+            return self._finish(bound, record, settlement, target)
         record.channel_type = channel.type
         state = self.channel_states.get(name)
         if not spec.enabled or (state is not None and state.disabled):
@@ -207,7 +204,7 @@ class Dispatcher:
                 if not spec.enabled
                 else f"channel disabled: {state.reason if state else ''}"
             )
-            return self._finish(bound, record, plan, target)
+            return self._finish(bound, record, settlement, target)
         try:
             message = render(event, sub, record.id)
         except PermanentDeliveryError as exc:
@@ -216,42 +213,47 @@ class Dispatcher:
             result = await self._send(channel, spec.timeout, message)
         self.metrics.attempted(channel.type, result.outcome, result.latency)
         if result.outcome is OutcomeClass.RATE_LIMITED:
-            return self._rate_limited(bound, record, result, payload, plan, target)
-        record.attempts += 1
-        record.history.append(
-            Attempt(
-                number=record.attempts,
-                at=self.clock(),
-                duration=round(result.latency, 6),
-                outcome=result.outcome,
-                status=result.status,
-                error=result.error,
-                response=result.response_excerpt,
+            return self._rate_limited(bound, record, result, payload, settlement, target)
+        add_attempt(record, result, self.clock())
+        if result.outcome is OutcomeClass.RETRYABLE:
+            self._retry_or_give_up(record, result, payload, settlement, sub)
+        elif result.outcome is not OutcomeClass.DELIVERED:
+            self._failed(bound, record, result, settlement)
+        return self._finish(bound, record, settlement, target, result)
+
+    def _retry_or_give_up(
+        self,
+        record: DeliveryRecord,
+        result: SendResult,
+        payload: bytes,
+        settlement: Settlement,
+        sub: SubscriptionSpec,
+    ) -> None:
+        delay = self._policy(sub).delay(record.attempts, result.retry_after)
+        if delay is None:
+            record.reason = f"gave up after {record.attempts} attempts"
+            return
+        record.status = DeliveryStatus.RETRYING
+        record.next_attempt_at = self.clock() + delay
+        settlement.retries.append((self._job(record, payload), record.next_attempt_at))
+        self.metrics.retries_scheduled.inc()
+
+    def _failed(
+        self,
+        bound: dict[str, Any],
+        record: DeliveryRecord,
+        result: SendResult,
+        settlement: Settlement,
+    ) -> None:
+        record.reason = result.error or "permanent failure"
+        if result.disable_channel:
+            disabled = ChannelState(
+                True, f"{result.error or 'disabled'} (delivery {record.id})", self.clock()
             )
-        )
-        record.last_status, record.last_error = result.status, result.error
-        if result.outcome is OutcomeClass.DELIVERED:
-            record.status = DeliveryStatus.DELIVERED
-        elif result.outcome is OutcomeClass.RETRYABLE:
-            delay = self._policy(sub).delay(record.attempts, result.retry_after)
-            if delay is None:
-                record.reason = f"gave up after {record.attempts} attempts"
-            else:
-                record.status = DeliveryStatus.RETRYING
-                record.next_attempt_at = self.clock() + delay
-                plan.retries.append((self._job(record, payload), record.next_attempt_at))
-                self.metrics.retries_scheduled.inc()
-        else:
-            record.reason = result.error or "permanent failure"
-            if result.disable_channel:
-                disabled = ChannelState(
-                    True, f"{result.error or 'disabled'} (delivery {record.id})", self.clock()
-                )
-                self.channel_states[name] = disabled
-                plan.disable.append((name, disabled))
-                self.metrics.channels_disabled.inc()
-                log.warning("channel.disabled", **bound, reason=result.error)
-        return self._finish(bound, record, plan, target, result)
+            self.channel_states[record.channel] = disabled
+            settlement.disable.append((record.channel, disabled))
+            self.metrics.channels_disabled.inc()
+            log.warning("channel.disabled", **bound, reason=result.error)
 
     async def _send(
         self, channel: Channel, channel_timeout: float | None, message: Any
@@ -261,7 +263,7 @@ class Dispatcher:
         try:
             # A little more than the channel's own timeout: the channel should
             # answer first with a precise error; this only catches hangs.
-            with _Deadline(limit + 1.0) as deadline:
+            with Deadline(limit + 1.0) as deadline:
                 try:
                     result: SendResult = await channel.send(message)
                     return result
@@ -282,7 +284,7 @@ class Dispatcher:
         record: DeliveryRecord,
         result: SendResult,
         payload: bytes,
-        plan: Plan,
+        settlement: Settlement,
         target: _Target,
     ) -> DeliveryRecord:
         # Not a failed attempt: reschedule without counting it, for as long
@@ -296,24 +298,24 @@ class Dispatcher:
                 f"still rate limited {waited} after the first try; gave up (a delivery "
                 f"waits at most {most}: its retry schedule, or consumer.retry_after_max if longer)"
             )
-            return self._finish(bound, record, plan, target, result)
+            return self._finish(bound, record, settlement, target, result)
         record.status = DeliveryStatus.RETRYING
         record.next_attempt_at = now + wait
         record.reason = "rate limited"
-        plan.retries.append((self._job(record, payload), record.next_attempt_at))
-        return self._finish(bound, record, plan, target, result)
+        settlement.retries.append((self._job(record, payload), record.next_attempt_at))
+        return self._finish(bound, record, settlement, target, result)
 
     def _finish(
         self,
         bound: dict[str, Any],
         record: DeliveryRecord,
-        plan: Plan,
+        settlement: Settlement,
         target: _Target,
         result: SendResult | None = None,
     ) -> DeliveryRecord:
         record.updated_at = self.clock()
         if record.status is not DeliveryStatus.RETRYING and target.retry:
-            plan.retries_done.append(record.id)
+            settlement.retries_done.append(record.id)
         fields: dict[str, Any] = {"outcome": record.status, "attempt": record.attempts}
         if result is not None:
             fields.update(status=result.status, latency_ms=round(result.latency * 1000, 1))
@@ -335,8 +337,8 @@ class Dispatcher:
     def _policy(self, sub: SubscriptionSpec) -> RetryPolicy:
         if sub.retry is None:
             return self.default_policy
-        c = self.settings.consumer
-        return RetryPolicy(sub.retry, c.retry_jitter, c.retry_after_max)
+        consumer = self.settings.consumer
+        return RetryPolicy(sub.retry, consumer.retry_jitter, consumer.retry_after_max)
 
     def _record(
         self,
@@ -348,18 +350,8 @@ class Dispatcher:
         created_at: float,
     ) -> DeliveryRecord:
         spec = self.specs.get(channel)
-        return DeliveryRecord(
-            id=delivery_id(event.id, subscription, channel),
-            event_id=event.id,
-            event_type=event.event,
-            team_id=event.team_id,
-            subscription=subscription,
-            channel=channel,
-            channel_type=spec.kind if spec else "",
-            status=status,
-            attempts=attempts,
-            created_at=created_at,
-        )
+        kind = spec.kind if spec else ""
+        return new_record(event, subscription, channel, kind, status, attempts, created_at)
 
     @staticmethod
     def _job(record: DeliveryRecord, payload: bytes) -> RetryJob:
@@ -374,43 +366,44 @@ class Dispatcher:
         )
 
 
-class _Deadline:
-    """``asyncio.timeout()`` for one delivery, at a third of its cost.
+def new_record(
+    event: Event,
+    subscription: str,
+    channel: str,
+    channel_type: str,
+    status: DeliveryStatus = DeliveryStatus.FAILED,
+    attempts: int = 0,
+    created_at: float | None = None,
+) -> DeliveryRecord:
+    """The record of one (event, subscription, channel), before its next attempt."""
+    return DeliveryRecord(
+        id=delivery_id(event.id, subscription, channel),
+        event_id=event.id,
+        event_type=event.event,
+        team_id=event.team_id,
+        subscription=subscription,
+        channel=channel,
+        channel_type=channel_type,
+        status=status,
+        attempts=attempts,
+        created_at=time.time() if created_at is None else created_at,
+    )
 
-    Cancels the current task at the deadline; ``expired()`` tells a
-    cancellation of ours (to be turned into a timeout) from one of someone
-    else's (a shutdown), which must go on.
-    """
 
-    __slots__ = ("_cancelling", "_delay", "_fired", "_handle", "_task")
-
-    def __init__(self, delay: float) -> None:
-        self._delay = delay
-        self._fired = False
-        self._cancelling = 0
-        self._handle: asyncio.TimerHandle | None = None
-        self._task: asyncio.Task[Any] | None = None
-
-    def __enter__(self) -> _Deadline:
-        task = asyncio.current_task()
-        if task is None:
-            raise RuntimeError("_Deadline must be used inside a task")
-        self._task = task
-        self._cancelling = task.cancelling()
-        self._handle = asyncio.get_running_loop().call_later(self._delay, self._fire)
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-
-    def _fire(self) -> None:
-        self._fired = True
-        if self._task is not None:
-            self._task.cancel()
-
-    def expired(self) -> bool:
-        """True when the cancellation being handled is ours alone (and is withdrawn)."""
-        if not self._fired or self._task is None:
-            return False
-        return self._task.uncancel() <= self._cancelling
+def add_attempt(record: DeliveryRecord, result: SendResult, at: float) -> None:
+    """Count one attempt that reached the channel (a rate-limit refusal is none)."""
+    record.attempts += 1
+    record.history.append(
+        Attempt(
+            number=record.attempts,
+            at=at,
+            duration=round(result.latency, 6),
+            outcome=result.outcome,
+            status=result.status,
+            error=result.error,
+            response=result.response_excerpt,
+        )
+    )
+    record.last_status, record.last_error = result.status, result.error
+    if result.outcome is OutcomeClass.DELIVERED:
+        record.status = DeliveryStatus.DELIVERED

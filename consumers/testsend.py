@@ -11,10 +11,9 @@ from eventbus.settings import Settings
 
 from .channels.base import Message, SendResult
 from .channels.registry import build_channel
-from .commit import Committer
 from .daemon import make_channel_deps, make_http_client
-from .dispatch import Plan
-from .records import Attempt, DeliveryRecord, DeliveryStatus, delivery_id
+from .dispatch import add_attempt, new_record
+from .store import Committer, Settlement, delivery_id
 
 __all__ = ["TEST_SUBSCRIPTION", "send_test"]
 
@@ -32,12 +31,11 @@ async def send_test(settings: Settings, name: str) -> SendResult:
         resource={"type": "channel", "id": name},
         metadata={"note": "test notification sent by 'eventbus channels test'"},
     )
-    did = delivery_id(event.id, TEST_SUBSCRIPTION, name)
     message = Message(
         title=f"[TEST] eventbus test notification for channel {name}",
         body="If you can read this, the channel works. No action is needed.",
         event=event,
-        delivery_id=did,
+        delivery_id=delivery_id(event.id, TEST_SUBSCRIPTION, name),
         subscription=TEST_SUBSCRIPTION,
         test=True,
     )
@@ -45,32 +43,9 @@ async def send_test(settings: Settings, name: str) -> SendResult:
         channel = build_channel(spec, make_channel_deps(settings, http))
         result = await channel.send(message)
     now = time.time()
-    record = DeliveryRecord(
-        id=did,
-        event_id=event.id,
-        event_type=event.event,
-        team_id=event.team_id,
-        subscription=TEST_SUBSCRIPTION,
-        channel=name,
-        channel_type=channel.type,
-        status=DeliveryStatus.DELIVERED if result.ok else DeliveryStatus.FAILED,
-        attempts=1,
-        created_at=now,
-        updated_at=now,
-        last_status=result.status,
-        last_error=result.error,
-    )
-    record.history = [
-        Attempt(
-            1,
-            now,
-            result.latency,
-            result.outcome.value,
-            result.status,
-            result.error,
-            result.response_excerpt,
-        )
-    ]
+    record = new_record(event, TEST_SUBSCRIPTION, name, channel.type, created_at=now)
+    record.updated_at = now
+    add_attempt(record, result, now)
     redis = connect(settings.broker.redis_url.get_secret_value())
     try:
         committer = Committer(
@@ -79,7 +54,7 @@ async def send_test(settings: Settings, name: str) -> SendResult:
             settings.consumer.group,
             settings.consumer.record_ttl,
         )
-        await committer.commit([Plan(records=[record])], now)
+        await committer.commit([Settlement(records=[record])], now)
     finally:
         await redis.aclose()
     return result

@@ -1,4 +1,8 @@
-"""The consumer worker: read, dispatch, record + ack, retry, reclaim, tidy up.
+"""The consumer worker: its loops (read, retry, reclaim, maintenance) and lifecycle.
+
+What happens to an entry once read (dispatch, send, commit + XACK) is
+``consumers.pipeline``; what is written where is ``consumers.store``. At
+start the worker moves an older key layout (``store.migrate_layout``).
 
 One worker is one consumer in the group. Its loops run under a supervisor
 that restarts a crashed loop with capped exponential backoff, so a Redis
@@ -15,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
@@ -23,21 +26,26 @@ import redis.asyncio as aioredis
 import structlog
 
 from eventbus.brokers.redis_streams import RedisStreams, StreamEntry
-from eventbus.catalog import OPERATOR_CHANNEL_DISABLED, OPERATOR_TEAM
-from eventbus.envelope import Event, Outcome, Resource
 from eventbus.errors import BrokerError
 from eventbus.keys import Keys
 from eventbus.settings import Settings
 
 from .channels.base import Channel
-from .commit import Committer
-from .deadletters import DeadLetters
-from .dispatch import DeadLetterOrder, Dispatcher, Plan, Work
+from .dispatch import Dispatcher
 from .health import Health
-from .maintenance import Maintenance
 from .metrics import Metrics
-from .records import DeliveryStore
-from .retries import RetryQueue
+from .pipeline import Pipeline
+from .store import (
+    Committer,
+    DeadLetterOrder,
+    DeadLetters,
+    DeliveryStore,
+    Maintenance,
+    RetryQueue,
+    Settlement,
+    fold_legacy_stream,
+    migrate_layout,
+)
 
 __all__ = ["Worker"]
 
@@ -45,7 +53,6 @@ log = structlog.get_logger("eventbus.worker")
 
 _BACKOFF_BASE = 0.5
 _BACKOFF_CAP = 30.0
-_COMMIT_BATCH = 256
 
 
 class Worker:
@@ -75,18 +82,17 @@ class Worker:
         self.committer = Committer(redis, self.keys, self.group, self.config.record_ttl)
         self.maintenance = Maintenance(redis, self.keys)
         self.dispatcher = Dispatcher(settings, channels, metrics=self.metrics, clock=clock)
+        self.pipeline = Pipeline(
+            self.dispatcher,
+            self.committer,
+            self.streams,
+            limit=self.config.max_in_flight,
+            consumer=self.name,
+            metrics=self.metrics,
+            clock=clock,
+        )
         self._stopping = asyncio.Event()
-        # Entries and retries taken on and not yet committed (stream entry id
-        # or delivery id), and the tasks of those still sending.
-        self._in_flight_ids: set[str] = set()
-        self._tasks: set[asyncio.Task[Plan]] = set()
-        self._room = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._idle.set()
         self._loops: list[asyncio.Task[None]] = []
-        self.processed = 0  # entries and retries committed by this worker
-        self._commit_queue: list[tuple[str, Plan]] = []
-        self._committer: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
         return f"Worker(group={self.group!r}, consumer={self.name!r})"
@@ -94,7 +100,8 @@ class Worker:
     # -- lifecycle -------------------------------------------------------------
 
     async def start(self) -> None:
-        """Create the group if needed and load channel states."""
+        """Move an older key layout, create the group if needed, load channel states."""
+        await migrate_layout(self.redis, self.keys.prefix, group=self.group)
         await self.streams.ensure_group(self.group)
         await self._refresh_channel_states()
         self.health.set_ready(None)
@@ -125,14 +132,19 @@ class Worker:
 
     def stop(self) -> None:
         if not self._stopping.is_set():
-            log.info("worker.stopping", in_flight=len(self._in_flight_ids))
+            log.info("worker.stopping", in_flight=self.pipeline.in_flight)
             self._stopping.set()
-            self._room.set()
+            self.pipeline.wake()
 
     @property
     def in_flight(self) -> int:
         """Entries and retries taken on and not yet committed."""
-        return len(self._in_flight_ids)
+        return self.pipeline.in_flight
+
+    @property
+    def processed(self) -> int:
+        """Entries and retries committed by this worker."""
+        return self.pipeline.processed
 
     @property
     def stopping(self) -> bool:
@@ -155,17 +167,16 @@ class Worker:
             done += await self._drain_own_pending()
         batch = self.config.batch_size
         while True:
-            room = min(await self._wait_for_room(), batch)
+            room = min(await self._room(), batch)
             entries = await self.streams.read(self.group, self.name, room, None)
             jobs = await self.retries.claim(self.clock(), self._lease, room)
             if not entries and not jobs:
-                if not self._in_flight_ids:
+                if not self.pipeline.in_flight:
                     return done
-                await self._idle.wait()
+                await self.pipeline.idle()
                 continue
-            self._take_entries(entries)
-            for job in jobs:
-                self._take(job.delivery_id, self.dispatcher.retry_work(job))
+            self.pipeline.take_entries(entries)
+            self.pipeline.take_retries(jobs)
             done += len(entries) + len(jobs)
 
     # -- loops -------------------------------------------------------------------
@@ -204,13 +215,13 @@ class Worker:
         block_ms = int(self.config.block * 1000)
         while not self._stopping.is_set():
             self.health.beat("read", allowance=self.config.block + self.config.drain_timeout + 30)
-            room = await self._wait_for_room()
+            room = await self._room()
             if self._stopping.is_set():
                 return
             entries = await self.streams.read(
                 self.group, self.name, min(room, self.config.batch_size), block_ms
             )
-            self._take_entries(entries)
+            self.pipeline.take_entries(entries)
 
     async def _drain_own_pending(self) -> int:
         """Entries this consumer received before a restart but never acked."""
@@ -219,21 +230,20 @@ class Worker:
             entries = await self.streams.read(
                 self.group, self.name, self.config.batch_size, None, pending=True
             )
-            entries = [e for e in entries if e.id not in self._in_flight_ids]
+            entries = [e for e in entries if not self.pipeline.holds(e.id)]
             if not entries:
                 return count
             log.info("worker.pending_recovered", count=len(entries))
             await self._process_claimed(entries)
-            await self._idle.wait()
+            await self.pipeline.idle()
             count += len(entries)
 
     async def _retry_loop(self) -> None:
         while not self._stopping.is_set():
             self.health.beat("retry", allowance=self.config.retry_poll + 60)
-            room = await self._wait_for_room()
+            room = await self._room()
             jobs = await self.retries.claim(self.clock(), self._lease, min(room, 100))
-            for job in jobs:
-                self._take(job.delivery_id, self.dispatcher.retry_work(job))
+            self.pipeline.take_retries(jobs)
             if not jobs:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), self.config.retry_poll)
@@ -259,7 +269,7 @@ class Worker:
             )
             if deleted:
                 await self._ack_deleted(deleted)
-            entries = [e for e in entries if e.id not in self._in_flight_ids]
+            entries = [e for e in entries if not self.pipeline.holds(e.id)]
             if entries:
                 log.info("worker.reclaimed", count=len(entries))
                 await self._process_claimed(entries)
@@ -274,11 +284,15 @@ class Worker:
         while not self._stopping.is_set():
             self.health.beat("maintenance", allowance=interval + 120)
             await self._refresh_channel_states()
-            for g in await self.maintenance.group_stats():
-                if g.name == self.group:
-                    self.metrics.stream_pending.labels(g.name).set(g.pending)
-                    if g.lag is not None:
-                        self.metrics.stream_lag.labels(g.name).set(g.lag)
+            # An old publisher during a rolling upgrade still writes the old stream.
+            await fold_legacy_stream(
+                self.redis, self.keys.prefix, self.group, claim_idle=self.config.claim_idle
+            )
+            for stats in await self.maintenance.group_stats():
+                if stats.name == self.group:
+                    self.metrics.stream_pending.labels(stats.name).set(stats.pending)
+                    if stats.lag is not None:
+                        self.metrics.stream_lag.labels(stats.name).set(stats.lag)
             self.metrics.retries_due.set(await self.retries.due_count(self.clock()))
             if time.monotonic() - last_trim >= self.config.trim_interval:
                 last_trim = time.monotonic()
@@ -303,148 +317,36 @@ class Worker:
     def _lease(self) -> float:
         return self.config.delivery_timeout * 2 + 30
 
+    async def _room(self) -> int:
+        return await self.pipeline.room(self._stopping)
+
     async def _process_claimed(self, entries: list[StreamEntry]) -> None:
         counts = await self.streams.delivery_counts(self.group, [e.id for e in entries])
         for entry in entries:
             if counts.get(entry.id, 1) > self.config.max_receives:
-                plan = Plan(ack=entry.id)
-                plan.dead_letter = DeadLetterOrder(
-                    entry,
-                    "max_receives",
+                error = (
                     f"received {counts[entry.id]} times (consumer.max_receives="
-                    f"{self.config.max_receives}) without being acknowledged",
+                    f"{self.config.max_receives}) without being acknowledged"
                 )
-                await self._commit([plan])
+                dead = DeadLetterOrder(entry, "max_receives", error)
+                await self.pipeline.commit([Settlement(ack=entry.id, dead_letter=dead)])
             else:
-                await self._wait_for_room()
-                self._take_entries([entry])
-
-    def _take_entries(self, entries: list[StreamEntry]) -> None:
-        if entries:
-            self.metrics.events_consumed.inc(len(entries))
-        for entry in entries:
-            try:
-                work = self.dispatcher.entry_work(entry)
-            except Exception:  # a bug; the entry stays pending and is reclaimed
-                log.exception("dispatch.crashed", key=entry.id)
-                continue
-            self._take(entry.id, work)
-
-    def _take(self, key: str, work: Work) -> None:
-        """Start one entry or retry; it is in flight until its plan is committed.
-
-        Work with nothing to send (a dead letter, no matching subscription)
-        goes straight to the commit queue; the rest gets a task that sends.
-        """
-        self._in_flight_ids.add(key)
-        self._idle.clear()
-        if not work.targets:
-            self._queue_commit(key, work.plan)
-            return
-        task = asyncio.create_task(self.dispatcher.send(work))
-        self._tasks.add(task)
-        task.add_done_callback(functools.partial(self._sent, key))
-
-    def _sent(self, key: str, task: asyncio.Task[Plan]) -> None:
-        self._tasks.discard(task)
-        if task.cancelled():
-            self._settled(key)  # not committed: pending (or leased) for a later try
-            return
-        exc = task.exception()
-        if exc is not None:
-            log.error("dispatch.crashed", key=key, exc_info=exc)
-            self._settled(key)
-            return
-        self._queue_commit(key, task.result())
-
-    def _settled(self, key: str) -> None:
-        self._in_flight_ids.discard(key)
-        self._room.set()
-        if not self._in_flight_ids:
-            self._idle.set()
-
-    async def _wait_for_room(self) -> int:
-        """Free in-flight slots (at least 1), waiting while there are none."""
-        limit = self.config.max_in_flight
-        while len(self._in_flight_ids) >= limit and not self._stopping.is_set():
-            self._room.clear()
-            await self._room.wait()
-        return max(1, limit - len(self._in_flight_ids))
-
-    def _queue_commit(self, key: str, plan: Plan) -> None:
-        """Commit ``plan`` together with whatever else finishes meanwhile.
-
-        One committer task turns everything queued into one atomic script
-        call (group commit): one round trip for many entries instead of one
-        each. Entries count as in flight until their commit is done.
-        """
-        self._commit_queue.append((key, plan))
-        if self._committer is None or self._committer.done():
-            self._committer = asyncio.create_task(self._run_committer(), name="eventbus-commit")
-
-    async def _run_committer(self) -> None:
-        while self._commit_queue:
-            batch = self._commit_queue[:_COMMIT_BATCH]
-            del self._commit_queue[:_COMMIT_BATCH]
-            try:
-                await self._commit([plan for _, plan in batch])
-            except BrokerError as exc:
-                # Not acked: the entries stay pending and are reclaimed later;
-                # retries stay leased and are claimed again.
-                log.warning("commit.failed", entries=len(batch), error=str(exc))
-            except Exception:
-                log.exception("commit.crashed", entries=len(batch))
-            else:
-                self.processed += len(batch)
-            finally:
-                for key, _ in batch:
-                    self._settled(key)
-
-    async def _commit(self, plans: list[Plan]) -> None:
-        """Record outcomes, schedule retries, dead-letter and XACK in one atomic step."""
-        await self.committer.commit(plans, self.clock())
-        for plan in plans:
-            for name, state in plan.disable:
-                await self._announce_disabled(name, state.reason or "")
-            order = plan.dead_letter
-            if order is not None:
-                self.metrics.dead_letters.labels(order.reason).inc()
-                log.warning(
-                    "entry.dead_lettered",
-                    entry_id=order.entry.id,
-                    reason=order.reason,
-                    error=order.error[:300],
-                )
-
-    async def _announce_disabled(self, channel: str, reason: str) -> None:
-        """Publish the operator event ``eventbus.channel.disabled`` (team ``eventbus``)."""
-        event = Event(
-            event=OPERATOR_CHANNEL_DISABLED,
-            outcome=Outcome.ERROR,
-            team_id=OPERATOR_TEAM,
-            resource=Resource(type="channel", id=channel),
-            error=reason[:1000] or "disabled",
-            metadata={"consumer": self.name},
-        )
-        try:
-            await self.streams.publish(event.team_id, event.to_json())
-        except BrokerError as exc:
-            self.metrics.publish_errors.inc()
-            log.warning("operator_event.failed", event_type=event.event, error=str(exc))
+                await self._room()
+                self.pipeline.take_entries([entry])
 
     async def _ack_deleted(self, ids: list[str]) -> None:
         # XAUTOCLAIM reports pending entries that were trimmed/deleted from the
         # stream; they can never be processed, so record them as dead letters.
-        plans = []
-        for entry_id in ids:
-            plan = Plan(ack=entry_id)
-            plan.dead_letter = DeadLetterOrder(
-                StreamEntry(entry_id, {}),
-                "deleted",
-                "entry was deleted from the stream while pending",
-            )
-            plans.append(plan)
-        await self._commit(plans)
+        error = "entry was deleted from the stream while pending"
+        await self.pipeline.commit(
+            [
+                Settlement(
+                    ack=entry_id,
+                    dead_letter=DeadLetterOrder(StreamEntry(entry_id, {}), "deleted", error),
+                )
+                for entry_id in ids
+            ]
+        )
 
     async def _refresh_channel_states(self) -> None:
         self.dispatcher.channel_states = await self.store.channel_states()
@@ -454,26 +356,11 @@ class Worker:
             for task in self._loops:
                 task.cancel()
             await asyncio.gather(*self._loops, return_exceptions=True)
-            if self._tasks:
-                log.info(
-                    "worker.draining",
-                    in_flight=len(self._in_flight_ids),
-                    timeout_s=self.config.drain_timeout,
-                )
-                _, pending = await asyncio.wait(set(self._tasks), timeout=self.config.drain_timeout)
-                for sending in pending:
-                    sending.cancel()
-                if pending:
-                    await asyncio.gather(*pending, return_exceptions=True)
-                    log.warning("worker.drain_timeout", left_pending=len(pending))
-            while self._committer is not None and not self._committer.done():
-                await asyncio.gather(self._committer, return_exceptions=True)
+            await self.pipeline.finish(self.config.drain_timeout)
         except asyncio.CancelledError:
             # Forced stop (a second signal): abandon in-flight deliveries before
             # their clients are closed under them, so no attempt is recorded
             # as failed by our own shutdown. Their entries stay pending.
-            for sending in self._tasks:
-                sending.cancel()
-            log.warning("worker.abandoned", in_flight=len(self._tasks))
+            self.pipeline.abandon()
             raise
         log.info("worker.stopped", consumer=self.name)

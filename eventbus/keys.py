@@ -1,10 +1,19 @@
-"""Every Redis key name eventbus uses, in one place."""
+"""Every Redis key name eventbus uses, in one place.
+
+Every key that one script touches shares the hash tag ``{<prefix>}``
+(``{eventbus}:events``, ``{eventbus}:delivery:<id>`` ...), so Redis Cluster
+puts them in one slot and can run each script there. Pub/Sub channels are
+not keys (a cluster broadcasts them to every node) and keep the untagged
+``<prefix>:live:<team>``, which publishers of every version use.
+
+``LegacyKeys`` names the layout before the hash tag, for the migration only.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Keys"]
+__all__ = ["Keys", "LegacyKeys"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,9 +23,14 @@ class Keys:
     prefix: str = "eventbus"
 
     @property
+    def tag(self) -> str:
+        """The hash tag every key starts with: ``{<prefix>}``."""
+        return "{" + self.prefix + "}"
+
+    @property
     def events(self) -> str:
         """The durable stream of envelopes (field ``payload``)."""
-        return f"{self.prefix}:events"
+        return f"{self.tag}:events"
 
     def live(self, team_id: str) -> str:
         """Pub/Sub channel of the live mirror for one team."""
@@ -29,31 +43,91 @@ class Keys:
     @property
     def dlq(self) -> str:
         """Stream of dead letters (original fields + reason + time)."""
-        return f"{self.prefix}:dlq"
+        return f"{self.tag}:dlq"
 
     def delivery(self, delivery_id: str) -> str:
         """JSON string: one delivery (event, subscription, channel) and its attempts."""
-        return f"{self.prefix}:delivery:{delivery_id}"
+        return f"{self.tag}:delivery:{delivery_id}"
 
     @property
     def deliveries_index(self) -> str:
         """Sorted set of delivery ids by last update time (for queries)."""
-        return f"{self.prefix}:deliveries"
+        return f"{self.tag}:deliveries"
 
     def event_deliveries(self, event_id: str) -> str:
         """Set of delivery ids of one event."""
-        return f"{self.prefix}:event:{event_id}:deliveries"
+        return f"{self.tag}:event:{event_id}:deliveries"
 
     @property
     def retries(self) -> str:
         """Sorted set of delivery ids by the time their next attempt is due."""
-        return f"{self.prefix}:retries"
+        return f"{self.tag}:retries"
 
     def retry_job(self, delivery_id: str) -> str:
         """Hash with what a retry needs without the stream entry."""
-        return f"{self.prefix}:retry:{delivery_id}"
+        return f"{self.tag}:retry:{delivery_id}"
 
     @property
     def channel_state(self) -> str:
         """Hash: channel name -> JSON state (disabled, reason, last outcome)."""
+        return f"{self.tag}:channels"
+
+    @property
+    def layout(self) -> str:
+        """String: the layout version these keys follow (set by the migration)."""
+        return f"{self.tag}:layout"
+
+    @property
+    def migration_lock(self) -> str:
+        """String, set NX with an expiry while one worker migrates the old layout."""
+        return f"{self.tag}:migration:lock"
+
+
+@dataclass(frozen=True, slots=True)
+class LegacyKeys:
+    """The key layout before the hash tag (eventbus 0.x), read by the migration."""
+
+    prefix: str = "eventbus"
+
+    @property
+    def events(self) -> str:
+        return f"{self.prefix}:events"
+
+    @property
+    def dlq(self) -> str:
+        return f"{self.prefix}:dlq"
+
+    @property
+    def deliveries_index(self) -> str:
+        return f"{self.prefix}:deliveries"
+
+    @property
+    def retries(self) -> str:
+        return f"{self.prefix}:retries"
+
+    @property
+    def channel_state(self) -> str:
         return f"{self.prefix}:channels"
+
+    @property
+    def delivery_pattern(self) -> str:
+        """SCAN pattern of ``<prefix>:delivery:<id>`` (glob characters escaped)."""
+        return f"{_glob_escape(self.prefix)}:delivery:*"
+
+    @property
+    def retry_job_pattern(self) -> str:
+        return f"{_glob_escape(self.prefix)}:retry:*"
+
+    @property
+    def event_deliveries_pattern(self) -> str:
+        return f"{_glob_escape(self.prefix)}:event:*:deliveries"
+
+    def renamed(self, key: str, keys: Keys) -> str:
+        """The tagged name of a legacy per-delivery key (``<prefix>:x`` -> ``{<prefix>}:x``)."""
+        if not key.startswith(self.prefix + ":"):
+            raise ValueError(f"key {key!r} is not under the prefix {self.prefix!r}")
+        return keys.tag + key[len(self.prefix) :]
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + char if char in "*?[]\\" else char for char in text)

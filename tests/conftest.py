@@ -62,6 +62,7 @@ async def redis(redis_url: str, prefix: str) -> AsyncIterator[aioredis.Redis]:
         yield client
     finally:
         keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=1000)]
+        keys += [key async for key in client.scan_iter(match=f"{{{prefix}}}*", count=1000)]
         if keys:
             await client.delete(*keys)
         await client.aclose()

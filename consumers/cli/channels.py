@@ -15,7 +15,7 @@ from eventbus.keys import Keys
 from eventbus.settings import Settings
 
 from ..channels import ChannelDeps, build_channel
-from ..records import DeliveryStore
+from ..store import DeliveryStore
 from ..testsend import send_test
 from .common import checked_settings
 from .deliveries import print_table

@@ -15,7 +15,7 @@ from eventbus.cli import EXIT_USAGE, Context, fail, run_async
 from eventbus.durations import parse_duration
 from eventbus.keys import Keys
 
-from ..records import DeliveryStore
+from ..store import DeliveryStore
 
 __all__ = ["command", "print_table"]
 

@@ -13,7 +13,7 @@ from eventbus.brokers.redis_streams import connect
 from eventbus.cli import EXIT_USAGE, Context, fail, run_async
 from eventbus.keys import Keys
 
-from ..deadletters import DeadLetters
+from ..store import DeadLetters
 from .deliveries import print_table
 
 __all__ = ["command"]

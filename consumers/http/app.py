@@ -36,7 +36,7 @@ from starlette.routing import Route
 
 from consumers.health import Health
 from consumers.metrics import Metrics
-from consumers.records import DeliveryStatus, DeliveryStore
+from consumers.store import DeliveryStatus, DeliveryStore
 from eventbus.errors import BrokerUnavailable
 from eventbus.settings import ApiToken, Settings
 

@@ -26,7 +26,7 @@ import uvicorn
 
 from consumers.health import Health
 from consumers.metrics import Metrics
-from consumers.records import DeliveryStore
+from consumers.store import DeliveryStore
 from eventbus.errors import ConfigError, ConfigProblem, EventBusError
 from eventbus.keys import Keys
 from eventbus.settings import ApiToken, Settings

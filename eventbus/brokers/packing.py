@@ -9,9 +9,11 @@ this module subclasses the three connection classes ``from_url`` picks.
 
 The bytes on the wire are exactly redis-py's: the first argument is split on
 whitespace, ``str`` is UTF-8, ``int`` and ``float`` are formatted as ``repr()``,
-and anything else goes through the connection's ``Encoder`` (which raises
-``DataError`` for ``bool``, ``None`` and other types). A connection whose
-encoder is not redis-py's own with UTF-8/strict uses redis-py's packer.
+and anything else goes through the connection's encoder (which raises
+``DataError`` for ``bool``, ``None`` and other types). A connection made
+with its own ``encoder_class``, or an encoding other than UTF-8/strict,
+uses redis-py's packer. Only public redis-py API is used: the connection
+classes and their constructor arguments.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from redis._parsers import Encoder
+import hiredis
 from redis.asyncio.connection import (
     AbstractConnection,
     Connection,
@@ -31,21 +33,14 @@ from redis.asyncio.connection import (
 from redis.typing import EncodableT
 
 __all__ = [
-    "HIREDIS_PACKING",
     "HiredisConnection",
     "HiredisSSLConnection",
     "HiredisUnixDomainSocketConnection",
     "hiredis_connection_class",
 ]
 
-_hiredis_pack: Callable[[tuple[Any, ...]], bytes] | None
-try:
-    from hiredis import pack_command as _hiredis_pack
-except ImportError:  # pragma: no cover - hiredis is a dependency (redis[hiredis])
-    _hiredis_pack = None
-
-#: Whether hiredis is importable; without it the connections below are redis-py's.
-HIREDIS_PACKING: bool = _hiredis_pack is not None
+# hiredis's stub types its argument as a 1-tuple; it takes any length.
+_hiredis_pack: Callable[[tuple[Any, ...]], bytes] = hiredis.pack_command
 
 
 @functools.cache
@@ -64,13 +59,14 @@ def _as_bytes(value: Any) -> Any:
 
 
 class _HiredisPacking(AbstractConnection):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # A caller's own encoder class may encode differently: leave it to redis-py.
+        self._own_encoder = kwargs.get("encoder_class") is not None
+        super().__init__(*args, **kwargs)
+
     def pack_command(self, *args: EncodableT) -> list[bytes]:
         encoder = self.encoder
-        if (
-            _hiredis_pack is None
-            or type(encoder) is not Encoder
-            or not _utf8_strict(encoder.encoding, encoder.encoding_errors)
-        ):
+        if self._own_encoder or not _utf8_strict(encoder.encoding, encoder.encoding_errors):
             return super().pack_command(*args)
         # From here on, the same steps as redis-py's pack_command.
         assert not isinstance(args[0], float)
@@ -112,9 +108,6 @@ _FAST: dict[type[AbstractConnection], type[AbstractConnection]] = {
 def hiredis_connection_class(cls: type[AbstractConnection]) -> type[AbstractConnection]:
     """The hiredis-packing twin of a redis-py connection class.
 
-    Other classes (a caller's own, Sentinel's) and every class when hiredis
-    is missing are returned unchanged.
+    Other classes (a caller's own, Sentinel's) are returned unchanged.
     """
-    if not HIREDIS_PACKING:
-        return cls  # pragma: no cover
     return _FAST.get(cls, cls)

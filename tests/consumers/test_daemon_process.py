@@ -17,7 +17,7 @@ import yaml
 
 from consumers.channels.registry import build_channels
 from consumers.daemon import make_channel_deps, make_http_client
-from consumers.records import DeliveryStatus, delivery_id
+from consumers.store.records import DeliveryStatus, delivery_id
 from consumers.worker import Worker
 from eventbus.config import load_settings
 from eventbus.keys import Keys

@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 
 from consumers.channels.registry import build_channels
 from consumers.daemon import make_channel_deps
-from consumers.records import DeliveryStatus, delivery_id
+from consumers.store.records import DeliveryStatus, delivery_id
 from consumers.worker import Worker
 from eventbus.settings import Settings
 from publishers import Publisher

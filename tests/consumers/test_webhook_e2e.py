@@ -12,7 +12,7 @@ from standardwebhooks.webhooks import Webhook
 
 from consumers.channels.registry import build_channels
 from consumers.daemon import make_channel_deps, make_http_client
-from consumers.records import DeliveryStatus, delivery_id
+from consumers.store.records import DeliveryStatus, delivery_id
 from consumers.worker import Worker
 from eventbus.settings import Settings
 from publishers import Publisher

@@ -11,11 +11,11 @@ import pytest
 import redis.asyncio as aioredis
 
 from consumers.channels.base import OutcomeClass, SendResult
-from consumers.commit import Committer
-from consumers.dispatch import Plan
-from consumers.maintenance import Maintenance
-from consumers.records import DeliveryStatus, delivery_id
-from consumers.retries import RetryJob, RetryQueue
+from consumers.store import Settlement
+from consumers.store.commit import Committer
+from consumers.store.maintenance import Maintenance
+from consumers.store.records import DeliveryStatus, delivery_id
+from consumers.store.retries import RetryJob, RetryQueue
 from consumers.worker import Worker
 from eventbus.envelope import Event
 from eventbus.errors import BrokerUnavailable
@@ -149,7 +149,7 @@ async def test_record_is_one_key_with_every_attempt(
     stored = json.loads(await redis.get(keys.delivery(did)))
     assert [a["status"] for a in stored["history"]] == [502, 503, 200]
     assert stored["status"] == "delivered" and stored["attempts"] == 3
-    assert [k async for k in redis.scan_iter(match=f"{keys.prefix}:attempts:*")] == []
+    assert [k async for k in redis.scan_iter(match=f"{keys.tag}:attempts:*")] == []
     assert (await w.store.query(event_id=ev.id))[0].id == did
 
 
@@ -163,7 +163,7 @@ async def test_large_commit_is_chunked(redis: aioredis.Redis, prefix: str) -> No
     await pipe.execute()
     await redis.xreadgroup("g", "c", {keys.events: ">"}, count=5000)
     entries = await redis.xrange(keys.events)
-    plans = [Plan(ack=entry_id.decode()) for entry_id, _ in entries]
+    plans = [Settlement(ack=entry_id.decode()) for entry_id, _ in entries]
     jobs = [(RetryJob(f"d{i}", b"{}", "s", "c", 1, 0.0), 100.0 + i) for i in range(4500)]
     plans[0].retries = jobs
     await Committer(redis, keys, "g", 60).commit(plans, now=0)
@@ -289,7 +289,7 @@ async def test_crash_before_commit_leaves_entry_pending_for_reclaim(
     async def broken_commit(plans: Any) -> None:
         raise BrokerUnavailable("connection lost before EXEC")
 
-    monkeypatch.setattr(w1, "_commit", broken_commit)
+    monkeypatch.setattr(w1.pipeline, "commit", broken_commit)
     await w1.drain()
     assert len(fake.sent) == 1
     assert await pending(redis, s) == 1, "not acked without a recorded outcome"
@@ -446,7 +446,7 @@ async def test_two_workers_share_the_work_without_double_attempts(
 async def test_retry_claim_is_exclusive(redis: aioredis.Redis, prefix: str) -> None:
     queue = RetryQueue(redis, Keys(prefix), ttl=60)
     jobs = [(RetryJob(f"d{i}", b"{}", "s", "c", 1, 0.0), 100.0) for i in range(50)]
-    await Committer(redis, Keys(prefix), "g", 60).commit([Plan(retries=jobs)], now=0)
+    await Committer(redis, Keys(prefix), "g", 60).commit([Settlement(retries=jobs)], now=0)
     claims = await asyncio.gather(*(queue.claim(now=200.0, lease=60, count=10) for _ in range(8)))
     ids = [job.delivery_id for claim in claims for job in claim]
     assert len(ids) == len(set(ids)) == 50

@@ -151,10 +151,17 @@ def test_hiredis_does_the_packing(monkeypatch: pytest.MonkeyPatch) -> None:
     ]
 
 
-def test_without_hiredis_redis_py_packs(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(packing, "_hiredis_pack", None)
-    args = commit_like(3)
-    assert HiredisConnection().pack_command(*args) == Connection().pack_command(*args)
+def test_an_encoder_class_of_its_own_is_left_to_redis_py() -> None:
+    base: Any = type(Connection().encoder)  # redis-py's, without naming a private module
+
+    class Shouting(base):  # type: ignore[misc]
+        def encode(self, value: Any) -> Any:
+            return super().encode(value.upper() if isinstance(value, str) else value)
+
+    args = ("SET", "k", "quiet")
+    packed = b"".join(HiredisConnection(encoder_class=Shouting).pack_command(*args))
+    assert packed == b"".join(Connection(encoder_class=Shouting).pack_command(*args))
+    assert b"QUIET" in packed
 
 
 @pytest.mark.parametrize(

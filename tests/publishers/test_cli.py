@@ -11,6 +11,7 @@ import pytest
 import redis as sync_redis
 
 from eventbus.envelope import decode
+from eventbus.keys import Keys
 from tests.eventbus.cli_support import CLOSED, no_secrets, run
 
 # -- publish -----------------------------------------------------------------------------------
@@ -20,7 +21,7 @@ from tests.eventbus.cli_support import CLOSED, no_secrets, run
 def client(redis_url: str, prefix: str) -> Iterator[sync_redis.Redis]:
     client = sync_redis.Redis.from_url(redis_url)
     yield client
-    keys = list(client.scan_iter(match=f"{prefix}*"))
+    keys = [*client.scan_iter(match=f"{prefix}*"), *client.scan_iter(match=f"{{{prefix}}}*")]
     if keys:
         client.delete(*keys)
     client.close()
@@ -34,7 +35,7 @@ def bus_config(tmp_path: Path, redis_url: str, prefix: str) -> Path:
 
 
 def entries(client: sync_redis.Redis, prefix: str) -> list[tuple[str, dict[bytes, bytes]]]:
-    return [(i.decode(), f) for i, f in client.xrange(f"{prefix}:events")]
+    return [(i.decode(), f) for i, f in client.xrange(Keys(prefix).events)]
 
 
 @pytest.mark.integration
@@ -96,7 +97,7 @@ def test_publish_transient(bus_config: Path, client: sync_redis.Redis, prefix: s
         assert "stream_id" not in json.loads(msg["data"])
     finally:
         pubsub.close()
-    assert client.exists(f"{prefix}:events") == 0
+    assert client.exists(Keys(prefix).events) == 0
 
 
 @pytest.mark.integration
@@ -109,7 +110,7 @@ def test_publish_transient_type_durably_is_refused(
     )  # fmt: skip
     assert result.exit_code == 1
     assert "transient event type" in result.output
-    assert client.exists(f"{prefix}:events") == 0
+    assert client.exists(Keys(prefix).events) == 0
 
 
 @pytest.mark.parametrize(
@@ -210,8 +211,8 @@ def test_publish_file_all_good_exits_0(
     result = run("--config", str(bus_config), "publish", "--file", str(events))
     assert result.exit_code == 0, result.output
     assert "published 1203, rejected 0" in result.output
-    assert client.xlen(f"{prefix}:events") == 1203
-    first = decode(client.xrange(f"{prefix}:events", count=1)[0][1][b"payload"])
+    assert client.xlen(Keys(prefix).events) == 1203
+    first = decode(client.xrange(Keys(prefix).events, count=1)[0][1][b"payload"])
     assert first.metadata == {"n": "0"}
 
 
@@ -222,7 +223,7 @@ def test_publish_file_from_stdin(bus_config: Path, client: sync_redis.Redis, pre
     )
     assert result.exit_code == 0, result.output
     assert "published 2, rejected 0" in result.output
-    assert client.xlen(f"{prefix}:events") == 2
+    assert client.xlen(Keys(prefix).events) == 2
 
 
 @pytest.mark.integration
@@ -234,7 +235,7 @@ def test_publish_file_transient(
     result = run("--config", str(bus_config), "publish", "--transient", "--file", str(events))
     assert result.exit_code == 0, result.output
     assert "published 2, rejected 0" in result.output
-    assert client.exists(f"{prefix}:events") == 0
+    assert client.exists(Keys(prefix).events) == 0
 
 
 def test_publish_file_missing_exits_2(tmp_path: Path) -> None:

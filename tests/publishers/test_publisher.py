@@ -19,6 +19,7 @@ from eventbus.errors import (
     EnvelopeError,
     EventBusError,
 )
+from eventbus.keys import Keys
 from eventbus.settings import Settings
 from publishers import Publisher, SyncPublisher
 
@@ -82,7 +83,7 @@ async def test_durable_publish_lands_in_the_stream_with_the_exact_layout(
 ) -> None:
     ev = make_event()
     stream_id = await publisher.publish(ev)
-    entries = await redis.xrange(f"{prefix}:events")
+    entries = await redis.xrange(Keys(prefix).events)
     assert len(entries) == 1
     entry_id, fields = entries[0]
     assert entry_id.decode() == stream_id
@@ -112,12 +113,12 @@ async def test_dict_events_are_validated_and_published(
     stream_id = await publisher.publish(
         {"event": "host.down", "team_id": "ops", "resource": {"id": "h1", "type": "host"}}
     )
-    [(entry_id, fields)] = await redis.xrange(f"{prefix}:events")
+    [(entry_id, fields)] = await redis.xrange(Keys(prefix).events)
     assert entry_id.decode() == stream_id
     assert decode(fields[b"payload"]).event == "host.down"
     with pytest.raises(EnvelopeError):
         await publisher.publish({"event": "host.down"})
-    assert await redis.xlen(f"{prefix}:events") == 1
+    assert await redis.xlen(Keys(prefix).events) == 1
 
 
 async def test_transient_never_touches_the_stream_but_arrives_live(
@@ -130,11 +131,11 @@ async def test_transient_never_touches_the_stream_but_arrives_live(
     message = await team.next()
     assert message == {"event": json.loads(encode(ev))}
     assert "stream_id" not in message
-    assert await redis.exists(f"{prefix}:events") == 0
+    assert await redis.exists(Keys(prefix).events) == 0
     # a durable type may be mirrored live only, too: still no stream
     await publisher.publish_transient(make_event("capsule.create"))
     assert (await team.next())["event"]["event"] == "capsule.create"
-    assert await redis.exists(f"{prefix}:events") == 0
+    assert await redis.exists(Keys(prefix).events) == 0
 
 
 async def test_publish_many_returns_ids_in_order(
@@ -146,7 +147,7 @@ async def test_publish_many_returns_ids_in_order(
     ]
     ids = await publisher.publish_many(events)
     assert len(ids) == 7
-    entries = await redis.xrange(f"{prefix}:events")
+    entries = await redis.xrange(Keys(prefix).events)
     assert [e[0].decode() for e in entries] == ids
     assert [decode(e[1][b"payload"]) for e in entries] == events
     assert ids == sorted(ids, key=lambda i: tuple(map(int, i.split("-"))))
@@ -178,7 +179,7 @@ async def test_publish_many_rejects_the_whole_batch_on_one_bad_event(
     batch = [make_event(), make_event(), bad, make_event()]
     with pytest.raises(error):
         await publisher.publish_many(batch)
-    assert await redis.exists(f"{prefix}:events") == 0
+    assert await redis.exists(Keys(prefix).events) == 0
 
 
 async def test_catalog_violations_raise_before_anything_is_sent(prefix: str) -> None:
@@ -205,7 +206,7 @@ async def test_catalog_violation_leaves_the_stream_alone(
         with pytest.raises(CatalogError):
             await bus.publish(make_event("billing.invoice.paid"))
         await bus.publish(make_event("capsule.create"))
-    assert await redis.xlen(f"{prefix}:events") == 1
+    assert await redis.xlen(Keys(prefix).events) == 1
 
 
 @pytest.mark.parametrize(
@@ -236,7 +237,7 @@ async def test_a_dropped_connection_is_retried(
     client_id = await publisher._redis.client_id()  # type: ignore[union-attr]
     assert await redis.client_kill_filter(_id=client_id) == 1
     await publisher.publish(make_event())
-    assert await redis.xlen(f"{prefix}:events") == 2
+    assert await redis.xlen(Keys(prefix).events) == 2
 
 
 async def test_closed_publisher_refuses_to_publish(make_settings: Callable[..., Settings]) -> None:
@@ -252,7 +253,7 @@ async def test_injected_client_is_not_closed(
 ) -> None:
     async with Publisher(make_settings(), redis=redis) as bus:
         await bus.publish(make_event())
-    assert await redis.xlen(f"{prefix}:events") == 1  # still usable
+    assert await redis.xlen(Keys(prefix).events) == 1  # still usable
 
 
 async def test_repr_never_shows_the_password(prefix: str) -> None:
@@ -273,14 +274,14 @@ async def test_stream_maxlen_caps_the_stream_approximately(
         for _ in range(6):
             await bus.publish_many([make_event() for _ in range(500)])
         await bus.publish(make_event())
-    length = await redis.xlen(f"{prefix}:events")
+    length = await redis.xlen(Keys(prefix).events)
     assert 1000 <= length < 1500, length
 
 
 async def test_no_cap_by_default(publisher: Publisher, redis: aioredis.Redis, prefix: str) -> None:
     for _ in range(3):
         await publisher.publish_many([make_event() for _ in range(500)])
-    assert await redis.xlen(f"{prefix}:events") == 1500
+    assert await redis.xlen(Keys(prefix).events) == 1500
 
 
 def test_sync_publisher_from_plain_code(redis_url: str, prefix: str) -> None:
@@ -297,7 +298,7 @@ def test_sync_publisher_from_plain_code(redis_url: str, prefix: str) -> None:
             assert bus.publish_transient(make_event("capsule.state.changed", outcome=None)) == 1
             with pytest.raises(CatalogError):
                 bus.publish(make_event("capsule.state.changed", outcome=None))
-        entries = client.xrange(f"{prefix}:events")
+        entries = client.xrange(Keys(prefix).events)
         assert [e[0].decode() for e in entries] == [stream_id, *ids]
         assert entries[0][1] == {b"payload": encode(ev)}
         messages = []
@@ -308,7 +309,7 @@ def test_sync_publisher_from_plain_code(redis_url: str, prefix: str) -> None:
         assert [m.get("stream_id") for m in messages] == [stream_id, *ids, None]
     finally:
         pubsub.close()
-        keys = list(client.scan_iter(match=f"{prefix}*"))
+        keys = [*client.scan_iter(match=f"{prefix}*"), *client.scan_iter(match=f"{{{prefix}}}*")]
         if keys:
             client.delete(*keys)
         client.close()
@@ -329,7 +330,7 @@ async def test_embedded_broker_accepts_a_publish(prefix: str) -> None:
             [second] = await bus.publish_many([make_event()])
         client = aioredis.Redis.from_url(server.url)
         try:
-            entries = await client.xrange(f"{prefix}:events")
+            entries = await client.xrange(Keys(prefix).events)
         finally:
             await client.aclose()
     assert [e[0].decode() for e in entries] == [stream_id, second]

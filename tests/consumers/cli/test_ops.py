@@ -178,7 +178,7 @@ async def test_channels_list_and_test(
     assert by_name["gone"]["last_outcome"] == "failed"
     assert (await ainvoke(path, "channels", "test", "nope")).exit_code == 2
 
-    from consumers.records import ChannelState, DeliveryStore
+    from consumers.store.records import ChannelState, DeliveryStore
 
     store = DeliveryStore(redis, Keys(prefix))
     await redis.hset(

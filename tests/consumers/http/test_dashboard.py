@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from consumers.records import DeliveryStatus
+from consumers.store.records import DeliveryStatus
 from eventbus.keys import Keys
 
 from .conftest import REQUIRE_BROWSER, TOKEN_A, TOKEN_ADMIN, StartServer, event

@@ -13,10 +13,10 @@ import redis.asyncio as aioredis
 from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
-from consumers.commit import Committer
-from consumers.dispatch import Plan
 from consumers.health import Health
-from consumers.records import Attempt, DeliveryRecord, DeliveryStatus
+from consumers.store import Settlement
+from consumers.store.commit import Committer
+from consumers.store.records import Attempt, DeliveryRecord, DeliveryStatus
 from eventbus.brokers.redis_streams import connect
 from eventbus.keys import Keys
 
@@ -252,7 +252,7 @@ async def write_record(
         Attempt(number=1, at=record.updated_at, duration=0.01, outcome="delivered", status=200)
     ]
     committer = Committer(redis, keys, group="delivery", ttl=3600)
-    await committer.commit([Plan(records=[record])], now=record.updated_at)
+    await committer.commit([Settlement(records=[record])], now=record.updated_at)
 
 
 async def test_deliveries_are_scoped_by_token(

@@ -97,12 +97,14 @@ class Maintenance:
             return 0
         pairs: list[tuple[str, str | None]] = []
         async with translated("trim"):
-            for g in stats:
+            for group in stats:
                 oldest = None
-                if g.pending:
-                    summary: dict[str, Any] = await self.redis.xpending(self.keys.events, g.name)
+                if group.pending:
+                    summary: dict[str, Any] = await self.redis.xpending(
+                        self.keys.events, group.name
+                    )
                     oldest = _s(summary["min"]) if summary.get("min") else None
-                pairs.append((g.last_delivered, oldest))
+                pairs.append((group.last_delivered, oldest))
             cut = f"{int(((now or time.time()) - min_age) * 1000)}-0"
             min_id = safe_min_id(pairs, cut)
             if min_id is None:
@@ -113,9 +115,10 @@ class Maintenance:
         removed = []
         async with translated("consumer cleanup"):
             consumers = await self.redis.xinfo_consumers(self.keys.events, group)
-            for c in consumers:
-                name = _s(c["name"])
-                if name == me or int(c["pending"]) > 0 or int(c["idle"]) < idle * 1000:
+            for consumer in consumers:
+                name = _s(consumer["name"])
+                busy = int(consumer["pending"]) > 0 or int(consumer["idle"]) < idle * 1000
+                if name == me or busy:
                     continue
                 if int(await self._del_consumer(keys=[self.keys.events], args=[group, name])) >= 0:
                     removed.append(name)

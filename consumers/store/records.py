@@ -7,7 +7,7 @@ Layout (prefix ``p``):
 - ``p:event:<eid>:deliveries``  set of the event's delivery ids
 - ``p:channels``          hash, channel name -> JSON state (disabled, last outcome)
 
-This module reads them; ``consumers.commit`` writes them, in the same atomic
+This module reads them; ``consumers.store.commit`` writes them, in the same atomic
 script that acknowledges the entry. Records expire after
 ``consumer.record_ttl``.
 """
@@ -131,10 +131,10 @@ class DeliveryRecord:
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> DeliveryRecord:
-        d = orjson.loads(raw)
-        d["status"] = DeliveryStatus(d["status"])
-        d["history"] = [Attempt.from_dict(a) for a in d.get("history") or ()]
-        return cls(**d)
+        data = orjson.loads(raw)
+        data["status"] = DeliveryStatus(data["status"])
+        data["history"] = [Attempt.from_dict(a) for a in data.get("history") or ()]
+        return cls(**data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,12 +194,12 @@ class DeliveryStore:
         team is found however many other records are newer.
         """
 
-        def wanted(r: DeliveryRecord) -> bool:
+        def wanted(record: DeliveryRecord) -> bool:
             return (
-                (status is None or r.status == status)
-                and (channel is None or r.channel == channel)
-                and (teams is None or r.team_id in teams)
-                and (since is None or r.updated_at >= since)
+                (status is None or record.status == status)
+                and (channel is None or record.channel == channel)
+                and (teams is None or record.team_id in teams)
+                and (since is None or record.updated_at >= since)
             )
 
         async with translated("query deliveries"):
@@ -207,7 +207,7 @@ class DeliveryStore:
                 members: Any = await self.redis.smembers(self.keys.event_deliveries(event_id))
                 records = await self._load([_s(i) for i in members], history)
                 out = [r for r in records if wanted(r)]
-                out.sort(key=lambda r: r.updated_at, reverse=True)
+                out.sort(key=lambda found: found.updated_at, reverse=True)
                 return out[:limit]
             filtered = status is not None or channel is not None or teams is not None
             out = []
@@ -217,7 +217,7 @@ class DeliveryStore:
                     out += [r for r in batch if wanted(r)]
                     if len(out) >= limit:
                         break
-        out.sort(key=lambda r: r.updated_at, reverse=True)
+        out.sort(key=lambda found: found.updated_at, reverse=True)
         return out[:limit]
 
     async def latest_per_channel(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import orjson
 
 from consumers.channels.base import OutcomeClass
-from consumers.records import Attempt, DeliveryRecord, DeliveryStatus
-from consumers.retries import RetryJob
+from consumers.store.records import Attempt, DeliveryRecord, DeliveryStatus
+from consumers.store.retries import RetryJob
 
 
 def record() -> DeliveryRecord:
@@ -59,10 +59,10 @@ def test_retry_job_carries_the_attempts() -> None:
 import pytest  # noqa: E402
 import redis.asyncio as aioredis  # noqa: E402
 
-from consumers import records as records_module  # noqa: E402
-from consumers.commit import Committer  # noqa: E402
-from consumers.dispatch import Plan  # noqa: E402
-from consumers.records import DeliveryStore  # noqa: E402
+from consumers.store import Settlement  # noqa: E402
+from consumers.store import records as records_module  # noqa: E402
+from consumers.store.commit import Committer  # noqa: E402
+from consumers.store.records import DeliveryStore  # noqa: E402
 from eventbus.keys import Keys  # noqa: E402
 
 
@@ -92,7 +92,7 @@ async def store_with(
     committer = Committer(redis, Keys(prefix), "g", 3600)
     for batch in batches:
         for start in range(0, len(batch), 500):
-            await committer.commit([Plan(records=batch[start : start + 500])], now=0)
+            await committer.commit([Settlement(records=batch[start : start + 500])], now=0)
     return DeliveryStore(redis, Keys(prefix), 3600)
 
 

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from consumers.retries import RetryPolicy
+from consumers.store.retries import RetryPolicy
 from eventbus.settings import DEFAULT_RETRY_SCHEDULE, Settings
 
 

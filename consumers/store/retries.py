@@ -1,7 +1,7 @@
 """The durable retry schedule.
 
 A retry lives in Redis, not in memory, so it survives restarts (written by
-``consumers.commit`` together with the attempt's record):
+``consumers.store.commit`` together with the attempt's record):
 - ``p:retries``         sorted set: delivery id -> due time (unix seconds)
 - ``p:retry:<id>``      hash: the envelope payload, subscription, channel,
                         attempt count and the attempts so far; all a retry
@@ -108,9 +108,9 @@ class RetryQueue:
                 args=[now, lease, count, self.keys.retry_job("")],
             )
         jobs: list[RetryJob] = []
-        for i in range(0, len(reply), 2):
-            raw = reply[i + 1]
-            delivery_id = reply[i].decode()
+        for at in range(0, len(reply), 2):
+            raw = reply[at + 1]
+            delivery_id = reply[at].decode()
             if not raw:
                 # The job hash expired: nothing left to retry with.
                 async with translated("drop retry"):

@@ -1,10 +1,16 @@
 """The one atomic write that settles finished work: records, retries, dead letters, XACK.
 
-Many plans are committed by a single Lua script call. A script runs
+Many settlements are committed by a single Lua script call. A script runs
 atomically like MULTI/EXEC, but it is one command instead of eight per
 entry, which is where the worker spent most of its time (building and
 parsing queued commands). Key names still come from ``Keys``: the caller
-passes every key the script touches.
+passes every key the script touches, all under one hash tag.
+
+The batch goes as plain arguments, packed in C by hiredis (``packing``).
+One JSON argument decoded with ``cjson`` was measured too and was slower
+(drain 0.070 vs 0.076 of the bare loop, run 0.071 vs 0.074, same run):
+the records are JSON already, and escaping them into a JSON string and
+back costs more than packing a few hundred arguments in C.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import redis.asyncio as aioredis
 from eventbus.brokers.redis_streams import translated
 from eventbus.keys import Keys
 
-from .dispatch import Plan
+from .settlement import DeadLetterOrder, Settlement
 
 __all__ = ["Committer"]
 
@@ -86,35 +92,35 @@ class Committer:
         self.ttl = int(ttl)
         self._script = redis.register_script(_COMMIT)
 
-    async def commit(self, plans: Sequence[Plan], now: float) -> None:
-        """Apply every plan in one atomic script call."""
+    async def commit(self, settlements: Sequence[Settlement], now: float) -> None:
+        """Apply every settlement in one atomic script call."""
         async with translated("commit"):
-            await self._script(keys=self._keys(), args=self.arguments(plans, now))
+            await self._script(keys=self._keys(), args=self.arguments(settlements, now))
 
     def _keys(self) -> list[str]:
-        k = self.keys
-        return [k.events, k.deliveries_index, k.retries, k.channel_state, k.dlq]
+        keys = self.keys
+        return [keys.events, keys.deliveries_index, keys.retries, keys.channel_state, keys.dlq]
 
-    def arguments(self, plans: Sequence[Plan], now: float) -> list[Any]:
-        k = self.keys
+    def arguments(self, settlements: Sequence[Settlement], now: float) -> list[Any]:
+        keys = self.keys
         records: list[Any] = []
         retries: list[Any] = []
         done: list[Any] = []
         disable: list[Any] = []
         dead: list[Any] = []
         acks: list[str] = []
-        for plan in plans:
-            for record in plan.records:
+        for settlement in settlements:
+            for record in settlement.records:
                 records += (
-                    k.delivery(record.id),
-                    k.event_deliveries(record.event_id),
+                    keys.delivery(record.id),
+                    keys.event_deliveries(record.event_id),
                     record.id,
                     record.to_json(),
                     record.updated_at,
                 )
-            for job, due in plan.retries:
+            for job, due in settlement.retries:
                 retries += (
-                    k.retry_job(job.delivery_id),
+                    keys.retry_job(job.delivery_id),
                     job.delivery_id,
                     due,
                     job.payload,
@@ -124,22 +130,15 @@ class Committer:
                     job.created_at,
                     job.history_json(),
                 )
-            for delivery in plan.retries_done:
-                done += (k.retry_job(delivery), delivery)
-            for name, state in plan.disable:
+            for delivery in settlement.retries_done:
+                done += (keys.retry_job(delivery), delivery)
+            for name, state in settlement.disable:
                 disable += (name, orjson.dumps(state.to_dict()))
-            if plan.dead_letter is not None:
-                order = plan.dead_letter
-                fields: list[Any] = []
-                for key, raw in order.entry.fields.items():
-                    if not key.startswith(b"dlq_"):
-                        fields += (key, raw)
-                meta = (order.reason, order.error[:2000], repr(now), order.entry.id, self.group)
-                for key_name, text in zip(_DLQ_META, meta, strict=True):
-                    fields += (key_name, text)
+            if settlement.dead_letter is not None:
+                fields = self._dead_letter_fields(settlement.dead_letter, now)
                 dead += (len(fields) // 2, *fields)
-            if plan.ack is not None:
-                acks.append(plan.ack)
+            if settlement.ack is not None:
+                acks.append(settlement.ack)
         return [
             self.group,
             self.ttl,
@@ -151,8 +150,19 @@ class Committer:
             *done,
             len(disable) // 2,
             *disable,
-            sum(1 for p in plans if p.dead_letter is not None),
+            sum(1 for settled in settlements if settled.dead_letter is not None),
             *dead,
             len(acks),
             *acks,
         ]
+
+    def _dead_letter_fields(self, order: DeadLetterOrder, now: float) -> list[Any]:
+        """The entry's own fields (not an earlier dead-lettering's), then why and when."""
+        fields: list[Any] = []
+        for key, raw in order.entry.fields.items():
+            if not key.startswith(b"dlq_"):
+                fields += (key, raw)
+        meta = (order.reason, order.error[:2000], repr(now), order.entry.id, self.group)
+        for key_name, text in zip(_DLQ_META, meta, strict=True):
+            fields += (key_name, text)
+        return fields

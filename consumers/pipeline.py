@@ -1,0 +1,223 @@
+"""From work taken on to its XACK: send through dispatch, settle in the store.
+
+An entry (or a due retry) goes forward through three steps, each written
+below in that order:
+
+1. ``take``: dispatch has decoded and matched it (``Work``); a task sends it
+   (``Dispatcher.send``). Work with nothing to send skips this step.
+2. ``_sent``: the task's done callback hands the ``Settlement`` on. A
+   cancelled or crashed send settles nothing: the entry stays pending (a
+   retry stays leased) for a later try.
+3. ``_commit_queued``: one committer task writes every settlement queued
+   meanwhile in one script call (group commit), XACK included. A failing
+   commit is logged, never raised; its entries stay pending.
+
+The send task is ``Dispatcher.send`` itself and the hand-over a plain
+callback, not a wrapper coroutine per entry: on the no-op benchmark that
+wrapper and a commit per entry cost a third of the throughput.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable, Sequence
+
+import structlog
+
+from eventbus.brokers.redis_streams import RedisStreams, StreamEntry
+from eventbus.catalog import OPERATOR_CHANNEL_DISABLED, OPERATOR_TEAM
+from eventbus.envelope import Event, Outcome, Resource
+from eventbus.errors import BrokerError
+
+from .dispatch import Dispatcher, Work
+from .metrics import Metrics
+from .store import Committer, RetryJob, Settlement
+
+__all__ = ["Pipeline"]
+
+log = structlog.get_logger("eventbus.worker")
+
+_COMMIT_BATCH = 256
+
+
+class Pipeline:
+    """Work in flight (at most ``limit`` entries and retries), sent concurrently."""
+
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        committer: Committer,
+        streams: RedisStreams,
+        *,
+        limit: int,
+        consumer: str,
+        metrics: Metrics,
+        clock: Callable[[], float],
+    ) -> None:
+        self.dispatcher = dispatcher
+        self.committer = committer
+        self.streams = streams
+        self.limit = limit
+        self.consumer = consumer
+        self.metrics = metrics
+        self.clock = clock
+        self.processed = 0  # entries and retries committed
+        # Stream entry ids and delivery ids taken on and not yet settled, and
+        # the tasks of those still sending.
+        self._keys: set[str] = set()
+        self._sending: set[asyncio.Task[Settlement]] = set()
+        self._queue: list[tuple[str, Settlement]] = []
+        self._committer: asyncio.Task[None] | None = None
+        self._room = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._keys)
+
+    def holds(self, key: str) -> bool:
+        """Whether ``key`` (an entry id or a delivery id) is taken and not yet settled."""
+        return key in self._keys
+
+    async def room(self, stopping: asyncio.Event) -> int:
+        """Free in-flight slots (at least 1), waiting while there are none."""
+        while len(self._keys) >= self.limit and not stopping.is_set():
+            self._room.clear()
+            await self._room.wait()
+        return max(1, self.limit - len(self._keys))
+
+    def wake(self) -> None:
+        """Let a reader waiting in ``room()`` look at ``stopping`` again."""
+        self._room.set()
+
+    async def idle(self) -> None:
+        """Return once nothing is in flight."""
+        await self._idle.wait()
+
+    # -- 1. take -------------------------------------------------------------------
+
+    def take_entries(self, entries: Sequence[StreamEntry]) -> None:
+        if entries:
+            self.metrics.events_consumed.inc(len(entries))
+        for entry in entries:
+            try:
+                work = self.dispatcher.entry_work(entry)
+            except Exception:  # a bug; the entry stays pending and is reclaimed
+                log.exception("dispatch.crashed", key=entry.id)
+                continue
+            self.take(entry.id, work)
+
+    def take_retries(self, jobs: Sequence[RetryJob]) -> None:
+        for job in jobs:
+            self.take(job.delivery_id, self.dispatcher.retry_work(job))
+
+    def take(self, key: str, work: Work) -> None:
+        """Start one entry or retry; it is in flight until its settlement is committed."""
+        self._keys.add(key)
+        self._idle.clear()
+        if not work.targets:
+            self._settle(key, work.settlement)
+            return
+        task = asyncio.create_task(self.dispatcher.send(work))
+        self._sending.add(task)
+        task.add_done_callback(functools.partial(self._sent, key))
+
+    # -- 2. sent -------------------------------------------------------------------
+
+    def _sent(self, key: str, task: asyncio.Task[Settlement]) -> None:
+        self._sending.discard(task)
+        if task.cancelled():
+            self._release(key)
+            return
+        exc = task.exception()
+        if exc is not None:
+            log.error("dispatch.crashed", key=key, exc_info=exc)
+            self._release(key)
+            return
+        self._settle(key, task.result())
+
+    def _settle(self, key: str, settlement: Settlement) -> None:
+        self._queue.append((key, settlement))
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit_queued(), name="eventbus-commit")
+
+    # -- 3. commit -----------------------------------------------------------------
+
+    async def _commit_queued(self) -> None:
+        while self._queue:
+            batch = self._queue[:_COMMIT_BATCH]
+            del self._queue[:_COMMIT_BATCH]
+            try:
+                await self.commit([settlement for _, settlement in batch])
+            except BrokerError as exc:
+                # Not acked: the entries stay pending and are reclaimed later;
+                # retries stay leased and are claimed again.
+                log.warning("commit.failed", entries=len(batch), error=str(exc))
+            except Exception:
+                log.exception("commit.crashed", entries=len(batch))
+            else:
+                self.processed += len(batch)
+            finally:
+                for key, _ in batch:
+                    self._release(key)
+
+    async def commit(self, settlements: Sequence[Settlement]) -> None:
+        """Record outcomes, schedule retries, dead-letter and XACK in one atomic step."""
+        await self.committer.commit(settlements, self.clock())
+        for settlement in settlements:
+            for name, state in settlement.disable:
+                await self._announce_disabled(name, state.reason or "")
+            order = settlement.dead_letter
+            if order is not None:
+                self.metrics.dead_letters.labels(order.reason).inc()
+                log.warning(
+                    "entry.dead_lettered",
+                    entry_id=order.entry.id,
+                    reason=order.reason,
+                    error=order.error[:300],
+                )
+
+    def _release(self, key: str) -> None:
+        self._keys.discard(key)
+        self._room.set()
+        if not self._keys:
+            self._idle.set()
+
+    async def _announce_disabled(self, channel: str, reason: str) -> None:
+        """Publish the operator event ``eventbus.channel.disabled`` (team ``eventbus``)."""
+        event = Event(
+            event=OPERATOR_CHANNEL_DISABLED,
+            outcome=Outcome.ERROR,
+            team_id=OPERATOR_TEAM,
+            resource=Resource(type="channel", id=channel),
+            error=reason[:1000] or "disabled",
+            metadata={"consumer": self.consumer},
+        )
+        try:
+            await self.streams.publish(event.team_id, event.to_json())
+        except BrokerError as exc:
+            self.metrics.publish_errors.inc()
+            log.warning("operator_event.failed", event_type=event.event, error=str(exc))
+
+    # -- stopping ------------------------------------------------------------------
+
+    async def finish(self, grace: float) -> None:
+        """Let sends finish within ``grace`` seconds (cancel the rest), then the last commits."""
+        if self._sending:
+            log.info("worker.draining", in_flight=len(self._keys), timeout_s=grace)
+            _, late = await asyncio.wait(set(self._sending), timeout=grace)
+            for sending in late:
+                sending.cancel()
+            if late:
+                await asyncio.gather(*late, return_exceptions=True)
+                log.warning("worker.drain_timeout", left_pending=len(late))
+        while self._committer is not None and not self._committer.done():
+            await asyncio.gather(self._committer, return_exceptions=True)
+
+    def abandon(self) -> None:
+        """Cancel every send (a forced stop); their entries stay pending."""
+        for sending in self._sending:
+            sending.cancel()
+        log.warning("worker.abandoned", in_flight=len(self._sending))

@@ -1,0 +1,44 @@
+"""Every Redis key the daemon writes: records, retries, dead letters, the commit.
+
+Key names come from ``eventbus.keys.Keys`` (the publisher needs the stream's
+name too). Nothing here imports the pipeline: dispatch hands the store a
+``Settlement``, and ``Committer`` writes it together with the XACK.
+"""
+
+from .commit import Committer
+from .deadletters import DeadLetter, DeadLetters
+from .maintenance import GroupStats, Maintenance, safe_min_id
+from .migration import MigrationReport, fold_legacy_stream, migrate_layout
+from .records import (
+    Attempt,
+    ChannelState,
+    DeliveryRecord,
+    DeliveryStatus,
+    DeliveryStore,
+    delivery_id,
+)
+from .retries import RetryJob, RetryPolicy, RetryQueue
+from .settlement import DeadLetterOrder, Settlement
+
+__all__ = [
+    "Attempt",
+    "ChannelState",
+    "Committer",
+    "DeadLetter",
+    "DeadLetterOrder",
+    "DeadLetters",
+    "DeliveryRecord",
+    "DeliveryStatus",
+    "DeliveryStore",
+    "GroupStats",
+    "Maintenance",
+    "MigrationReport",
+    "RetryJob",
+    "RetryPolicy",
+    "RetryQueue",
+    "Settlement",
+    "delivery_id",
+    "fold_legacy_stream",
+    "migrate_layout",
+    "safe_min_id",
+]
