@@ -139,7 +139,7 @@ async def worker_webhook(url: str, prefix: str, group: str, total: int) -> float
         start = time.perf_counter()
         await run_until_caught_up(worker, Keys(prefix).events, group, total)
         elapsed = time.perf_counter() - start
-        delivered = worker.metrics.deliveries.labels("webhook", "delivered")._value.get()
+        delivered = worker.metrics.deliveries.labels("webhook", "hook", "delivered")._value.get()
         if delivered != total:
             raise RuntimeError(f"worker delivered {delivered:g} of {total} entries")
         await redis.xgroup_destroy(Keys(prefix).events, group)

@@ -21,7 +21,7 @@ import structlog
 
 from eventbus.brokers.redis_streams import StreamEntry
 from eventbus.durations import format_duration
-from eventbus.envelope import EnvelopeLimits, Event, decode
+from eventbus.envelope import EnvelopeLimits, Event, decode, decode_entry
 from eventbus.errors import EnvelopeError, PermanentDeliveryError
 from eventbus.logs import HotLogger
 from eventbus.settings import Settings, SubscriptionSpec
@@ -117,7 +117,9 @@ class Dispatcher:
             )
             return Work(settlement)
         try:
-            event = decode(payload, self.limits)
+            # An envelope without id/timestamp gets stable ones from the entry id,
+            # and the payload kept for retries carries them.
+            event, payload = decode_entry(payload, self.limits, entry_id=entry.id)
         except EnvelopeError as exc:
             settlement.dead_letter = DeadLetterOrder(entry, "invalid_envelope", str(exc))
             return Work(settlement)
@@ -211,7 +213,7 @@ class Dispatcher:
             result = SendResult(OutcomeClass.PERMANENT, error=f"template error: {exc}")
         else:
             result = await self._send(channel, spec.timeout, message)
-        self.metrics.attempted(channel.type, result.outcome, result.latency)
+        self.metrics.attempted(channel.type, result.outcome, result.latency, name)
         if result.outcome is OutcomeClass.RATE_LIMITED:
             return self._rate_limited(bound, record, result, payload, settlement, target)
         add_attempt(record, result, self.clock())
@@ -326,6 +328,8 @@ class Dispatcher:
         if record.next_attempt_at is not None and record.status is DeliveryStatus.RETRYING:
             fields["next_attempt_in_s"] = round(record.next_attempt_at - self.clock(), 1)
         event_name = _LOG_EVENT[record.status]
+        if record.status is DeliveryStatus.FAILED:
+            self.metrics.failed(record.channel_type, record.channel)
         logger = _delivery_log.get()
         (logger.warning if record.status is DeliveryStatus.FAILED else logger.info)(
             event_name, **bound, **fields

@@ -34,6 +34,7 @@ __all__ = [
     "Outcome",
     "Resource",
     "decode",
+    "decode_entry",
     "encode",
     "validate_event_type",
 ]
@@ -290,6 +291,21 @@ def decode(
     if entry_id is not None and (_defaulted.id or _defaulted.timestamp):
         event = _from_entry(event, entry_id, data, _defaulted.id, _defaulted.timestamp)
     return event
+
+
+def decode_entry(
+    data: bytes, limits: EnvelopeLimits = DEFAULT_LIMITS, *, entry_id: str
+) -> tuple[Event, bytes]:
+    """``decode(data, limits, entry_id=...)`` and the payload to keep for later attempts.
+
+    That is ``data`` itself, unless ``id`` or ``timestamp`` had to be derived:
+    then the envelope with them filled in, so a retry decoded from it has the
+    same event id without knowing the stream entry.
+    """
+    event = decode(data, limits, entry_id=entry_id)
+    if _defaulted.id or _defaulted.timestamp:
+        return event, event.to_json().encode()
+    return event, data
 
 
 def entry_ids(entry_id: str, data: bytes | str) -> tuple[str, datetime]:

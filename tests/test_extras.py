@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -117,7 +118,8 @@ def test_a_daemon_command_without_the_worker_extra_names_it(args: list[str]) -> 
 
 
 def test_embedded_without_its_extra_names_it() -> None:
-    result = eventbus(EMBEDDED, "run", "--embedded", "--embedded-port", "0")
+    example = str(Path(__file__).resolve().parents[1] / "config" / "eventbus.example.yaml")
+    result = eventbus(EMBEDDED, "--config", example, "run", "--embedded", "--embedded-port", "0")
     assert result.returncode == 2, result.stderr
     assert "pip install 'eventbus[embedded]'" in result.stderr
     assert "Traceback" not in result.stderr

@@ -143,6 +143,10 @@ async def test_sigterm_drains_in_flight_and_exits_zero(
     try:
         await sink.wait_for(4)  # four deliveries held in flight by the sink
         proc.send_signal(signal.SIGTERM)
+        # Held past the signal: a worker that cancelled in-flight work at once
+        # (instead of waiting up to drain_timeout) would exit now.
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(proc.wait()), 1.0)
         sink.gate.set()
         out, _ = await asyncio.wait_for(proc.communicate(), 20)
     finally:

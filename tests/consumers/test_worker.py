@@ -115,7 +115,7 @@ async def test_retry_then_delivered_keeps_delivery_id(
     did = delivery_id(ev.id, "all", "fake")
     record = await w.store.get(did)
     assert record is not None and record.status is DeliveryStatus.RETRYING
-    assert record.next_attempt_at == pytest.approx(setup["clock"].now + 5)
+    assert record.next_attempt_at == pytest.approx(setup["clock"].now + 5, abs=0.01)
     assert await pending(redis, s) == 0, "acked once the retry was scheduled"
     assert await w.drain() == 0, "not due yet"
 
@@ -567,3 +567,81 @@ async def test_read_loop_survives_broker_errors(
     assert w.health.ready_reason is None, "ready again once reading works"
     w.stop()
     await asyncio.wait_for(runner, 10)
+
+
+# -- pinned by faults that got through before (issue 12, items 9, 21 and 22) -----------
+
+
+async def test_envelope_without_id_keeps_one_delivery_id_across_receives_and_retries(
+    setup: dict[str, Any], redis: aioredis.Redis
+) -> None:
+    from eventbus.envelope import entry_ids
+
+    s = setup["settings"](consumer={"retry_schedule": ["5s"]})
+    fake = FakeChannel("fake", SendResult(OutcomeClass.RETRYABLE, status=500, error="HTTP 500"))
+    w = setup["worker"](s, {"fake": fake})
+    await w.start()
+    # What a producer in another language writes: no id, no timestamp.
+    payload = b'{"event":"host.down","team_id":"team-1","resource":{"id":"h1","type":"host"}}'
+    stream_id = (await redis.xadd(Keys(s.broker.prefix).events, {"payload": payload})).decode()
+    event_id, _ = entry_ids(stream_id, payload)
+    did = delivery_id(event_id, "all", "fake")
+    entries = await redis.xrange(Keys(s.broker.prefix).events)
+    from eventbus.brokers.redis_streams import StreamEntry
+
+    again = [w.dispatcher.entry_work(StreamEntry(stream_id, entries[0][1])) for _ in range(2)]
+    assert {work.event.id for work in again if work.event} == {event_id}, "every receive alike"
+
+    await w.drain()
+    setup["clock"].now += 6
+    assert await w.drain() == 1  # the retry, decoded from the stored payload
+    assert [m.delivery_id for m in fake.sent] == [did, did]
+    record = await w.store.get(did)
+    assert record is not None and record.status is DeliveryStatus.DELIVERED
+
+
+async def test_retry_after_from_the_channel_sets_the_next_attempt(
+    setup: dict[str, Any],
+) -> None:
+    # With None handed to the policy instead, the 5 s schedule would apply.
+    s = setup["settings"](consumer={"retry_schedule": ["5s"], "retry_after_max": "10m"})
+    asked = SendResult(OutcomeClass.RETRYABLE, status=503, error="HTTP 503", retry_after=120)
+    w, ev = await published_and_drained(setup, s, FakeChannel("fake", asked))
+    record = await w.store.get(delivery_id(ev.id, "all", "fake"))
+    assert record is not None and record.status is DeliveryStatus.RETRYING
+    assert record.next_attempt_at == pytest.approx(setup["clock"].now + 120, abs=0.01)
+
+
+async def test_retry_after_is_clamped_to_retry_after_max(setup: dict[str, Any]) -> None:
+    s = setup["settings"](consumer={"retry_schedule": ["5s"], "retry_after_max": "60s"})
+    asked = SendResult(OutcomeClass.RETRYABLE, status=503, error="HTTP 503", retry_after=120)
+    w, ev = await published_and_drained(setup, s, FakeChannel("fake", asked))
+    record = await w.store.get(delivery_id(ev.id, "all", "fake"))
+    assert record is not None
+    assert record.next_attempt_at == pytest.approx(setup["clock"].now + 60, abs=0.01)
+
+
+@pytest.mark.parametrize(
+    ("received", "dead"),
+    [pytest.param(3, False, id="exactly-max_receives"), pytest.param(4, True, id="one-more")],
+)
+async def test_max_receives_boundary(
+    setup: dict[str, Any], redis: aioredis.Redis, received: int, dead: bool
+) -> None:
+    s = setup["settings"](consumer={"claim_idle": 0, "max_receives": 3})
+    keys = Keys(s.broker.prefix)
+    fake = FakeChannel("fake")
+    w = setup["worker"](s, {"fake": fake})
+    await w.start()
+    (stream_id,) = await setup["publish"](s, event())
+    await redis.xreadgroup(s.consumer.group, "dead", {keys.events: ">"})
+    # received - 1 times so far; the reclaim below is one more receive
+    await redis.xclaim(
+        keys.events, s.consumer.group, "dead", 0, [stream_id], retrycount=received - 1
+    )
+    assert await w.reclaim_once() == 1
+    await w.drain(include_pending=False)
+    letters = await w.dead_letters.entries()
+    assert (len(letters) == 1) is dead
+    assert (len(fake.sent) == 1) is not dead
+    assert await pending(redis, s) == 0
