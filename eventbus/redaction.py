@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 from pydantic import SecretStr
 
-__all__ = ["MASK", "MIN_SECRET_LENGTH", "Redactor"]
+__all__ = ["MASK", "MIN_SECRET_LENGTH", "Redactor", "mask"]
 
 MASK: Final = "***"
 # Shorter values are not masked: replacing every "v1" or "ops" would garble
@@ -73,3 +73,8 @@ class Redactor:
 
     def __repr__(self) -> str:
         return f"<Redactor of {len(self._forms)} form(s)>"
+
+
+def mask(text: str, secrets: Iterable[str | SecretStr | None]) -> str:
+    """``text`` with ``secrets`` masked, for a one-off text (otherwise keep a ``Redactor``)."""
+    return Redactor(secrets).mask(text)

@@ -82,11 +82,7 @@ def _summary(settings: Settings, path: str | None) -> None:
 
 
 def _channel_warnings(spec: ChannelSpec) -> list[str]:
-    """A channel module may define ``warnings(spec)`` for risky but valid setups."""
-    import importlib
+    """Advice for risky but valid setups, from the channel type's table entry."""
+    from consumers.channels.registry import channel_warnings
 
-    from consumers.channels.registry import CHANNEL_TYPES
-
-    module = importlib.import_module(f"consumers.channels.{CHANNEL_TYPES[spec.kind]}")
-    check = getattr(module, "warnings", None)
-    return list(check(spec)) if check is not None else []
+    return channel_warnings(spec)

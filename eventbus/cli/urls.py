@@ -67,12 +67,12 @@ def _label(index: int, url: str) -> str:
 def _verify_one(index: int, url: str, client: Any, show_body: bool) -> bool:
     from pydantic import SecretStr
 
-    from consumers.channels._http import mask
     from consumers.channels.base import ChannelDeps
     from consumers.channels.registry import create_channel
     from consumers.channels.urls import parse_url
     from consumers.ratelimit import limiter_for
     from eventbus.errors import ChannelConfigError
+    from eventbus.redaction import mask
     from eventbus.settings import ChannelSpec
 
     try:
