@@ -88,6 +88,8 @@ def make(kind: type[BaseException]) -> BaseException:
     if kind is httpx.HTTPStatusError:
         request = httpx.Request("GET", "https://example.com/")
         return kind("boom", request=request, response=httpx.Response(500, request=request))
+    if issubclass(kind, httpx.StreamError) and kind is not httpx.StreamError:
+        return kind()  # these carry their own fixed message
     return kind("boom")
 
 
@@ -99,7 +101,7 @@ def test_each_exception_becomes_its_result(kind: type[BaseException]) -> None:
     result = error_result(exc, target="https://example.com/x", timeout=3.0)
     assert result.outcome is EXPECTED[kind]
     assert result.status is None
-    assert result.error is not None and "boom" in result.error
+    assert result.error is not None and (str(exc) or kind.__name__)[:40] in result.error
 
 
 def test_subclasses_outside_the_table_use_their_nearest_ancestor() -> None:
