@@ -255,12 +255,11 @@ def create(spec: ChannelSpec, deps: ChannelDeps) -> MatrixChannel:
             "matrix://user:password@host/?rooms=... (percent-encode special characters)"
         )
     scheme = "http" if url.flag("disabletls", False) else "https"
-    netloc = f"{url.host}:{url.port}" if url.port else url.host
     token = url.password if not url.user else None
     return MatrixChannel(
         spec.name,
         deps.http,
-        base=f"{scheme}://{netloc}",
+        base=url.base(scheme),
         rooms=rooms,
         access_token=token,
         user=url.user or None,
