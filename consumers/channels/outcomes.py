@@ -21,7 +21,7 @@ from typing import Final
 
 import httpx
 
-from consumers.netguard import forbidden_cause
+from consumers.netguard import ForbiddenTarget, forbidden_cause
 from eventbus.errors import PermanentDeliveryError, RetryableDeliveryError
 
 from .base import EXCERPT_BYTES, OutcomeClass, SendResult
@@ -94,6 +94,9 @@ ERROR_RULES: Final[Mapping[type[BaseException], ErrorRule]] = {
     httpx.StreamClosed: ErrorRule(PERMANENT, "request failed"),
     httpx.ResponseNotRead: ErrorRule(PERMANENT, "request failed"),
     httpx.RequestNotRead: ErrorRule(PERMANENT, "request failed"),
+    # The private-target guard. Usually it arrives wrapped in a ConnectError,
+    # which is why error_result() looks for it in the cause chain first.
+    ForbiddenTarget: ErrorRule(PERMANENT, "target refused", verbatim=True),
     # Below httpx: asyncio timeouts and socket errors a transport lets through.
     TimeoutError: ErrorRule(RETRYABLE, "timed out"),
     OSError: ErrorRule(RETRYABLE, "connection failed"),
@@ -117,12 +120,13 @@ def error_result(exc: BaseException, *, target: str, timeout: float) -> SendResu
     """The ``SendResult`` of a request that raised ``exc`` (not yet masked)."""
     forbidden = forbidden_cause(exc)
     if forbidden is not None:
-        return SendResult(PERMANENT, error=f"target refused: {forbidden}")
+        exc = forbidden
     rule = rule_for(type(exc))
     if rule is None:
         raise exc
     if rule.verbatim:
-        return SendResult(rule.outcome, error=str(exc))
+        text = f"{rule.what}: {exc}" if rule.what else str(exc)
+        return SendResult(rule.outcome, error=text)
     kind = type(exc).__name__
     if rule.what == "timed out":
         kind = f"{kind} (timeout {timeout:g}s)"

@@ -49,6 +49,7 @@ EXPECTED: dict[type[BaseException], OutcomeClass] = {
     httpx.StreamClosed: PERMANENT,
     httpx.ResponseNotRead: PERMANENT,
     httpx.RequestNotRead: PERMANENT,
+    ForbiddenTarget: PERMANENT,
     TimeoutError: RETRYABLE,
     OSError: RETRYABLE,
     RetryableDeliveryError: RETRYABLE,
@@ -88,6 +89,8 @@ def make(kind: type[BaseException]) -> BaseException:
     if kind is httpx.HTTPStatusError:
         request = httpx.Request("GET", "https://example.com/")
         return kind("boom", request=request, response=httpx.Response(500, request=request))
+    if kind is ForbiddenTarget:
+        return kind("boom", host="internal", address="10.0.0.5", reason="private")
     if issubclass(kind, httpx.StreamError) and kind is not httpx.StreamError:
         return kind()  # these carry their own fixed message
     return kind("boom")
