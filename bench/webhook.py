@@ -19,7 +19,7 @@ from httpx_aiohttp import AiohttpTransport
 
 from consumers.channels import webhook
 from consumers.channels.base import ChannelDeps, Message
-from consumers.http_client import make_http_client
+from consumers.outbound import make_http_client
 from consumers.worker import Worker
 from eventbus.envelope import decode
 from eventbus.keys import Keys

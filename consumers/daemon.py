@@ -47,7 +47,7 @@ def make_channel_deps(settings: Settings, http: httpx.AsyncClient) -> ChannelDep
 
 def make_http_client(settings: Settings) -> httpx.AsyncClient:
     """The shared production client (fast transport + private-target guard)."""
-    from .http_client import make_http_client as make
+    from .outbound import make_http_client as make
 
     return make(settings.security, timeout=settings.consumer.delivery_timeout)
 

@@ -59,8 +59,8 @@ METADATA = "cloud metadata service"
 # are forbidden anyway; naming them gives a clearer reason and keeps them
 # closed when allow_private_targets opens the ranges around them.
 _METADATA_ADDRESSES: Final = frozenset(
-    ipaddress.ip_address(a)
-    for a in (
+    ipaddress.ip_address(address)
+    for address in (
         "169.254.169.254",  # AWS, GCP, Azure, Oracle, OpenStack, DigitalOcean
         "169.254.170.2",  # AWS ECS task metadata
         "169.254.170.23",  # AWS EKS pod identity agent

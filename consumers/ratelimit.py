@@ -9,6 +9,9 @@ counting a failed attempt. Once a message's first request is admitted, its
 remaining requests (Telegram parts, further chats) wait as long as needed,
 so a message is never half sent because of our own limiter.
 
+This module knows buckets, not channels: ``consumers.channels.pacing`` puts a
+channel behind its limiter and builds the refusal.
+
 A provider 429 pauses the bucket for its ``retry_after`` and then lets
 requests through one interval apart (no burst right after being throttled).
 
@@ -27,18 +30,13 @@ from typing import Any
 
 from eventbus.settings import ChannelSpec, RateLimitSpec
 
-from .channels._http import PacedChannel, Pacer, PlannedRequest
-from .channels.base import Channel, Message, OutcomeClass, SendResult
-
 __all__ = [
     "DEFAULT_LIMITS",
     "MAX_WAIT",
     "Bucket",
     "BucketSpec",
     "ChannelLimiter",
-    "RateLimitedChannel",
     "limiter_for",
-    "rate_limited",
 ]
 
 # A send may wait this long for its slot; beyond it, it is rescheduled.
@@ -100,7 +98,7 @@ class Bucket:
 
 
 class ChannelLimiter:
-    """The buckets of one channel; implements the channels' ``Pacer``."""
+    """The buckets of one channel; implements ``channels.pacing.Pacer``."""
 
     def __init__(
         self,
@@ -163,42 +161,6 @@ class ChannelLimiter:
             target.pause(until)
 
 
-class RateLimitedChannel:
-    """A channel behind its limiter. Delegates everything else to the channel."""
-
-    def __init__(self, inner: Channel, limiter: ChannelLimiter) -> None:
-        self.inner = inner
-        self.limiter = limiter
-        self.name = inner.name
-        self.type = inner.type
-
-    def __repr__(self) -> str:
-        return f"<RateLimited {self.inner!r} {self.limiter.describe()}>"
-
-    def describe(self) -> str:
-        return self.inner.describe()
-
-    def plan(self, message: Message) -> list[PlannedRequest]:
-        plan = getattr(self.inner, "plan", None)
-        return list(plan(message)) if plan is not None else []
-
-    async def send(self, message: Message) -> SendResult:
-        if isinstance(self.inner, PacedChannel):
-            pacer: Pacer = self.limiter
-            return await self.inner.send_paced(message, pacer)
-        wait = await self.limiter.acquire("", may_refuse=True)
-        if wait is not None:
-            return SendResult(
-                OutcomeClass.RATE_LIMITED,
-                retry_after=wait,
-                error=f"rate limit of channel {self.name!r}: next slot in {wait:.1f}s",
-            )
-        result = await self.inner.send(message)
-        if not result.ok and result.retry_after is not None:
-            self.limiter.penalize("", result.retry_after)
-        return result
-
-
 def limiter_for(
     spec: ChannelSpec,
     kind: str,
@@ -213,9 +175,3 @@ def limiter_for(
     if channel is None and per_key is None:
         return None
     return ChannelLimiter(channel, per_key, clock=clock, sleep=sleep)
-
-
-def rate_limited(channel: Channel, spec: ChannelSpec, **kwargs: Any) -> Channel:
-    """``channel`` wrapped in its limiter, or unchanged when it has no limit."""
-    limiter = limiter_for(spec, channel.type, **kwargs)
-    return channel if limiter is None else RateLimitedChannel(channel, limiter)

@@ -1,52 +1,33 @@
-"""What the HTTP-based channels share.
+"""What the HTTP-based channels share: one way to plan, send and classify.
 
 A channel first *plans* its request(s) for a message (``plan()``), then
 performs them; ``eventbus urls verify`` shows the same plan without sending.
-httpx errors are mapped to ``SendResult``s here, at the one place requests
-are made, and every text that leaves a channel (errors, response excerpts,
-planned requests) goes through ``mask()`` with the channel's secrets.
+Requests are made in one place (``HttpChannel.call``), failures are mapped by
+``outcomes``' one table, and every text that leaves a channel (errors,
+response excerpts, planned requests) goes through the channel's ``Redactor``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar, Protocol, runtime_checkable
-from urllib.parse import quote
+from typing import Any, ClassVar, cast
 
 import httpx
 
-from consumers.netguard import forbidden_cause
-from eventbus.errors import PermanentDeliveryError, RetryableDeliveryError
+from eventbus.redaction import MASK, Redactor
 
-from .base import Message, OutcomeClass, SendResult, result_from_response, timed
+from ..outbound import OutboundClient
+from .base import Message, OutcomeClass, SendResult
+from .outcomes import CAUGHT_ERRORS, error_result, result_from_response
+from .pacing import NO_PACER, Pacer, refusal
 
-__all__ = [
-    "NO_PACER",
-    "HttpChannel",
-    "PacedChannel",
-    "Pacer",
-    "PlannedRequest",
-    "mask",
-    "provider_result",
-]
+__all__ = ["HttpChannel", "PlannedRequest", "provider_result", "read_body"]
 
-MASK = "***"
-# Secrets shorter than this are not masked: replacing every "ab" in a text
-# would garble it, and such short values are not real tokens.
-_MIN_SECRET = 3
 _SECRET_HEADERS = frozenset({"authorization", "x-gotify-key", "proxy-authorization"})
-
-
-def mask(text: str, secrets: Sequence[str]) -> str:
-    """``text`` with every secret (raw or percent-encoded) replaced by ``***``."""
-    for secret in sorted(secrets, key=len, reverse=True):
-        if len(secret) < _MIN_SECRET:
-            continue
-        for form in {secret, quote(secret, safe=""), quote(secret)}:
-            text = text.replace(form, MASK)
-    return text
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -54,10 +35,10 @@ class PlannedRequest:
     """One request a channel would make. ``url`` and ``headers`` may hold secrets."""
 
     method: str
-    url: str
+    url: str | httpx.URL
     headers: Mapping[str, str] = field(default_factory=dict)
     json: Any = None
-    content: str | None = None
+    content: str | bytes | None = None
     form: Mapping[str, str] | None = None
     # key of a finer rate-limit bucket (Telegram: "chat:<id>"), "" for none
     rate_key: str = ""
@@ -67,8 +48,11 @@ class PlannedRequest:
     def __repr__(self) -> str:
         return f"PlannedRequest({self.method} {self.safe_url()})"
 
+    def _mask(self, text: str) -> str:
+        return Redactor(self.secrets).mask(text)
+
     def safe_url(self) -> str:
-        return mask(self.url, self.secrets)
+        return self._mask(str(self.url))
 
     def safe_headers(self) -> dict[str, str]:
         shown = {}
@@ -76,7 +60,7 @@ class PlannedRequest:
             if name.lower() in _SECRET_HEADERS:
                 scheme, _, rest = value.partition(" ")
                 value = f"{scheme} {MASK}" if rest else MASK
-            shown[name] = mask(value, self.secrets)
+            shown[name] = self._mask(value)
         return shown
 
     def body_kind(self) -> str:
@@ -93,43 +77,12 @@ class PlannedRequest:
             text = json.dumps(self.json, ensure_ascii=False, indent=2)
         elif self.form is not None:
             text = json.dumps(dict(self.form), ensure_ascii=False, indent=2)
+        elif isinstance(self.content, bytes):
+            text = self.content.decode("utf-8", "replace")
         else:
             text = self.content or ""
-        text = mask(text, self.secrets)
+        text = self._mask(text)
         return text if len(text) <= limit else text[:limit] + f"... ({len(text)} chars)"
-
-
-class Pacer(Protocol):
-    """Rate limiting seen from a channel (``consumers.ratelimit`` implements it)."""
-
-    async def acquire(self, key: str, *, may_refuse: bool) -> float | None:
-        """Wait for a slot; or, if ``may_refuse`` and the wait is long, return it."""
-        ...
-
-    def penalize(self, key: str, seconds: float) -> None:
-        """The provider said 429: pause the bucket(s) for ``seconds``."""
-        ...
-
-
-class _NoPacer:
-    async def acquire(self, key: str, *, may_refuse: bool) -> float | None:
-        return None
-
-    def penalize(self, key: str, seconds: float) -> None:
-        return None
-
-
-NO_PACER: Pacer = _NoPacer()
-
-
-@runtime_checkable
-class PacedChannel(Protocol):
-    """A channel whose requests can be paced one by one."""
-
-    name: str
-    type: str
-
-    async def send_paced(self, message: Message, pacer: Pacer) -> SendResult: ...
 
 
 class HttpChannel:
@@ -139,17 +92,27 @@ class HttpChannel:
     ``classify()`` for providers that report errors in a 200 body. A message
     that needs several requests (several chats, long text) stops at the
     first failure; a retry sends all of them again (at-least-once).
+
+    Every request goes through ``call()``: on the daemon's ``OutboundClient``
+    straight to its transport (unless the URL carries credentials, which need
+    the client's Basic auth), otherwise through the client; errors become
+    results through ``outcomes``' one table.
     """
 
-    type: ClassVar[str] = ""
+    type: str = ""
+    # Bytes of a response body kept; None reads it whole (for classify()).
+    read_limit: ClassVar[int | None] = None
 
     def __init__(
         self, name: str, http: httpx.AsyncClient, timeout: float, secrets: Sequence[str]
     ) -> None:
         self.name = name
         self._http = http
+        self._transport = http.transport if isinstance(http, OutboundClient) else None
         self._timeout = timeout
+        self._timeouts = httpx.Timeout(timeout).as_dict()
         self._secrets = tuple(s for s in secrets if s)
+        self._redactor = Redactor(self._secrets)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} {self.describe()}>"
@@ -161,7 +124,12 @@ class HttpChannel:
         raise NotImplementedError
 
     def mask(self, text: str) -> str:
-        return mask(text, self._secrets)
+        return self._redactor.mask(text)
+
+    def add_secret(self, secret: str) -> None:
+        """Mask ``secret`` too from now on (a token learnt at run time)."""
+        self._secrets = (*self._secrets, secret)
+        self._redactor = self._redactor.adding(secret)
 
     async def send(self, message: Message) -> SendResult:
         return await self.send_paced(message, NO_PACER)
@@ -173,11 +141,7 @@ class HttpChannel:
         for index, request in enumerate(requests):
             wait = await pacer.acquire(request.rate_key, may_refuse=index == 0)
             if wait is not None:
-                return SendResult(
-                    OutcomeClass.RATE_LIMITED,
-                    retry_after=wait,
-                    error=f"rate limit of channel {self.name!r}: next slot in {wait:.1f}s",
-                )
+                return refusal(self.name, wait)
             result = await self.perform(request)
             latency += result.latency
             if result.retry_after is not None and not result.ok:
@@ -187,69 +151,93 @@ class HttpChannel:
                     note = f" (request {index + 1} of {len(requests)}; earlier ones were sent)"
                     result = replace(result, error=(result.error or "") + note)
                 return replace(result, latency=latency)
-        return replace(result, latency=latency)
+        return result if len(requests) == 1 else replace(result, latency=latency)
 
     async def perform(self, request: PlannedRequest) -> SendResult:
-        """Make one request and classify it; transport errors become RETRYABLE."""
+        """Make one request and classify it."""
         answer = await self.call(request)
         if isinstance(answer, SendResult):
             return answer
-        response, latency = answer
-        return self.masked(self.classify(request, response, latency))
+        response, body, latency = answer
+        return self.masked(self.classify(request, response, latency, body))
 
-    async def call(self, request: PlannedRequest) -> tuple[httpx.Response, float] | SendResult:
-        """The response and latency, or a failed ``SendResult`` for a transport error."""
+    async def call(
+        self, planned: PlannedRequest
+    ) -> tuple[httpx.Response, bytes, float] | SendResult:
+        """The response, the body read (see ``read_limit``) and the latency, or a
+        failed ``SendResult`` when the request raised."""
+        start = time.perf_counter()
         try:
-            response, latency = await timed(
-                lambda: self._http.request(
-                    request.method,
-                    request.url,
-                    headers=dict(request.headers),
-                    json=request.json,
-                    content=request.content.encode() if request.content is not None else None,
-                    data=dict(request.form) if request.form is not None else None,
-                    timeout=self._timeout,
-                )
+            response = await self._open(planned)
+            try:
+                body = await read_body(response, self.read_limit)
+            finally:
+                await response.aclose()
+        except CAUGHT_ERRORS as exc:
+            result = error_result(exc, target=self.describe(), timeout=self._timeout)
+            return self.masked(replace(result, latency=time.perf_counter() - start))
+        return response, body, time.perf_counter() - start
+
+    async def _open(self, planned: PlannedRequest) -> httpx.Response:
+        url = planned.url if isinstance(planned.url, httpx.URL) else httpx.URL(planned.url)
+        content = planned.content.encode() if isinstance(planned.content, str) else planned.content
+        form = dict(planned.form) if planned.form is not None else None
+        if self._transport is None or url.userinfo:
+            request = self._http.build_request(
+                planned.method,
+                url,
+                headers=planned.headers,
+                json=planned.json,
+                content=content,
+                data=form,
+                timeout=self._timeout,
             )
-        except httpx.TimeoutException as exc:
-            return self._failure(
-                OutcomeClass.RETRYABLE, f"timed out after {self._timeout:g}s ({type(exc).__name__})"
-            )
-        except httpx.TransportError as exc:
-            forbidden = forbidden_cause(exc)
-            if forbidden is not None:
-                # Retrying will not help: the operator has to allow the target.
-                return self._failure(OutcomeClass.PERMANENT, f"target refused: {forbidden}")
-            return self._failure(OutcomeClass.RETRYABLE, f"connection failed: {_describe(exc)}")
-        except RetryableDeliveryError as exc:
-            return self._failure(OutcomeClass.RETRYABLE, str(exc))
-        except PermanentDeliveryError as exc:
-            return self._failure(OutcomeClass.PERMANENT, str(exc))
-        except httpx.HTTPError as exc:
-            return self._failure(OutcomeClass.PERMANENT, f"request failed: {_describe(exc)}")
-        return response, latency
+            return await self._http.send(request, stream=True, follow_redirects=False)
+        request = httpx.Request(
+            planned.method,
+            url,
+            headers=planned.headers,
+            json=planned.json,
+            content=content,
+            data=form,
+            extensions={"timeout": self._timeouts},
+        )
+        response = await self._transport.handle_async_request(request)
+        response.request = request  # as the client does
+        return response
 
     def masked(self, result: SendResult) -> SendResult:
+        if result.error is None and result.response_excerpt is None:
+            return result
         return replace(
             result,
-            error=self.mask(result.error) if result.error else None,
-            response_excerpt=self.mask(result.response_excerpt)
-            if result.response_excerpt
-            else None,
+            error=self._redactor.mask_optional(result.error),
+            response_excerpt=self._redactor.mask_optional(result.response_excerpt),
         )
 
     def classify(
-        self, request: PlannedRequest, response: httpx.Response, latency: float
+        self, request: PlannedRequest, response: httpx.Response, latency: float, body: bytes
     ) -> SendResult:
         return provider_result(response, latency)
 
-    def _failure(self, outcome: OutcomeClass, error: str) -> SendResult:
-        return SendResult(outcome, error=self.mask(error))
 
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return f"{type(exc).__name__}: {text}" if text != type(exc).__name__ else text
+async def read_body(response: httpx.Response, limit: int | None) -> bytes:
+    """The decoded body, or at most its first ``limit`` bytes (a huge one is never buffered)."""
+    if limit is None:
+        return await response.aread()
+    if response.status_code in (204, 304) or response.headers.get("content-length") == "0":
+        return b""  # nothing to read (the caller closes the response)
+    chunks: list[bytes] = []
+    size = 0
+    # aiter_bytes is an async generator; close it rather than leave it to GC.
+    chunks_of = cast("AsyncGenerator[bytes, None]", response.aiter_bytes())
+    async with contextlib.aclosing(chunks_of) as stream:
+        async for chunk in stream:
+            chunks.append(chunk)
+            size += len(chunk)
+            if size >= limit:
+                break
+    return b"".join(chunks)[:limit]
 
 
 def provider_result(response: httpx.Response, latency: float) -> SendResult:

@@ -11,7 +11,7 @@ from eventbus.errors import ChannelConfigError
 from eventbus.settings import ChannelSpec, redact_url
 
 from .base import ChannelDeps
-from .urls import ParsedURL, parse_flag, parse_url
+from .urls import SCHEMES, ParsedURL, parse_flag, parse_url
 
 __all__ = ["Options", "base_url", "channel_url", "timeout_of"]
 
@@ -95,8 +95,6 @@ def channel_url(spec: ChannelSpec, scheme: str, *, required: bool = True) -> Par
     """The parsed ``url:`` of a channel, which must use ``scheme``."""
     if spec.url is None:
         if required:
-            from .urls import SCHEMES
-
             raise ChannelConfigError(
                 f"a {scheme} channel needs a url, e.g. url: {SCHEMES.get(scheme, scheme + '://')}"
             )

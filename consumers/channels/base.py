@@ -24,10 +24,6 @@ __all__ = [
     "Message",
     "OutcomeClass",
     "SendResult",
-    "classify_status",
-    "excerpt",
-    "parse_retry_after",
-    "result_from_response",
     "timed",
 ]
 
@@ -142,82 +138,18 @@ class Channel(Protocol):
 
 @dataclass(slots=True)
 class ChannelDeps:
-    """What channels are given instead of making their own connections."""
+    """What channels are given instead of making their own connections.
+
+    ``http`` is the daemon's ``consumers.outbound.OutboundClient`` in
+    production (the HTTP base then hands requests straight to its transport)
+    or any ``httpx.AsyncClient``, e.g. on an ``httpx.MockTransport`` in tests.
+    """
 
     http: httpx.AsyncClient
     security: SecuritySettings = field(default_factory=SecuritySettings)
     timeout: float = 15.0
     # Returns an aiosmtplib.SMTP-like client; tests inject their own.
     smtp_factory: Callable[..., Any] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-_RETRYABLE_STATUS = frozenset({408, 425, 429})
-
-
-def classify_status(status: int) -> OutcomeClass:
-    """DESIGN.md's table: 2xx delivered; 408/425/429/5xx retryable; else permanent."""
-    if 200 <= status < 300:
-        return OutcomeClass.DELIVERED
-    if status in _RETRYABLE_STATUS or status >= 500:
-        return OutcomeClass.RETRYABLE
-    return OutcomeClass.PERMANENT
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    from email.utils import parsedate_to_datetime
-
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def excerpt(data: bytes | str, limit: int = EXCERPT_BYTES) -> str:
-    """The first ``limit`` bytes of a response body, as text."""
-    raw = data.encode() if isinstance(data, str) else data
-    return raw[:limit].decode("utf-8", "replace")
-
-
-def result_from_response(
-    response: httpx.Response, latency: float, *, body: bytes | None = None
-) -> SendResult:
-    """Classify a plain HTTP response (webhook-like services).
-
-    ``body`` is what was read of a streamed response; by default the
-    response's content (it must have been read).
-    """
-    status = response.status_code
-    content = response.content if body is None else body
-    outcome = classify_status(status)
-    retry_after = parse_retry_after(response.headers.get("retry-after"))
-    if 300 <= status < 400:
-        error = (
-            f"HTTP {status} redirect to {response.headers.get('location', '?')!s:.200}; "
-            "redirects are not followed: configure the final URL"
-        )
-    elif outcome is OutcomeClass.DELIVERED:
-        error = None
-    else:
-        error = f"HTTP {status} {response.reason_phrase}".strip()
-    return SendResult(
-        outcome=outcome,
-        status=status,
-        latency=latency,
-        error=error,
-        response_excerpt=excerpt(content) if content else None,
-        retry_after=retry_after if outcome is OutcomeClass.RETRYABLE else None,
-        disable_channel=status == 410,
-    )
 
 
 async def timed(call: Callable[[], Awaitable[Any]]) -> tuple[Any, float]:

@@ -10,6 +10,7 @@ for a JSON body (``template=json``).
 from __future__ import annotations
 
 import base64
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
@@ -105,12 +106,38 @@ def _endpoint(url: ParsedURL, forwarded: list[tuple[str, str]]) -> str:
         scheme = "http" if url.flag("disabletls", False) else "https"
     if not url.host:
         raise ChannelConfigError("generic URL has no host: write generic://host/path")
-    netloc = f"{url.host}:{url.port}" if url.port else url.host
-    path = "/".join(url.path)
-    endpoint = f"{scheme}://{netloc}/{path}"
+    endpoint = url.base(scheme, "/".join(url.path))
     if forwarded:
         endpoint += "?" + urlencode(forwarded)
     return endpoint
+
+
+@dataclass(slots=True)
+class _Query:
+    """A generic URL's query: ``@Header``s, ``$field``s, forwarded keys, secrets."""
+
+    headers: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, str] = field(default_factory=dict)
+    forwarded: list[tuple[str, str]] = field(default_factory=list)
+    secrets: list[str] = field(default_factory=list)
+
+    @classmethod
+    def split(cls, url: ParsedURL) -> _Query:
+        query = cls()
+        for key, value in url.raw_query:
+            if key.startswith("@") and len(key) > 1:
+                query.headers[key[1:]] = value
+                if _looks_secret(key):
+                    query.secrets.append(value)
+            elif key.startswith("$") and len(key) > 1:
+                query.extra[key[1:]] = value
+            elif key.lower() in _RESERVED:
+                continue
+            else:
+                query.forwarded.append((key[1:] if key.startswith("_") else key, value))
+                if _looks_secret(key):
+                    query.secrets.append(value)
+        return query
 
 
 def create(spec: ChannelSpec, deps: ChannelDeps) -> GenericChannel:
@@ -118,23 +145,8 @@ def create(spec: ChannelSpec, deps: ChannelDeps) -> GenericChannel:
     opts.done()
     url = channel_url(spec, "generic")
     assert url is not None
-    headers: dict[str, str] = {}
-    extra: dict[str, str] = {}
-    forwarded: list[tuple[str, str]] = []
-    secrets: list[str] = []
-    for key, value in url.raw_query:
-        if key.startswith("@") and len(key) > 1:
-            headers[key[1:]] = value
-            if _looks_secret(key):
-                secrets.append(value)
-        elif key.startswith("$") and len(key) > 1:
-            extra[key[1:]] = value
-        elif key.lower() in _RESERVED:
-            continue
-        else:
-            forwarded.append((key[1:] if key.startswith("_") else key, value))
-            if _looks_secret(key):
-                secrets.append(value)
+    query = _Query.split(url)
+    headers, extra, secrets = query.headers, query.extra, query.secrets
     template = (url.get("template") or "").lower()
     if template not in {"", "json"}:
         raise ChannelConfigError(
@@ -157,7 +169,7 @@ def create(spec: ChannelSpec, deps: ChannelDeps) -> GenericChannel:
         encoded = base64.b64encode(pair.encode()).decode()
         headers.setdefault("Authorization", f"Basic {encoded}")
         secrets += [url.password or "", encoded]
-    endpoint = _endpoint(url, forwarded)
+    endpoint = _endpoint(url, query.forwarded)
     for key in ("titlekey", "messagekey"):
         if url.get(key) == "":
             raise ChannelConfigError(f"generic {key} must not be empty")

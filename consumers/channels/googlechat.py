@@ -85,10 +85,7 @@ def create(spec: ChannelSpec, deps: ChannelDeps) -> GoogleChatChannel:
         raise ChannelConfigError(
             "googlechat URL path must be /v1/spaces/SPACE/messages, as in the webhook URL"
         )
-    netloc = url.host or DEFAULT_HOST
-    if url.port:
-        netloc += f":{url.port}"
-    base = base_url(override, f"https://{netloc}")
+    base = base_url(override, url.base("https", host=url.host or DEFAULT_HOST))
     return GoogleChatChannel(
         spec.name,
         deps.http,

@@ -90,8 +90,7 @@ def create(spec: ChannelSpec, deps: ChannelDeps) -> GotifyChannel:
             "(15 letters/digits, e.g. AJFh0x8Y3l6fEc2): check the URL"
         )
     scheme = "http" if url.flag("disabletls", False) else "https"
-    netloc = f"{url.host}:{url.port}" if url.port else url.host
-    base = "/".join([f"{scheme}://{netloc}", *subpath])
+    base = url.base(scheme, *subpath)
     return GotifyChannel(
         spec.name,
         deps.http,

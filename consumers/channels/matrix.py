@@ -24,9 +24,10 @@ from eventbus.errors import ChannelConfigError
 from eventbus.settings import ChannelSpec
 
 from ._format import plain_text
-from ._http import HttpChannel, Pacer, PlannedRequest, provider_result
+from ._http import HttpChannel, PlannedRequest, provider_result
 from ._options import Options, channel_url, timeout_of
 from .base import ChannelDeps, Message, OutcomeClass, SendResult
+from .pacing import Pacer, refusal
 from .urls import split_list
 
 __all__ = ["MatrixChannel", "create"]
@@ -125,11 +126,7 @@ class MatrixChannel(HttpChannel):
     async def send_paced(self, message: Message, pacer: Pacer) -> SendResult:
         wait = await pacer.acquire("", may_refuse=True)
         if wait is not None:
-            return SendResult(
-                OutcomeClass.RATE_LIMITED,
-                retry_after=wait,
-                error=f"rate limit of channel {self.name!r}: next slot in {wait:.1f}s",
-            )
+            return refusal(self.name, wait)
         failed = await self._ensure_token()
         if failed is not None:
             return failed
@@ -171,7 +168,7 @@ class MatrixChannel(HttpChannel):
                 return SendResult(
                     OutcomeClass.PERMANENT, error="matrix login answered without an access_token"
                 )
-            self._secrets = (*self._secrets, token)
+            self.add_secret(token)
             self._token = token
         return None
 
@@ -179,8 +176,8 @@ class MatrixChannel(HttpChannel):
         answer = await self.call(request)
         if isinstance(answer, SendResult):
             return answer
-        response, latency = answer
-        result = self.masked(self.classify(request, response, latency))
+        response, body, latency = answer
+        result = self.masked(self.classify(request, response, latency, body))
         if not result.ok:
             return result
         try:
@@ -196,7 +193,7 @@ class MatrixChannel(HttpChannel):
         return data
 
     def classify(
-        self, request: PlannedRequest, response: httpx.Response, latency: float
+        self, request: PlannedRequest, response: httpx.Response, latency: float, body: bytes
     ) -> SendResult:
         result = provider_result(response, latency)
         if result.ok:
@@ -219,7 +216,7 @@ class MatrixChannel(HttpChannel):
                 hint = ": the access token is invalid or was logged out"
         elif code == "M_FORBIDDEN":
             hint = ": make sure the bot user has joined the room"
-        elif code == "M_NOT_FOUND" and "/directory/" in request.url:
+        elif code == "M_NOT_FOUND" and "/directory/" in str(request.url):
             hint = ": the room alias does not exist"
         detail = f"{code} {text}".strip() or "no details"
         return SendResult(
@@ -258,12 +255,11 @@ def create(spec: ChannelSpec, deps: ChannelDeps) -> MatrixChannel:
             "matrix://user:password@host/?rooms=... (percent-encode special characters)"
         )
     scheme = "http" if url.flag("disabletls", False) else "https"
-    netloc = f"{url.host}:{url.port}" if url.port else url.host
     token = url.password if not url.user else None
     return MatrixChannel(
         spec.name,
         deps.http,
-        base=f"{scheme}://{netloc}",
+        base=url.base(scheme),
         rooms=rooms,
         access_token=token,
         user=url.user or None,

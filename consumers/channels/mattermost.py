@@ -82,11 +82,10 @@ def create(spec: ChannelSpec, deps: ChannelDeps) -> MattermostChannel:
             "mattermost URL needs the webhook token as its path: mattermost://host/TOKEN[/channel]"
         )
     scheme = "http" if url.flag("disabletls", False) else "https"
-    netloc = f"{url.host}:{url.port}" if url.port else url.host
     return MattermostChannel(
         spec.name,
         deps.http,
-        base=f"{scheme}://{netloc}",
+        base=url.base(scheme),
         token=url.path[0],
         channel=url.path[1] if len(url.path) > 1 else None,
         username=url.user or None,

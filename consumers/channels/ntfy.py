@@ -134,10 +134,8 @@ def create(spec: ChannelSpec, deps: ChannelDeps) -> NtfyChannel:
     scheme = (url.get("scheme") or "https").lower()
     if scheme not in {"http", "https"}:
         raise ChannelConfigError(f"ntfy scheme {scheme!r} must be http or https")
-    host = url.host or DEFAULT_HOST
-    netloc = f"{host}:{url.port}" if url.port else host
     *prefix, topic = url.path
-    base = "/".join([f"{scheme}://{netloc}", *prefix])
+    base = url.base(scheme, *prefix, host=url.host or DEFAULT_HOST)
     auth = None
     secrets: list[str] = []
     if url.password and not url.user:

@@ -84,7 +84,7 @@ class PushoverChannel(HttpChannel):
         ]
 
     def classify(
-        self, request: PlannedRequest, response: httpx.Response, latency: float
+        self, request: PlannedRequest, response: httpx.Response, latency: float, body: bytes
     ) -> SendResult:
         result = provider_result(response, latency)
         if result.ok or response.status_code >= 500:

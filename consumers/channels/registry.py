@@ -1,66 +1,101 @@
 """Channel types by name, and building channels from their configuration.
 
-Each channel module exposes ``create(spec, deps) -> Channel``, raising
-``ChannelConfigError`` for an unusable definition; it makes no connection, so
-``eventbus config check`` validates a channel by creating it. Channels built
-here come wrapped in their rate limiter (``consumers.ratelimit``) when they
-have one, from ``rate_limit:`` in YAML or the provider's default.
+``CHANNEL_TYPES`` is the one table of channel types: each ``ChannelType``
+says how to build a channel (``create(spec, deps) -> Channel``, raising
+``ChannelConfigError`` for an unusable definition and making no connection,
+so ``eventbus config check`` validates a channel by creating it), which URL
+schemes select it, and what advice ``config check`` gives about a valid but
+risky definition. Channels built here come wrapped in their rate limiter
+(``pacing.rate_limited``) when they have one, from ``rate_limit:`` in YAML or
+the provider's default.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Iterable
-from typing import Any, Protocol, cast
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
 
 import httpx
 
 from eventbus.errors import ChannelConfigError
 from eventbus.settings import ChannelSpec, Settings
 
+from . import (
+    console,
+    discord,
+    generic,
+    googlechat,
+    gotify,
+    matrix,
+    mattermost,
+    ntfy,
+    pushover,
+    slack,
+    smtp,
+    teams,
+    telegram,
+    webhook,
+)
 from .base import Channel, ChannelDeps
+from .pacing import rate_limited
 
 __all__ = [
     "CHANNEL_TYPES",
+    "ChannelType",
     "build_channel",
     "build_channels",
     "channel_problems",
+    "channel_warnings",
     "create_channel",
 ]
 
-# type name -> module under consumers.channels
-CHANNEL_TYPES: dict[str, str] = {
-    "console": "console",
-    "webhook": "webhook",
-    "telegram": "telegram",
-    "discord": "discord",
-    "slack": "slack",
-    "smtp": "smtp",
-    "ntfy": "ntfy",
-    "gotify": "gotify",
-    "teams": "teams",
-    "matrix": "matrix",
-    "pushover": "pushover",
-    "mattermost": "mattermost",
-    "googlechat": "googlechat",
-    "generic": "generic",
+
+def _no_warnings(spec: ChannelSpec) -> list[str]:
+    return []
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelType:
+    """One kind of channel: how to build it, its URL schemes, its config advice."""
+
+    name: str
+    create: Callable[[ChannelSpec, ChannelDeps], Channel]
+    # shoutrrr-style schemes that select this type (examples in urls.SCHEMES)
+    schemes: tuple[str, ...] = ()
+    warnings: Callable[[ChannelSpec], list[str]] = _no_warnings
+
+
+CHANNEL_TYPES: Final[Mapping[str, ChannelType]] = {
+    kind.name: kind
+    for kind in (
+        ChannelType("console", console.create),
+        ChannelType("webhook", webhook.create, warnings=webhook.warnings),
+        ChannelType("telegram", telegram.create, ("telegram",)),
+        ChannelType("discord", discord.create, ("discord",)),
+        ChannelType("slack", slack.create, ("slack",)),
+        ChannelType("smtp", smtp.create, ("smtp",)),
+        ChannelType("ntfy", ntfy.create, ("ntfy",)),
+        ChannelType("gotify", gotify.create, ("gotify",)),
+        ChannelType("teams", teams.create, ("teams",)),
+        ChannelType("matrix", matrix.create, ("matrix",)),
+        ChannelType("pushover", pushover.create, ("pushover",)),
+        ChannelType("mattermost", mattermost.create, ("mattermost",)),
+        ChannelType("googlechat", googlechat.create, ("googlechat",)),
+        ChannelType("generic", generic.create, ("generic",)),
+    )
 }
 
+# URL scheme -> the type it selects
+_BY_SCHEME: Final = {scheme: kind for kind in CHANNEL_TYPES.values() for scheme in kind.schemes}
 
-class _Factory(Protocol):
-    def __call__(self, spec: ChannelSpec, deps: ChannelDeps) -> Channel: ...
 
-
-def _factory(kind: str) -> _Factory:
-    module_name = CHANNEL_TYPES.get(kind)
-    if module_name is None:
+def _type_of(kind: str) -> ChannelType:
+    found = CHANNEL_TYPES.get(kind)
+    if found is None:
         known = ", ".join(sorted(CHANNEL_TYPES))
         raise ChannelConfigError(f"unknown channel type {kind!r}: use one of {known}")
-    try:
-        module = importlib.import_module(f"consumers.channels.{module_name}")
-    except ModuleNotFoundError:
-        raise ChannelConfigError(f"channel type {kind!r} is not available in this build") from None
-    return cast(_Factory, module.create)
+    return found
 
 
 def create_channel(spec: ChannelSpec, deps: ChannelDeps) -> Channel:
@@ -71,12 +106,18 @@ def create_channel(spec: ChannelSpec, deps: ChannelDeps) -> Channel:
         scheme = spec.url.get_secret_value().split(":", 1)[0].lower().split("+", 1)[0]
         # http(s) URLs belong to the type (webhook, generic ...); a service
         # scheme such as discord:// must agree with the declared type.
-        if scheme in CHANNEL_TYPES and scheme != spec.type:
+        selected = _BY_SCHEME.get(scheme)
+        if selected is not None and selected.name != spec.type:
             raise ChannelConfigError(
                 f"channel {spec.name!r} has type {spec.type!r} but a {scheme}:// url: "
                 "drop 'type' (the URL scheme sets it) or fix the URL"
             )
-    return _factory(spec.kind)(spec, deps)
+    return _type_of(spec.kind).create(spec, deps)
+
+
+def channel_warnings(spec: ChannelSpec) -> list[str]:
+    """Advice for ``eventbus config check`` about a valid but risky definition."""
+    return list(_type_of(spec.kind).warnings(spec))
 
 
 def build_channel(spec: ChannelSpec, deps: ChannelDeps, **limiter: Any) -> Channel:
@@ -84,8 +125,6 @@ def build_channel(spec: ChannelSpec, deps: ChannelDeps, **limiter: Any) -> Chann
 
     ``limiter`` passes ``clock=`` / ``sleep=`` to the limiter (tests).
     """
-    from consumers.ratelimit import rate_limited
-
     return rate_limited(create_channel(spec, deps), spec, **limiter)
 
 

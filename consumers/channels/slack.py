@@ -17,7 +17,8 @@ from eventbus.settings import ChannelSpec
 
 from ._http import HttpChannel, PlannedRequest, provider_result
 from ._options import Options, base_url, channel_url, timeout_of
-from .base import ChannelDeps, Message, OutcomeClass, SendResult, excerpt
+from .base import ChannelDeps, Message, OutcomeClass, SendResult
+from .outcomes import excerpt
 from .urls import ParsedURL
 
 __all__ = ["DEFAULT_HOOKS_BASE", "DEFAULT_WEB_API_BASE", "SlackChannel", "create"]
@@ -115,12 +116,12 @@ class SlackChannel(HttpChannel):
         ]
 
     def classify(
-        self, request: PlannedRequest, response: httpx.Response, latency: float
+        self, request: PlannedRequest, response: httpx.Response, latency: float, body: bytes
     ) -> SendResult:
         result = provider_result(response, latency)
-        body = response.text[:200]
+        said = response.text[:200]
         if not result.ok:
-            if body and result.error:
+            if said and result.error:
                 return SendResult(
                     result.outcome,
                     status=result.status,
@@ -128,7 +129,7 @@ class SlackChannel(HttpChannel):
                     retry_after=result.retry_after,
                     disable_channel=result.disable_channel,
                     response_excerpt=result.response_excerpt,
-                    error=f"{result.error}: slack says {body!r}",
+                    error=f"{result.error}: slack says {said!r}",
                 )
             return result
         if self.is_webhook:

@@ -28,13 +28,15 @@ from typing import Any
 import aiosmtplib
 
 from eventbus.errors import ChannelConfigError
+from eventbus.redaction import Redactor
 from eventbus.settings import ChannelSpec
 
 from ..netguard import ForbiddenTarget, TargetPolicy
 from ._format import plain_text
-from ._http import NO_PACER, Pacer, PlannedRequest, mask
+from ._http import PlannedRequest
 from ._options import Options, channel_url, timeout_of
 from .base import ChannelDeps, Message, OutcomeClass, SendResult, timed
+from .pacing import NO_PACER, Pacer, refusal
 from .urls import ParsedURL, split_list
 
 __all__ = ["Encryption", "SmtpChannel", "create"]
@@ -90,6 +92,7 @@ class SmtpChannel:
         # The private-target guard; None with an injected (test) client.
         self._guard = guard if factory is None else None
         self._secrets = tuple(s for s in (password,) if s)
+        self._redactor = Redactor(self._secrets)
 
     def __repr__(self) -> str:
         return f"<SmtpChannel {self.name!r} {self.describe()}>"
@@ -185,11 +188,7 @@ class SmtpChannel:
     async def send_paced(self, message: Message, pacer: Pacer) -> SendResult:
         wait = await pacer.acquire("", may_refuse=True)
         if wait is not None:
-            return SendResult(
-                OutcomeClass.RATE_LIMITED,
-                retry_after=wait,
-                error=f"rate limit of channel {self.name!r}: next slot in {wait:.1f}s",
-            )
+            return refusal(self.name, wait)
         mail = self.build(message)
         try:
             refused, latency = await timed(lambda: self._transaction(mail))
@@ -294,7 +293,7 @@ class SmtpChannel:
         )
 
     def mask(self, text: str) -> str:
-        return mask(text, self._secrets)
+        return self._redactor.mask(text)
 
 
 def _address(value: str, what: str) -> str:

@@ -24,7 +24,8 @@ from eventbus.settings import ChannelSpec
 from ._format import escape_html, escape_markdown_v2, plain_text, split_text
 from ._http import HttpChannel, PlannedRequest
 from ._options import Options, base_url, channel_url, require, timeout_of
-from .base import ChannelDeps, Message, OutcomeClass, SendResult, classify_status, excerpt
+from .base import ChannelDeps, Message, OutcomeClass, SendResult
+from .outcomes import classify_status, excerpt
 
 __all__ = ["DEFAULT_API_BASE", "MAX_TEXT", "Chat", "TelegramChannel", "create", "parse_chat"]
 
@@ -147,7 +148,7 @@ class TelegramChannel(HttpChannel):
         return requests
 
     def classify(
-        self, request: PlannedRequest, response: httpx.Response, latency: float
+        self, request: PlannedRequest, response: httpx.Response, latency: float, body: bytes
     ) -> SendResult:
         status = response.status_code
         body_excerpt = excerpt(response.content) if response.content else None

@@ -75,6 +75,15 @@ class ParsedURL:
     def service(self) -> str:
         return self.scheme
 
+    def base(self, scheme: str, *path: str, host: str | None = None) -> str:
+        """``scheme://host[:port][/path...]``: where the service's requests go.
+
+        ``host`` replaces the URL's own (a service's default host).
+        """
+        name = host or self.host
+        netloc = f"{name}:{self.port}" if self.port else name
+        return "/".join([f"{scheme}://{netloc}", *path])
+
     def get(self, key: str, default: str | None = None) -> str | None:
         return self.query.get(key.lower(), default)
 
@@ -133,7 +142,28 @@ def parse_url(url: str, *, schemes: Iterable[str] | None = None) -> ParsedURL:
     ``schemes`` limits the accepted services (default: every known one).
     Error messages never include the credentials themselves.
     """
-    known = sorted(schemes if schemes is not None else SCHEMES)
+    scheme, subscheme, rest = _scheme(url, sorted(schemes if schemes is not None else SCHEMES))
+    authority, path_part, query_part = _split_rest(scheme, rest)
+    user, password, hostport = _credentials(scheme, authority)
+    host, port = _split_host(scheme, hostport)
+    segments = tuple(unquote(segment) for segment in path_part.split("/") if segment)
+    raw_query = tuple(parse_qsl(query_part, keep_blank_values=True))
+    query = {key.lower(): value for key, value in raw_query}
+    return ParsedURL(
+        scheme=scheme,
+        user=user,
+        password=password,
+        host=host,
+        port=port,
+        path=segments,
+        query=query,
+        raw_query=raw_query,
+        subscheme=subscheme,
+    )
+
+
+def _scheme(url: str, known: list[str]) -> tuple[str, str, str]:
+    """(scheme, subscheme, what follows ``scheme://``)."""
     match = _SCHEME_RE.match(url.strip())
     if match is None:
         raise ChannelConfigError(
@@ -156,7 +186,11 @@ def parse_url(url: str, *, schemes: Iterable[str] | None = None) -> ParsedURL:
             f"{scheme} URL has a '%' that is not a percent-escape: "
             f"{_hint('%')} (or fix the escape, e.g. %23 for '#')"
         )
+    return scheme, subscheme, rest
 
+
+def _split_rest(scheme: str, rest: str) -> tuple[str, str, str]:
+    """(authority, path, query), refusing a '#' that Go would silently cut at."""
     # Go's net/url: the authority ends at the first '/', '?' or '#'.
     end = len(rest)
     for sep in "/?#":
@@ -183,35 +217,21 @@ def parse_url(url: str, *, schemes: Iterable[str] | None = None) -> ParsedURL:
             f"{scheme} URL has '@' after a '/': the credentials contain a '/' or '?' - "
             f"{_hint('/')} and {_hint('?')} in the user name and password"
         )
+    return authority, path_part, query_part
 
-    user = password = None
-    hostport = authority
-    if "@" in authority:
-        userinfo, _, hostport = authority.rpartition("@")
-        if "@" in userinfo:
-            raise ChannelConfigError(
-                f"{scheme} URL has more than one '@' before the host: {_hint('@')} "
-                "in the user name and password"
-            )
-        raw_user, colon, raw_password = userinfo.partition(":")
-        user = unquote(raw_user)
-        password = unquote(raw_password) if colon else None
 
-    host, port = _split_host(scheme, hostport)
-    segments = tuple(unquote(s) for s in path_part.split("/") if s)
-    raw_query = tuple(parse_qsl(query_part, keep_blank_values=True))
-    query = {key.lower(): value for key, value in raw_query}
-    return ParsedURL(
-        scheme=scheme,
-        user=user,
-        password=password,
-        host=host,
-        port=port,
-        path=segments,
-        query=query,
-        raw_query=raw_query,
-        subscheme=subscheme,
-    )
+def _credentials(scheme: str, authority: str) -> tuple[str | None, str | None, str]:
+    """(user, password, host[:port]) of an authority, split at its last '@'."""
+    if "@" not in authority:
+        return None, None, authority
+    userinfo, _, hostport = authority.rpartition("@")
+    if "@" in userinfo:
+        raise ChannelConfigError(
+            f"{scheme} URL has more than one '@' before the host: {_hint('@')} "
+            "in the user name and password"
+        )
+    raw_user, colon, raw_password = userinfo.partition(":")
+    return unquote(raw_user), unquote(raw_password) if colon else None, hostport
 
 
 def _split_host(scheme: str, hostport: str) -> tuple[str, int | None]:

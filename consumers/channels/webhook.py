@@ -26,14 +26,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
-import dataclasses
 import hashlib
 import hmac
 import re
 import time
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
-from typing import Any, Final, cast
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final
 
 import httpx
 from pydantic import SecretStr
@@ -42,16 +40,10 @@ from eventbus import __version__
 from eventbus.errors import ChannelConfigError
 from eventbus.settings import ChannelSpec, SecuritySettings, redact_url
 
-from ..http_client import transport_of
-from ..netguard import ForbiddenTarget, TargetPolicy, check_url_host, forbidden_cause
-from .base import (
-    EXCERPT_BYTES,
-    ChannelDeps,
-    Message,
-    OutcomeClass,
-    SendResult,
-    result_from_response,
-)
+from ..netguard import ForbiddenTarget, TargetPolicy, check_url_host
+from ._http import HttpChannel, PlannedRequest
+from .base import EXCERPT_BYTES, ChannelDeps, Message, SendResult
+from .outcomes import result_from_response
 
 __all__ = ["SECRET_PREFIX", "WebhookChannel", "create", "decode_secret", "sign", "warnings"]
 
@@ -74,11 +66,6 @@ _RESERVED_HEADERS: Final = frozenset(
 _TOKEN_RE: Final = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 # What httpx leaves in a host after IDNA encoding; it percent-encodes the rest.
 _HOST_RE: Final = re.compile(r"^[A-Za-z0-9_.-]+$")
-# Response headers that describe the wire body, not the excerpt we keep.
-_MASK: Final = "***"
-# Values shorter than this are not masked: replacing every "v1" or "ops" would
-# garble the text, and values that short are not credentials.
-_MIN_MASKED: Final = 4
 
 
 def sign(secret_key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
@@ -108,10 +95,12 @@ def decode_secret(secret: str) -> bytes:
     return key
 
 
-class WebhookChannel:
+class WebhookChannel(HttpChannel):
     """Sends envelopes to one URL. Build it with ``create()``."""
 
     type = "webhook"
+    # Only an excerpt of the answer is kept: a huge body is never buffered.
+    read_limit = EXCERPT_BYTES
 
     def __init__(
         self,
@@ -125,22 +114,11 @@ class WebhookChannel:
         redact: Sequence[str] = (),
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.name = name
+        super().__init__(name, http, timeout, redact)
         self._url = url
         self._keys = tuple(keys)
         self._headers = dict(headers)
-        self._timeout = timeout
-        self._timeouts = httpx.Timeout(timeout).as_dict()
-        self._http = http
-        # Straight to the transport when the client has one registered: a
-        # webhook uses none of AsyncClient's per-request work. Credentials in
-        # the URL need the client's Basic auth, so those keep the client.
-        self._transport = None if url.username or url.password else transport_of(http)
         self._clock = clock
-        # Longest first, so a secret that contains another is masked whole.
-        self._redact = tuple(
-            sorted({s for s in redact if len(s) >= _MIN_MASKED}, key=len, reverse=True)
-        )
 
     def __repr__(self) -> str:
         return (
@@ -171,94 +149,18 @@ class WebhookChannel:
             )
         return headers
 
-    async def send(self, message: Message) -> SendResult:
+    def plan(self, message: Message) -> list[PlannedRequest]:
         body = message.event.to_json().encode()
         headers = self.signed_headers(message.delivery_id, int(self._clock()), body)
-        start = time.perf_counter()
-        try:
-            if self._transport is not None:
-                request = httpx.Request(
-                    "POST",
-                    self._url,
-                    content=body,
-                    headers=headers,
-                    extensions={"timeout": self._timeouts},
-                )
-                response = await self._transport.handle_async_request(request)
-                response.request = request  # as the client does
-                try:
-                    head = await _read_prefix(response, EXCERPT_BYTES)
-                finally:
-                    await response.aclose()
-            else:
-                async with self._http.stream(
-                    "POST",
-                    self._url,
-                    content=body,
-                    headers=headers,
-                    timeout=self._timeout,
-                    follow_redirects=False,
-                ) as response:
-                    head = await _read_prefix(response, EXCERPT_BYTES)
-        except (httpx.HTTPError, OSError) as exc:
-            return self._failure(exc, time.perf_counter() - start)
-        latency = time.perf_counter() - start
-        # Only the (decoded) start of the body was read: a huge one is never buffered.
-        result = result_from_response(response, latency, body=head)
-        if result.error is None and result.response_excerpt is None:
-            return result
-        return _replace_texts(result, self._mask)
+        return [
+            PlannedRequest("POST", self._url, headers=headers, content=body, secrets=self._secrets)
+        ]
 
-    def _failure(self, exc: BaseException, latency: float) -> SendResult:
-        forbidden = forbidden_cause(exc)
-        if forbidden is not None:
-            # Retrying cannot help until the operator changes the settings.
-            return SendResult(
-                OutcomeClass.PERMANENT, latency=latency, error=self._mask(str(forbidden))
-            )
-        kind = type(exc).__name__
-        detail = self._mask(str(exc))[:300]
-        if isinstance(exc, httpx.UnsupportedProtocol):
-            outcome = OutcomeClass.PERMANENT
-        else:
-            outcome = OutcomeClass.RETRYABLE
-        if isinstance(exc, httpx.TimeoutException):
-            kind = f"{kind} (timeout {self._timeout:g}s)"
-        error = f"{kind}: {detail}" if detail else kind
-        return SendResult(
-            outcome, latency=latency, error=f"request to {self.describe()} failed: {error}"
-        )
-
-    def _mask(self, text: str) -> str:
-        for secret in self._redact:
-            text = text.replace(secret, _MASK)
-        return text
-
-
-async def _read_prefix(response: httpx.Response, limit: int) -> bytes:
-    if response.status_code in (204, 304) or response.headers.get("content-length") == "0":
-        return b""  # nothing to read (the caller closes the response)
-    chunks: list[bytes] = []
-    size = 0
-    # aiter_bytes is an async generator; close it rather than leave it to GC.
-    chunks_of = cast("AsyncGenerator[bytes, None]", response.aiter_bytes())
-    async with contextlib.aclosing(chunks_of) as stream:
-        async for chunk in stream:
-            chunks.append(chunk)
-            size += len(chunk)
-            if size >= limit:
-                break
-    return b"".join(chunks)[:limit]
-
-
-def _replace_texts(result: SendResult, mask: Callable[[str], str]) -> SendResult:
-    return dataclasses.replace(
-        result,
-        error=mask(result.error) if result.error is not None else None,
-        response_excerpt=(
-            mask(result.response_excerpt) if result.response_excerpt is not None else None
-        ),
-    )
+    def classify(
+        self, request: PlannedRequest, response: httpx.Response, latency: float, body: bytes
+    ) -> SendResult:
+        # A receiver's 429 follows the plain table (retryable), as for any URL.
+        return result_from_response(response, latency, body=body)
 
 
 # --- configuration ---------------------------------------------------------

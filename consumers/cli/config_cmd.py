@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-
 import click
 import httpx
 
@@ -13,7 +11,7 @@ from eventbus.settings import ChannelSpec, Settings
 from eventbus.subscriptions import Matcher
 
 from ..channels import ChannelDeps, build_channel
-from ..channels.registry import CHANNEL_TYPES
+from ..channels.registry import channel_warnings
 from .common import checked_settings
 
 __all__ = ["command"]
@@ -85,7 +83,5 @@ def _summary(settings: Settings, path: str | None) -> None:
 
 
 def _channel_warnings(spec: ChannelSpec) -> list[str]:
-    """A channel module may define ``warnings(spec)`` for risky but valid setups."""
-    module = importlib.import_module(f"consumers.channels.{CHANNEL_TYPES[spec.kind]}")
-    check = getattr(module, "warnings", None)
-    return list(check(spec)) if check is not None else []
+    """Advice for risky but valid setups, from the channel type's table entry."""
+    return channel_warnings(spec)

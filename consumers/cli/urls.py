@@ -17,9 +17,9 @@ from pydantic import SecretStr
 from eventbus.cli import EXIT_USAGE
 from eventbus.envelope import Event
 from eventbus.errors import ChannelConfigError
+from eventbus.redaction import mask
 from eventbus.settings import ChannelSpec
 
-from ..channels._http import mask
 from ..channels.base import ChannelDeps, Message
 from ..channels.registry import create_channel
 from ..channels.urls import parse_url

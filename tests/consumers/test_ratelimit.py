@@ -10,13 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from consumers.channels.base import ChannelDeps, Message, OutcomeClass, SendResult
+from consumers.channels.pacing import RateLimitedChannel
 from consumers.channels.registry import build_channel
 from consumers.ratelimit import (
     MAX_WAIT,
     Bucket,
     BucketSpec,
     ChannelLimiter,
-    RateLimitedChannel,
     limiter_for,
 )
 from eventbus.settings import ChannelSpec

@@ -45,7 +45,7 @@ def test_url_bad(url: str, needle: str) -> None:
 
 
 async def test_exact_request_and_api_base_override() -> None:
-    recorder = Recorder(lambda r: httpx.Response(204))
+    recorder = Recorder(lambda request: httpx.Response(204))
     async with mock_client(recorder) as client:
         channel = build(
             client,
@@ -74,7 +74,7 @@ async def test_exact_request_and_api_base_override() -> None:
 
 
 async def test_colour_follows_outcome() -> None:
-    recorder = Recorder(lambda r: httpx.Response(204))
+    recorder = Recorder(lambda request: httpx.Response(204))
     async with mock_client(recorder) as client:
         await build(client, f"discord://{TOKEN}@9").send(make_message(outcome="success"))
     assert recorder.json()["embeds"][0]["color"] == 0x2ECC71
@@ -109,7 +109,7 @@ async def test_colour_follows_outcome() -> None:
 async def test_classification(
     response: httpx.Response, outcome: OutcomeClass, retry_after: float | None
 ) -> None:
-    async with mock_client(Recorder(lambda r: response)) as client:
+    async with mock_client(Recorder(lambda request: response)) as client:
         result = await build(client, f"discord://{TOKEN}@9").send(make_message())
     assert result.outcome is outcome
     assert result.retry_after == retry_after
@@ -117,7 +117,7 @@ async def test_classification(
 
 
 async def test_long_body_becomes_several_messages() -> None:
-    recorder = Recorder(lambda r: httpx.Response(204))
+    recorder = Recorder(lambda request: httpx.Response(204))
     async with mock_client(recorder) as client:
         await build(client, f"discord://{TOKEN}@9").send(
             make_message(body="y" * 50 + "\n" + "z" * 5000)

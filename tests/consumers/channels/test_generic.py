@@ -57,7 +57,7 @@ def test_url_bad(url: str, needle: str) -> None:
 
 
 async def test_json_template_request() -> None:
-    recorder = Recorder(lambda r: httpx.Response(200))
+    recorder = Recorder(lambda request: httpx.Response(200))
     async with mock_client(recorder) as client:
         url = (
             "generic://u:pw123@example.com/in?template=json&titlekey=subject&messagekey=content"
@@ -78,7 +78,7 @@ async def test_json_template_request() -> None:
 
 
 async def test_plain_text_is_labelled_plain_text() -> None:
-    recorder = Recorder(lambda r: httpx.Response(204))
+    recorder = Recorder(lambda request: httpx.Response(204))
     async with mock_client(recorder) as client:
         await build(client, "generic+https://example.com/x").send(make_message(body="b"))
     assert recorder.last.headers["content-type"] == "text/plain; charset=utf-8"

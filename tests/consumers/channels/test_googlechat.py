@@ -38,7 +38,7 @@ def test_url_bad(url: str, needle: str) -> None:
 
 
 async def test_exact_request_and_override() -> None:
-    recorder = Recorder(lambda r: httpx.Response(200, json={"name": "spaces/FOO/messages/1"}))
+    recorder = Recorder(lambda request: httpx.Response(200, json={"name": "spaces/FOO/messages/1"}))
     async with mock_client(recorder) as client:
         await build(client, URL, api_base="http://127.0.0.1:7").send(make_message())
     request = recorder.last

@@ -47,7 +47,7 @@ def test_url_bad(url: str, needle: str) -> None:
 
 
 async def test_exact_request() -> None:
-    recorder = Recorder(lambda r: httpx.Response(200, json={"id": 1}))
+    recorder = Recorder(lambda request: httpx.Response(200, json={"id": 1}))
     async with mock_client(recorder) as client:
         result = await build(client, f"gotify://h/{TOKEN}").send(
             make_message(link="https://l.example")
@@ -69,6 +69,6 @@ async def test_exact_request() -> None:
 
 async def test_unauthorized_is_permanent() -> None:
     answer = httpx.Response(401, json={"error": "Unauthorized", "errorCode": 401})
-    async with mock_client(Recorder(lambda r: answer)) as client:
+    async with mock_client(Recorder(lambda request: answer)) as client:
         result = await build(client, f"gotify://h/{TOKEN}").send(make_message())
     assert result.outcome is OutcomeClass.PERMANENT

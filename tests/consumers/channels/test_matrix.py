@@ -47,7 +47,7 @@ def test_url_bad(url: str, needle: str) -> None:
 
 
 async def test_token_send_exact_request() -> None:
-    recorder = Recorder(lambda r: httpx.Response(200, json={"event_id": "$e"}))
+    recorder = Recorder(lambda request: httpx.Response(200, json={"event_id": "$e"}))
     async with mock_client(recorder) as client:
         channel = build(client, "matrix://:syt_token123@m.example/?rooms=!abc:m.example")
         result = await channel.send(make_message(title="T <1>", body="line1\nline2"))
@@ -91,16 +91,16 @@ async def test_password_login_alias_lookup_once() -> None:
 
 async def test_errors() -> None:
     limited = httpx.Response(429, json={"errcode": "M_LIMIT_EXCEEDED", "retry_after_ms": 1500})
-    async with mock_client(Recorder(lambda r: limited)) as client:
+    async with mock_client(Recorder(lambda request: limited)) as client:
         result = await build(client, "matrix://:tok123@x/?rooms=!a:x").send(make_message())
     assert result.outcome is OutcomeClass.RATE_LIMITED and result.retry_after == 1.5
 
     forbidden = httpx.Response(403, json={"errcode": "M_FORBIDDEN", "error": "not in room"})
-    async with mock_client(Recorder(lambda r: forbidden)) as client:
+    async with mock_client(Recorder(lambda request: forbidden)) as client:
         result = await build(client, "matrix://:tok123@x/?rooms=!a:x").send(make_message())
     assert result.outcome is OutcomeClass.PERMANENT and "joined the room" in (result.error or "")
 
     bad_login = httpx.Response(403, json={"errcode": "M_FORBIDDEN", "error": "Invalid password"})
-    async with mock_client(Recorder(lambda r: bad_login)) as client:
+    async with mock_client(Recorder(lambda request: bad_login)) as client:
         result = await build(client, "matrix://bot:wrongpw1@x/?rooms=!a:x").send(make_message())
     assert result.outcome is OutcomeClass.PERMANENT and "wrongpw1" not in (result.error or "")

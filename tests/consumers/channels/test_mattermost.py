@@ -43,7 +43,7 @@ def test_url_bad(url: str) -> None:
 
 
 async def test_exact_request() -> None:
-    recorder = Recorder(lambda r: httpx.Response(200, text="ok"))
+    recorder = Recorder(lambda request: httpx.Response(200, text="ok"))
     async with mock_client(recorder) as client:
         await build(
             client, "mattermost://bot@mm/hooktoken123/ops?icon=https://i.example/a.png"

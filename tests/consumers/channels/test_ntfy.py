@@ -47,7 +47,7 @@ def test_url_bad(url: str, needle: str) -> None:
 
 
 async def test_exact_request_by_outcome() -> None:
-    recorder = Recorder(lambda r: httpx.Response(200, json={"id": "x"}))
+    recorder = Recorder(lambda request: httpx.Response(200, json={"id": "x"}))
     async with mock_client(recorder) as client:
         channel = build(
             client, "ntfy://:tk_secret123@ntfy.example.com/alerts?click=https://c.example"
@@ -65,7 +65,7 @@ async def test_exact_request_by_outcome() -> None:
 
 
 async def test_basic_auth_and_fixed_priority() -> None:
-    recorder = Recorder(lambda r: httpx.Response(200))
+    recorder = Recorder(lambda request: httpx.Response(200))
     async with mock_client(recorder) as client:
         await build(client, "ntfy://bob:pw%40x@h/t?priority=max&tags=a,b&markdown=yes").send(
             make_message()
@@ -77,7 +77,7 @@ async def test_basic_auth_and_fixed_priority() -> None:
 
 async def test_errors() -> None:
     async with mock_client(
-        Recorder(lambda r: httpx.Response(403, json={"error": "forbidden"}))
-    ) as c:
-        result = await build(c, "ntfy://:tk_secret123@h/t").send(make_message())
+        Recorder(lambda request: httpx.Response(403, json={"error": "forbidden"}))
+    ) as client:
+        result = await build(client, "ntfy://:tk_secret123@h/t").send(make_message())
     assert result.outcome is OutcomeClass.PERMANENT and "tk_secret123" not in repr(result)

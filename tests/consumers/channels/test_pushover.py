@@ -36,7 +36,7 @@ def test_url_bad(url: str, needle: str) -> None:
 
 
 async def test_exact_request() -> None:
-    recorder = Recorder(lambda r: httpx.Response(200, json={"status": 1, "request": "x"}))
+    recorder = Recorder(lambda request: httpx.Response(200, json={"status": 1, "request": "x"}))
     async with mock_client(recorder) as client:
         channel = build(
             client,
@@ -57,7 +57,7 @@ async def test_errors_from_body() -> None:
     answer = httpx.Response(
         400, json={"user": "invalid", "errors": ["user identifier is invalid"], "status": 0}
     )
-    async with mock_client(Recorder(lambda r: answer)) as client:
+    async with mock_client(Recorder(lambda request: answer)) as client:
         result = await build(client, f"pushover://shoutrrr:{APP}@{USER}/").send(make_message())
     assert result.outcome is OutcomeClass.PERMANENT
     assert "user identifier is invalid" in (result.error or "")

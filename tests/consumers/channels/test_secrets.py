@@ -19,31 +19,34 @@ from .support import make_message
 
 # Each URL holds the secret "S3CRETVALUE..." (or parts of it) wherever that
 # service keeps its credential.
-S = "S3CRETVALUE0042xyz"
-WORKFLOW = f"https://flow.example.com/workflows/1/invoke?api-version=1&sig={S}"
+SECRET = "S3CRETVALUE0042xyz"
+WORKFLOW = f"https://flow.example.com/workflows/1/invoke?api-version=1&sig={SECRET}"
 URLS = [
-    pytest.param(f"telegram://123456:{S}@telegram?chats=1", id="telegram"),
-    pytest.param(f"discord://{S}@123", id="discord"),
-    pytest.param(f"slack://hook:AAA-BBB-{S}@webhook", id="slack-webhook"),
-    pytest.param(f"slack://xoxb:{S}@C01", id="slack-bot"),
-    pytest.param(f"smtp://me:{S}@mail.example.com/?from=a@x.io&to=b@x.io", id="smtp"),
-    pytest.param(f"ntfy://:{S}@ntfy.example.com/topic", id="ntfy-token"),
-    pytest.param(f"ntfy://bob:{S}@ntfy.example.com/topic", id="ntfy-basic"),
-    pytest.param(f"gotify://gotify.example.com/{S}", id="gotify"),
+    pytest.param(f"telegram://123456:{SECRET}@telegram?chats=1", id="telegram"),
+    pytest.param(f"discord://{SECRET}@123", id="discord"),
+    pytest.param(f"slack://hook:AAA-BBB-{SECRET}@webhook", id="slack-webhook"),
+    pytest.param(f"slack://xoxb:{SECRET}@C01", id="slack-bot"),
+    pytest.param(f"smtp://me:{SECRET}@mail.example.com/?from=a@x.io&to=b@x.io", id="smtp"),
+    pytest.param(f"ntfy://:{SECRET}@ntfy.example.com/topic", id="ntfy-token"),
+    pytest.param(f"ntfy://bob:{SECRET}@ntfy.example.com/topic", id="ntfy-basic"),
+    pytest.param(f"gotify://gotify.example.com/{SECRET}", id="gotify"),
     pytest.param(f"teams://?host={quote(WORKFLOW, safe='')}", id="teams"),
-    pytest.param(f"matrix://:{S}@m.example.com/?rooms=!a:m.example.com", id="matrix-token"),
-    pytest.param(f"matrix://bot:{S}@m.example.com/?rooms=!a:m.example.com", id="matrix-login"),
-    pytest.param(f"pushover://shoutrrr:{S}@USERKEY000111/", id="pushover"),
-    pytest.param(f"mattermost://mm.example.com/{S}", id="mattermost"),
+    pytest.param(f"matrix://:{SECRET}@m.example.com/?rooms=!a:m.example.com", id="matrix-token"),
+    pytest.param(f"matrix://bot:{SECRET}@m.example.com/?rooms=!a:m.example.com", id="matrix-login"),
+    pytest.param(f"pushover://shoutrrr:{SECRET}@USERKEY000111/", id="pushover"),
+    pytest.param(f"mattermost://mm.example.com/{SECRET}", id="mattermost"),
     pytest.param(
-        f"googlechat://chat.googleapis.com/v1/spaces/X/messages?key=k123&token={S}", id="googlechat"
+        f"googlechat://chat.googleapis.com/v1/spaces/X/messages?key=k123&token={SECRET}",
+        id="googlechat",
     ),
-    pytest.param(f"generic://u:{S}@example.com/hook?@Authorization=Bearer%20{S}", id="generic"),
+    pytest.param(
+        f"generic://u:{SECRET}@example.com/hook?@Authorization=Bearer%20{SECRET}", id="generic"
+    ),
 ]
 
 
 def leaks(text: str) -> bool:
-    return S in text or quote(S) in text
+    return SECRET in text or quote(SECRET) in text
 
 
 @pytest.mark.parametrize("url", URLS)
@@ -88,9 +91,9 @@ async def test_no_secret_anywhere(url: str) -> None:
 @pytest.mark.parametrize(
     "url",
     [
-        pytest.param(f"telegram://123:{S}#x@telegram?chats=1", id="telegram-hash"),
-        pytest.param(f"smtp://me:{S}@host/?from=a@x.io", id="smtp-missing-to"),
-        pytest.param(f"discord://{S}@notanumber", id="discord-bad-id"),
+        pytest.param(f"telegram://123:{SECRET}#x@telegram?chats=1", id="telegram-hash"),
+        pytest.param(f"smtp://me:{SECRET}@host/?from=a@x.io", id="smtp-missing-to"),
+        pytest.param(f"discord://{SECRET}@notanumber", id="discord-bad-id"),
     ],
 )
 def test_config_errors_do_not_leak(url: str) -> None:

@@ -45,7 +45,7 @@ def test_url_bad(url: str, needle: str) -> None:
 
 
 async def test_webhook_request() -> None:
-    recorder = Recorder(lambda r: httpx.Response(200, text="ok"))
+    recorder = Recorder(lambda request: httpx.Response(200, text="ok"))
     async with mock_client(recorder) as client:
         result = await build(client, f"slack://hook:{HOOK}@webhook").send(
             make_message(title="a<b", body="x&y")
@@ -62,7 +62,7 @@ async def test_webhook_request() -> None:
 
 async def test_bot_request_and_ok_false() -> None:
     recorder = Recorder(
-        lambda r: httpx.Response(200, json={"ok": False, "error": "not_in_channel"})
+        lambda request: httpx.Response(200, json={"ok": False, "error": "not_in_channel"})
     )
     async with mock_client(recorder) as client:
         result = await build(
@@ -77,13 +77,13 @@ async def test_bot_request_and_ok_false() -> None:
 
 async def test_rate_limited_and_gone() -> None:
     async with mock_client(
-        Recorder(lambda r: httpx.Response(429, headers={"Retry-After": "9"}))
-    ) as c:
-        result = await build(c, f"slack://hook:{HOOK}@webhook").send(make_message())
+        Recorder(lambda request: httpx.Response(429, headers={"Retry-After": "9"}))
+    ) as client:
+        result = await build(client, f"slack://hook:{HOOK}@webhook").send(make_message())
     assert result.outcome is OutcomeClass.RATE_LIMITED and result.retry_after == 9
     async with mock_client(
-        Recorder(lambda r: httpx.Response(410, text="channel_is_archived"))
-    ) as c:
-        result = await build(c, f"slack://hook:{HOOK}@webhook").send(make_message())
+        Recorder(lambda request: httpx.Response(410, text="channel_is_archived"))
+    ) as client:
+        result = await build(client, f"slack://hook:{HOOK}@webhook").send(make_message())
     assert result.outcome is OutcomeClass.PERMANENT and result.disable_channel
     assert "channel_is_archived" in (result.error or "")

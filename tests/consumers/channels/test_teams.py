@@ -39,7 +39,7 @@ def test_url_bad(url: str, needle: str) -> None:
 
 
 async def test_adaptive_card_request() -> None:
-    recorder = Recorder(lambda r: httpx.Response(202))
+    recorder = Recorder(lambda request: httpx.Response(202))
     async with mock_client(recorder) as client:
         channel = build(client, None, type="teams", workflow_url=WORKFLOW)
         result = await channel.send(make_message(link="https://l.example"))

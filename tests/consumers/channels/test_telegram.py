@@ -107,7 +107,7 @@ def test_parse_chat() -> None:
 
 
 async def test_exact_request() -> None:
-    recorder = Recorder(lambda r: httpx.Response(200, json={"ok": True, "result": {}}))
+    recorder = Recorder(lambda request: httpx.Response(200, json={"ok": True, "result": {}}))
     async with mock_client(recorder) as client:
         channel = build(client, f"telegram://{TOKEN}@telegram?chats=-100123:42&notification=no")
         result = await channel.send(make_message(title="a <b> & c", body="x > y"))

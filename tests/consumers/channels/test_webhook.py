@@ -19,8 +19,8 @@ import eventbus
 from consumers.channels.base import Channel, ChannelDeps, Message, OutcomeClass
 from consumers.channels.registry import build_channel
 from consumers.channels.webhook import WebhookChannel, create, decode_secret, sign, warnings
-from consumers.http_client import make_http_client, register_transport
 from consumers.netguard import ForbiddenTarget
+from consumers.outbound import OutboundClient, make_http_client
 from eventbus.envelope import Event
 from eventbus.errors import ChannelConfigError
 from eventbus.settings import ChannelSpec, SecuritySettings
@@ -73,15 +73,17 @@ async def http(
     request: pytest.FixtureRequest,
 ) -> AsyncIterator[Callable[[Handler | None], tuple[httpx.AsyncClient, Recorder]]]:
     """Clients on a MockTransport; every test runs through the client and, as the
-    daemon's client does, straight through its registered transport."""
+    daemon's client does, straight through the transport it exposes."""
     clients: list[httpx.AsyncClient] = []
 
     def make(answer: Handler | None = None) -> tuple[httpx.AsyncClient, Recorder]:
         recorder = Recorder(answer)
         transport = httpx.MockTransport(recorder)
-        client = httpx.AsyncClient(transport=transport)
-        if request.param == "transport":
-            register_transport(client, transport)
+        client = (
+            OutboundClient(transport=transport)
+            if request.param == "transport"
+            else httpx.AsyncClient(transport=transport)
+        )
         clients.append(client)
         return client, recorder
 
@@ -616,11 +618,10 @@ async def test_guard_refusal_is_a_permanent_result() -> None:
     assert "security.allow_private_targets" in result.error
 
 
-async def test_registered_transport_skips_the_client(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_exposed_transport_skips_the_client(monkeypatch: pytest.MonkeyPatch) -> None:
     recorder = Recorder()
     transport = httpx.MockTransport(recorder)
-    async with httpx.AsyncClient(transport=transport) as client:
-        register_transport(client, transport)
+    async with OutboundClient(transport=transport) as client:
 
         async def refuse(*args: Any, **kwargs: Any) -> None:
             raise AssertionError("AsyncClient.send used")
@@ -634,10 +635,7 @@ async def test_registered_transport_skips_the_client(monkeypatch: pytest.MonkeyP
             await create(spec(url=SECRET_URL), ChannelDeps(http=client)).send(message())
 
 
-async def test_production_client_registers_its_transport() -> None:
-    from consumers.http_client import transport_of
-
+async def test_production_client_exposes_its_transport() -> None:
     async with make_http_client(SecuritySettings(), timeout=5) as client:
-        assert transport_of(client) is not None
-    async with httpx.AsyncClient() as plain:
-        assert transport_of(plain) is None
+        assert isinstance(client, OutboundClient)
+        assert client.transport is not None

@@ -1,4 +1,4 @@
-"""The shared production HTTP client: httpx's API on aiohttp, with the SSRF guard.
+"""Outbound HTTP: the client every channel shares, httpx's API on aiohttp, guarded.
 
 Channels are written against ``httpx.AsyncClient`` (tests give them an
 ``httpx.MockTransport``), but httpx's own connection pool is several times
@@ -18,17 +18,18 @@ from the environment (``trust_env=False`` on both layers; an httpx proxy mount
 would not even use aiohttp) and redirects (never followed; a 3xx is reported
 to the operator instead).
 
-``transport_of(client)`` gives the transport of such a client, for a sender
-that needs none of ``AsyncClient``'s per-request work (merging defaults,
-auth, redirects, cookie extraction: about 40 % of a webhook POST here) and
-hands a prepared ``httpx.Request`` straight to it, guard included.
+The client is an ``OutboundClient``: an ``AsyncClient`` that also names its
+transport, so the channels' HTTP base can hand a prepared ``httpx.Request``
+straight to it, guard included, and skip ``AsyncClient``'s per-request work
+(merging defaults, auth, redirects, cookie extraction: about 40 % of a
+webhook POST here).
 """
 
 from __future__ import annotations
 
 import asyncio
-import weakref
 from http.cookiejar import CookieJar, DefaultCookiePolicy
+from typing import Any
 
 import aiohttp
 import httpx
@@ -38,7 +39,7 @@ from eventbus.settings import SecuritySettings
 
 from .netguard import ForbiddenTarget, GuardedResolver, TargetPolicy, check_url_host
 
-__all__ = ["make_http_client", "register_transport", "transport_of"]
+__all__ = ["OutboundClient", "make_http_client"]
 
 # aiohttp's default; idle connections are closed after this many seconds.
 KEEPALIVE_SECONDS = 15.0
@@ -46,19 +47,18 @@ KEEPALIVE_SECONDS = 15.0
 _ALLOWED_CACHE = 4096
 
 
-_TRANSPORTS: weakref.WeakKeyDictionary[httpx.AsyncClient, httpx.AsyncBaseTransport] = (
-    weakref.WeakKeyDictionary()
-)
+class OutboundClient(httpx.AsyncClient):
+    """An ``AsyncClient`` that exposes the transport it sends through.
 
+    ``transport`` receives requests exactly as the client would pass them on,
+    so a sender that needs none of the client's per-request work may call
+    ``transport.handle_async_request`` itself. Tests build one on an
+    ``httpx.MockTransport`` to exercise that path.
+    """
 
-def register_transport(client: httpx.AsyncClient, transport: httpx.AsyncBaseTransport) -> None:
-    """Declare ``transport`` as the one ``client`` sends through (see ``transport_of``)."""
-    _TRANSPORTS[client] = transport
-
-
-def transport_of(client: httpx.AsyncClient) -> httpx.AsyncBaseTransport | None:
-    """The transport registered for ``client``, or ``None`` (then use the client)."""
-    return _TRANSPORTS.get(client)
+    def __init__(self, *, transport: httpx.AsyncBaseTransport, **options: Any) -> None:
+        super().__init__(transport=transport, **options)
+        self.transport = transport
 
 
 class _GuardedTransport(httpx.AsyncBaseTransport):
@@ -104,8 +104,8 @@ class _GuardedTransport(httpx.AsyncBaseTransport):
 
 def make_http_client(
     security: SecuritySettings, *, timeout: float, max_connections: int = 100
-) -> httpx.AsyncClient:
-    """The ``httpx.AsyncClient`` every channel of the daemon shares.
+) -> OutboundClient:
+    """The client every channel of the daemon shares.
 
     ``timeout`` applies to connecting, each read and each write (channels may
     pass a per-request timeout of their own). Connections are kept alive and
@@ -140,7 +140,7 @@ def make_http_client(
         )
 
     transport = _GuardedTransport(AiohttpTransport(client=session), policy)
-    client = httpx.AsyncClient(
+    return OutboundClient(
         transport=transport,
         timeout=timeout,
         follow_redirects=False,
@@ -148,5 +148,3 @@ def make_http_client(
         # httpx keeps its own jar above aiohttp's: make it refuse every cookie.
         cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
     )
-    register_transport(client, transport)
-    return client

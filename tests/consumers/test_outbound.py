@@ -11,8 +11,8 @@ import httpx
 import pytest
 from aiohttp import web
 
-from consumers.http_client import make_http_client
 from consumers.netguard import forbidden_cause
+from consumers.outbound import make_http_client
 from eventbus.errors import ConfigError
 from eventbus.settings import SecuritySettings
 
