@@ -28,9 +28,9 @@ from eventbus.settings import Settings, read_environ
 from .channels.base import Channel, ChannelDeps
 from .channels.registry import build_channels
 from .health import Health
-from .http.server import HttpServer
 from .metrics import Metrics
 from .sdnotify import Notifier, watchdog_loop
+from .server import HttpServer
 from .validation import channel_problems, subscription_problems
 from .worker import Worker
 

@@ -21,8 +21,8 @@ from eventbus.logs import configure_logging
 from eventbus.settings import Settings
 
 from ..health import Health
-from ..http.server import HttpServer
 from ..metrics import Metrics
+from ..server import HttpServer
 
 __all__ = ["command"]
 

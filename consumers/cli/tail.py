@@ -22,7 +22,7 @@ from eventbus.live import LiveMessage, live_message, parse_live
 from eventbus.settings import Settings
 from eventbus.terminal import printable
 
-from ..http.live import LiveFilter, parse_types
+from ..server.live import LiveFilter, parse_types
 
 __all__ = ["command"]
 

@@ -17,7 +17,7 @@ import pytest
 
 from eventbus.settings import Settings
 from publishers.client import Publisher
-from tests.consumers.http.conftest import TOKEN_A, event
+from tests.consumers.server.conftest import TOKEN_A, event
 
 pytestmark = pytest.mark.integration
 

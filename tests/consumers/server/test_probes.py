@@ -311,8 +311,8 @@ async def test_dashboard_page_and_assets(start_server: StartServer) -> None:
 
 
 async def test_port_in_use_is_a_clear_config_error(start_server: StartServer) -> None:
-    from consumers.http import HttpServer
     from consumers.metrics import Metrics
+    from consumers.server import HttpServer
     from eventbus.errors import ConfigError
 
     app = await start_server()

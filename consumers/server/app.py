@@ -13,7 +13,7 @@ Routes (``create_app``):
 =========================  =====  ============================================
 
 Token-protected routes take ``Authorization: Bearer <token>`` or
-``?token=<token>`` (see ``consumers.http.auth``) and are scoped to the
+``?token=<token>`` (see ``consumers.server.auth``) and are scoped to the
 token's teams: ``?team=a,b`` narrows the scope, and a team outside the token
 is 403. Error bodies are JSON ``{"error": "..."}`` and never echo a token.
 """
@@ -85,7 +85,7 @@ class _Api:
         self.hub = hub
         self.ping_timeout = ping_timeout
         self.auth = TokenAuth(settings.http.tokens)
-        package = importlib.resources.files(__package__ or "consumers.http")
+        package = importlib.resources.files(__package__ or "consumers.server")
         self.page = (package / "dashboard.html").read_bytes()
         self.page_without_tokens = self.page.replace(b"<body>", b'<body data-tokens="none">', 1)
         self.assets = {name: (package / name).read_bytes() for name in _ASSETS}

@@ -8,7 +8,7 @@ import json
 import httpx
 import pytest
 
-from consumers.http.live import OVERFLOW
+from consumers.server.live import OVERFLOW
 
 from .conftest import TOKEN_A, TOKEN_ADMIN, TOKEN_B, Running, SseReader, StartServer, event
 

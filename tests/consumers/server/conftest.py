@@ -14,8 +14,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from consumers.health import Health
-from consumers.http import HttpServer
 from consumers.metrics import Metrics
+from consumers.server import HttpServer
 from eventbus.envelope import Event
 from eventbus.settings import Settings
 from publishers.client import Publisher

@@ -8,9 +8,9 @@ import pytest
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
-import consumers.http
-from consumers.http.auth import Principal, TokenAuth, split_param
-from consumers.http.live import OVERFLOW, LiveFilter, Subscriber, parse_types
+import consumers.server
+from consumers.server.auth import Principal, TokenAuth, split_param
+from consumers.server.live import OVERFLOW, LiveFilter, Subscriber, parse_types
 from eventbus.errors import EnvelopeError
 from eventbus.live import parse_live, parse_stream_id
 from eventbus.settings import ApiToken
@@ -19,8 +19,8 @@ from .conftest import event
 
 
 def test_public_api_is_exported() -> None:
-    for name in consumers.http.__all__:
-        assert hasattr(consumers.http, name)
+    for name in consumers.server.__all__:
+        assert hasattr(consumers.server, name)
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,6 @@
-"""The HTTP side of a worker: SSE live feed, dashboard, health and metrics.
+"""The inbound HTTP server of a worker: SSE live feed, dashboard, health and metrics.
+
+(Requests the worker makes go through ``consumers.outbound``.)
 
 ``HttpServer`` runs it in the caller's event loop; ``create_app`` builds the
 Starlette app alone (for embedding or tests).
