@@ -23,9 +23,12 @@ import structlog
 from eventbus.brokers.redis_streams import connect, translated
 from eventbus.config import load_settings
 from eventbus.errors import ConfigError
+from eventbus.logs import set_log_redactor
+from eventbus.redaction import Redactor
+from eventbus.secrets import configured_secrets
 from eventbus.settings import Settings, read_environ
 
-from .channels.base import Channel, ChannelDeps
+from .channels.base import Channel, ChannelDeps, channel_redactor
 from .channels.registry import build_channels
 from .health import Health
 from .metrics import Metrics
@@ -114,6 +117,7 @@ class Daemon:
             self._http = make_http_client(settings)
             stack.push_async_callback(self._http.aclose)
             channels = build_channels(settings, make_channel_deps(settings, self._http))
+            _redact_logs(settings, channels)
             worker = Worker(
                 settings, redis=redis, channels=channels, metrics=self.metrics, health=self.health
             )
@@ -172,6 +176,7 @@ class Daemon:
         channels: Mapping[str, Channel] = build_channels(
             settings, make_channel_deps(settings, self._http)
         )
+        _redact_logs(settings, channels)
         kept = _restart_only(self.settings, settings)
         if kept:
             log.warning(
@@ -260,3 +265,9 @@ def _retrieve_exception(task: asyncio.Task[bool]) -> None:
     # reload() logs its own failures; this only keeps asyncio from warning.
     if not task.cancelled():
         task.exception()
+
+
+def _redact_logs(settings: Settings, channels: Mapping[str, Channel]) -> None:
+    """Mask every configured secret in every log line, the channels' own included."""
+    redactors = [configured_secrets(settings), *map(channel_redactor, channels.values())]
+    set_log_redactor(Redactor.union(*redactors).mask)

@@ -117,6 +117,11 @@ class HttpChannel:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} {self.describe()}>"
 
+    @property
+    def redactor(self) -> Redactor:
+        """What this channel masks (its secrets), for the process-wide log redaction."""
+        return self._redactor
+
     def describe(self) -> str:
         raise NotImplementedError
 

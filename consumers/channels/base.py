@@ -16,6 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 import httpx
 
 from eventbus.envelope import Event
+from eventbus.redaction import Redactor
 from eventbus.settings import SecuritySettings
 
 __all__ = [
@@ -23,7 +24,9 @@ __all__ = [
     "ChannelDeps",
     "Message",
     "OutcomeClass",
+    "Redacting",
     "SendResult",
+    "channel_redactor",
     "timed",
 ]
 
@@ -134,6 +137,19 @@ class Channel(Protocol):
     async def send(self, message: Message) -> SendResult: ...
 
     def describe(self) -> str: ...
+
+
+@runtime_checkable
+class Redacting(Protocol):
+    """A channel that knows its secrets (most do; the console channel has none)."""
+
+    @property
+    def redactor(self) -> Redactor: ...
+
+
+def channel_redactor(channel: Channel) -> Redactor:
+    """The secrets ``channel`` masks, empty for one that has none."""
+    return channel.redactor if isinstance(channel, Redacting) else Redactor()
 
 
 @dataclass(slots=True)

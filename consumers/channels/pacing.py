@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
 
+from eventbus.redaction import Redactor
 from eventbus.settings import ChannelSpec
 
 from ..ratelimit import ChannelLimiter, limiter_for
-from .base import Channel, Message, OutcomeClass, SendResult
+from .base import Channel, Message, OutcomeClass, SendResult, channel_redactor
 
 __all__ = ["NO_PACER", "PacedChannel", "Pacer", "RateLimitedChannel", "rate_limited", "refusal"]
 
@@ -73,6 +74,10 @@ class RateLimitedChannel:
 
     def describe(self) -> str:
         return self.inner.describe()
+
+    @property
+    def redactor(self) -> Redactor:
+        return channel_redactor(self.inner)
 
     async def send(self, message: Message) -> SendResult:
         if isinstance(self.inner, PacedChannel):

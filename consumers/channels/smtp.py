@@ -94,6 +94,11 @@ class SmtpChannel:
         self._secrets = tuple(s for s in (password,) if s)
         self._redactor = Redactor(self._secrets)
 
+    @property
+    def redactor(self) -> Redactor:
+        """What this channel masks (its secrets), for the process-wide log redaction."""
+        return self._redactor
+
     def __repr__(self) -> str:
         return f"<SmtpChannel {self.name!r} {self.describe()}>"
 

@@ -13,7 +13,8 @@ import click
 from eventbus.brokers.embedded import EmbeddedRedis, redis_answers
 from eventbus.cli import EXIT_BROKER, Context, config_failure, fail, missing_extra
 from eventbus.errors import BrokerUnavailable, ConfigError
-from eventbus.logs import configure_logging
+from eventbus.logs import configure_logging, set_log_redactor
+from eventbus.secrets import configured_secrets
 from eventbus.settings import Settings
 
 from ..daemon import Daemon
@@ -69,6 +70,7 @@ def command(ctx: Context, embedded: bool, embedded_fallback: bool, embedded_port
     """Run a consumer worker: read the stream, deliver, record, ack."""
     settings = checked_settings(ctx)
     configure_logging(settings.logging)
+    set_log_redactor(configured_secrets(settings).mask)
     if embedded_fallback and not embedded:
         embedded = not _redis_answers(settings)
     broker = None

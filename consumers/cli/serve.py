@@ -17,7 +17,8 @@ import click
 from eventbus.brokers.redis_streams import connect, translated
 from eventbus.cli import EXIT_BROKER, EXIT_CONFIG, Context, fail
 from eventbus.errors import BrokerUnavailable, ConfigError, EventBusError
-from eventbus.logs import configure_logging
+from eventbus.logs import configure_logging, set_log_redactor
+from eventbus.secrets import configured_secrets
 from eventbus.settings import Settings
 
 from ..health import Health
@@ -52,6 +53,7 @@ def command(ctx: Context, host: str | None, port: int | None) -> None:
     """Serve only the HTTP side: live feed (SSE), dashboard, health and metrics."""
     settings = ctx.settings()
     configure_logging(settings.logging)
+    set_log_redactor(configured_secrets(settings).mask)
     if not settings.http.tokens:
         click.secho(
             "warning: no http.tokens are configured: the live feed and deliveries "
