@@ -54,13 +54,6 @@ def command(ctx: Context, host: str | None, port: int | None) -> None:
     settings = ctx.settings()
     configure_logging(settings.logging)
     set_log_redactor(configured_secrets(settings).mask)
-    if not settings.http.tokens:
-        click.secho(
-            "warning: no http.tokens are configured: the live feed and deliveries "
-            "will refuse every request",
-            fg="yellow",
-            err=True,
-        )
     try:
         asyncio.run(_serve(settings, host, port))
     except ConfigError as exc:
@@ -80,15 +73,16 @@ async def _serve(settings: Settings, host: str | None, port: int | None) -> None
         stack.push_async_callback(redis.aclose)
         async with translated("connect"):
             await redis.ping()
+        # Before the server starts: a signal while it starts must stop it cleanly too.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+            stack.callback(loop.remove_signal_handler, sig)
         health = Health()
         server = HttpServer(
             settings, redis=redis, health=health, metrics=Metrics(), host=host, port=port
         )
         await server.start()
         stack.push_async_callback(server.stop)
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-            stack.callback(loop.remove_signal_handler, sig)
         health.set_ready(None)
         click.echo(
             f"serving {server.url}/ (dashboard) and {server.url}/v1/events/stream (SSE); "

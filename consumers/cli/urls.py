@@ -38,8 +38,8 @@ def command() -> None:
     "verify",
     epilog="""\b
 Examples:
-  eventbus urls verify 'telegram://123456:AAE...@telegram?chats=-1001234567890'
-  eventbus urls verify 'discord://TOKEN@WEBHOOK_ID' 'ntfy://ntfy.sh/alerts'
+  eventbus urls verify 'telegram://123456:AAE-bot-token@telegram?chats=-1001234567890'
+  eventbus urls verify 'discord://TOKEN@123456789012345678' 'ntfy://ntfy.sh/alerts'
 
 Quote URLs in the shell ('&' and '?' are special). Nothing is sent.""",
 )
