@@ -29,4 +29,5 @@ COMMANDS: Final = {
     "urls": _needs_worker("urls", "Parse and explain shoutrrr-style channel URLs."),
     "tail": _needs_worker("tail", "Print the live mirror in the terminal."),
     "tokens": _needs_worker("tokens", "Make API tokens for the dashboard and the HTTP API."),
+    "migrate": _needs_worker("migrate", "Move Redis keys of the old layout to the {prefix} one."),
 }

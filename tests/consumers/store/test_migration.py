@@ -187,3 +187,18 @@ async def test_fold_takes_over_what_a_dead_old_worker_left_idle(
     [(_, fields)] = await redis.xrange(keys.events)
     assert fields[b"payload"] == held.to_json().encode()
     assert await redis.exists(old.events) == 0
+
+
+async def test_the_migrate_command_moves_an_old_deployment(
+    redis: aioredis.Redis, redis_url: str, prefix: str
+) -> None:
+    from tests.eventbus.cli_support import run
+
+    await old_layout(redis, prefix)
+    env = {"EVENTBUS_BROKER__REDIS_URL": redis_url, "EVENTBUS_BROKER__PREFIX": prefix}
+    first = await asyncio.to_thread(run, "migrate", env=env)
+    assert first.exit_code == 0, first.output
+    assert "moved 8 key(s) (8 renamed, 0 merged)" in first.output
+    assert [k async for k in redis.scan_iter(match=f"{prefix}:*")] == []
+    again = await asyncio.to_thread(run, "migrate", env=env)
+    assert again.exit_code == 0 and "nothing to move" in again.output
