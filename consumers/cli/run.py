@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import click
 
 from eventbus.brokers.embedded import EmbeddedRedis, redis_answers
-from eventbus.cli import EXIT_BROKER, Context, config_failure, fail, missing_extra
+from eventbus.cli import EXIT_BROKER, EXIT_CONFIG, Context, config_failure, fail, missing_extra
 from eventbus.errors import BrokerUnavailable, ConfigError
 from eventbus.logs import configure_logging, set_log_redactor
 from eventbus.secrets import configured_secrets
@@ -75,11 +75,7 @@ def command(ctx: Context, embedded: bool, embedded_fallback: bool, embedded_port
         embedded = not _redis_answers(settings)
     broker = None
     if embedded:
-        broker = EmbeddedRedis(port=embedded_port)
-        try:
-            url = broker.start()
-        except ModuleNotFoundError as exc:
-            missing_extra("embedded", exc, "the embedded broker")
+        broker, url = _start_embedded(embedded_port)
         click.secho(
             _BANNER.format(url=url, eventbus=_this_command()), fg="yellow", bold=True, err=True
         )
@@ -104,6 +100,26 @@ def command(ctx: Context, embedded: bool, embedded_fallback: bool, embedded_port
     finally:
         if broker is not None:
             broker.stop()
+
+
+def _start_embedded(port: int) -> tuple[EmbeddedRedis, str]:
+    """The embedded broker on ``port``; the default taken, on any free port instead."""
+    chosen = click.get_current_context().get_parameter_source("embedded_port")
+    broker = EmbeddedRedis(port=port)
+    try:
+        return broker, broker.start()
+    except ModuleNotFoundError as exc:
+        missing_extra("embedded", exc, "the embedded broker")
+    except OSError as exc:
+        if chosen is not click.core.ParameterSource.DEFAULT:
+            fail(
+                f"the embedded broker cannot listen on 127.0.0.1:{port} ({exc.strerror}): "
+                "pass another --embedded-port, or 0 for any free port",
+                EXIT_CONFIG,
+            )
+    click.secho(f"port {port} is taken; the embedded broker takes a free one", err=True)
+    broker = EmbeddedRedis(port=0)
+    return broker, broker.start()
 
 
 def _redis_answers(settings: Settings) -> bool:

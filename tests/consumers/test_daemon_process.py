@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import socket
@@ -323,3 +324,54 @@ async def test_taken_http_port_exits_2_before_the_worker_starts(
     assert proc.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}" in err.decode()
     assert b"Traceback" not in err and b"worker.started" not in out + err
+
+
+async def _run_embedded(*args: str) -> asyncio.subprocess.Process:
+    example = Path(__file__).parents[2] / "config" / "eventbus.example.yaml"
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "eventbus",
+        "--config",
+        str(example),
+        "run",
+        "--embedded",
+        *args,
+        env={"PATH": "/usr/bin:/bin", "EVENTBUS_HTTP__ENABLED": "false"},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+
+
+async def test_embedded_broker_on_a_taken_port_it_was_told_to_use_exits_2() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        proc = await _run_embedded("--embedded-port", str(port))
+        out, _ = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in out.decode() and b"Traceback" not in out
+
+
+async def test_embedded_broker_moves_off_its_default_port_when_taken() -> None:
+    taken = socket.socket()
+    with contextlib.suppress(OSError):  # already taken by someone else: the same case
+        taken.bind(("127.0.0.1", 6390))
+        taken.listen()
+    proc = await _run_embedded()
+    try:
+        assert proc.stdout is not None
+        seen = b""
+        async with asyncio.timeout(30):
+            while b"daemon.ready" not in seen:
+                line = await proc.stdout.readline()
+                assert line, seen.decode()
+                seen += line
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), 20)
+    finally:
+        taken.close()
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert b"port 6390 is taken" in seen and b"URL: redis://127.0.0.1:6390/" not in seen
+    assert proc.returncode == 0
