@@ -9,15 +9,17 @@ response excerpts, planned requests) goes through the channel's ``Redactor``.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import time
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar, Final, cast
 
 import httpx
 
+from eventbus import __version__
 from eventbus.redaction import MASK, Redactor
 
 from ..outbound import OutboundClient
@@ -25,7 +27,19 @@ from .base import Message, OutcomeClass, SendResult
 from .outcomes import CAUGHT_ERRORS, error_result, result_from_response
 from .pacing import NO_PACER, Pacer, refusal
 
-__all__ = ["HttpChannel", "PlannedRequest", "provider_result", "read_body"]
+__all__ = [
+    "USER_AGENT",
+    "HttpChannel",
+    "PlannedRequest",
+    "basic_auth",
+    "provider_result",
+    "read_body",
+    "without_credentials",
+]
+
+# Sent on every request of every channel (a planned header may replace it):
+# receivers and providers see who calls, not "python-httpx" or "aiohttp".
+USER_AGENT: Final = f"eventbus/{__version__}"
 
 _SECRET_HEADERS = frozenset({"authorization", "x-gotify-key", "proxy-authorization"})
 
@@ -94,9 +108,9 @@ class HttpChannel:
     first failure; a retry sends all of them again (at-least-once).
 
     Every request goes through ``call()``: on the daemon's ``OutboundClient``
-    straight to its transport (unless the URL carries credentials, which need
-    the client's Basic auth), otherwise through the client; errors become
-    results through ``outcomes``' one table.
+    straight to its transport, otherwise through the client; errors become
+    results through ``outcomes``' one table. Credentials in a URL become a
+    Basic ``Authorization`` header there, so no layer below sees both.
     """
 
     type: str = ""
@@ -182,11 +196,13 @@ class HttpChannel:
         url = planned.url if isinstance(planned.url, httpx.URL) else httpx.URL(planned.url)
         content = planned.content.encode() if isinstance(planned.content, str) else planned.content
         form = dict(planned.form) if planned.form is not None else None
-        if self._transport is None or url.userinfo:
+        headers = _outbound_headers(planned.headers, url)
+        url = without_credentials(url)
+        if self._transport is None:
             request = self._http.build_request(
                 planned.method,
                 url,
-                headers=planned.headers,
+                headers=headers,
                 json=planned.json,
                 content=content,
                 data=form,
@@ -196,7 +212,7 @@ class HttpChannel:
         request = httpx.Request(
             planned.method,
             url,
-            headers=planned.headers,
+            headers=headers,
             json=planned.json,
             content=content,
             data=form,
@@ -219,6 +235,28 @@ class HttpChannel:
         self, request: PlannedRequest, response: httpx.Response, latency: float, body: bytes
     ) -> SendResult:
         return provider_result(response, latency)
+
+
+def basic_auth(username: str, password: str) -> str:
+    """The ``Authorization`` value of HTTP Basic auth (RFC 7617, UTF-8)."""
+    pair = f"{username}:{password}".encode()
+    return "Basic " + base64.b64encode(pair).decode("ascii")
+
+
+def without_credentials(url: httpx.URL) -> httpx.URL:
+    """``url`` without its ``user:password@`` part."""
+    return url.copy_with(userinfo=b"") if url.userinfo else url
+
+
+def _outbound_headers(planned: Mapping[str, str], url: httpx.URL) -> dict[str, str]:
+    """The planned headers, plus our User-Agent and the URL's credentials as Basic auth."""
+    headers = dict(planned)
+    names = {name.lower() for name in headers}
+    if "user-agent" not in names:
+        headers["User-Agent"] = USER_AGENT
+    if url.userinfo and "authorization" not in names:
+        headers["Authorization"] = basic_auth(url.username, url.password)
+    return headers
 
 
 async def read_body(response: httpx.Response, limit: int | None) -> bytes:
