@@ -28,6 +28,7 @@ from .outcomes import CAUGHT_ERRORS, error_result, result_from_response
 from .pacing import NO_PACER, Pacer, refusal
 
 __all__ = [
+    "SHOWN_HEADERS",
     "USER_AGENT",
     "HttpChannel",
     "PlannedRequest",
@@ -41,7 +42,13 @@ __all__ = [
 # receivers and providers see who calls, not "python-httpx" or "aiohttp".
 USER_AGENT: Final = f"eventbus/{__version__}"
 
-_SECRET_HEADERS = frozenset({"authorization", "x-gotify-key", "proxy-authorization"})
+# Header values shown when a planned request is printed (``urls verify``);
+# every other value is masked, since operators put tokens in headers under
+# any name. A channel names the headers it fills from non-secret data itself
+# in ``PlannedRequest.shown_headers``.
+SHOWN_HEADERS: Final = frozenset({"content-type", "accept", "user-agent"})
+# Shown as their scheme only ("Bearer ***").
+_AUTH_HEADERS: Final = frozenset({"authorization", "proxy-authorization"})
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -58,6 +65,8 @@ class PlannedRequest:
     rate_key: str = ""
     secrets: tuple[str, ...] = ()
     note: str = ""
+    # lower-case names of headers whose values may be shown (see SHOWN_HEADERS)
+    shown_headers: frozenset[str] = frozenset()
 
     def __repr__(self) -> str:
         return f"PlannedRequest({self.method} {self.safe_url()})"
@@ -69,12 +78,17 @@ class PlannedRequest:
         return self._mask(str(self.url))
 
     def safe_headers(self) -> dict[str, str]:
+        """The headers with every value masked but ``SHOWN_HEADERS`` and ``shown_headers``."""
         shown = {}
         for name, value in self.headers.items():
-            if name.lower() in _SECRET_HEADERS:
+            lowered = name.lower()
+            if lowered in SHOWN_HEADERS or lowered in self.shown_headers:
+                shown[name] = self._mask(value)
+            elif lowered in _AUTH_HEADERS:
                 scheme, _, rest = value.partition(" ")
-                value = f"{scheme} {MASK}" if rest else MASK
-            shown[name] = self._mask(value)
+                shown[name] = f"{scheme} {MASK}" if rest else MASK
+            else:
+                shown[name] = MASK
         return shown
 
     def body_kind(self) -> str:

@@ -156,6 +156,8 @@ class SmtpChannel:
                 headers=headers,
                 content=part.get_content() if part is not None else "",
                 secrets=self._secrets,
+                # mail headers built from the message and the URL, never secret
+                shown_headers=frozenset(name.lower() for name in headers),
                 note=f"{self._tls_text()}{auth}; MAIL FROM {self.sender}; "
                 f"RCPT TO {', '.join(self.recipients)}",
             )

@@ -80,6 +80,8 @@ _RESERVED_HEADERS: Final = frozenset(
         "host",
     }
 )
+# Set by the channel from the delivery, never secret (urls verify shows them).
+_SHOWN: Final = frozenset({"webhook-id", "webhook-timestamp"})
 _TOKEN_RE: Final = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 # What httpx leaves in a host after IDNA encoding; it percent-encodes the rest.
 _HOST_RE: Final = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -195,7 +197,14 @@ class WebhookChannel(HttpChannel):
         body = message.event.to_json().encode()
         headers = self.signed_headers(message.delivery_id, int(self._clock()), body)
         return [
-            PlannedRequest("POST", self._url, headers=headers, content=body, secrets=self._secrets)
+            PlannedRequest(
+                "POST",
+                self._url,
+                headers=headers,
+                content=body,
+                secrets=self._secrets,
+                shown_headers=_SHOWN,
+            )
         ]
 
     def classify(

@@ -8,6 +8,7 @@ that sends; nothing is sent. Exit 2 if any URL is invalid.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -17,9 +18,10 @@ from pydantic import SecretStr
 from eventbus.cli import EXIT_USAGE
 from eventbus.envelope import Event
 from eventbus.errors import ChannelConfigError
-from eventbus.redaction import mask
+from eventbus.redaction import MASK, mask
 from eventbus.settings import ChannelSpec
 
+from ..channels._http import SHOWN_HEADERS
 from ..channels.base import ChannelDeps, Message
 from ..channels.registry import create_channel
 from ..channels.urls import parse_url
@@ -93,7 +95,7 @@ def _verify_one(index: int, url: str, client: Any, show_body: bool) -> bool:
     click.echo(f"  target:     {hide(channel.describe())}")
     click.echo(f"  url:        {hide(_redacted_url(parsed))}")
     for key, value in parsed.raw_query:
-        click.echo(f"    {key} = {hide(value)}")
+        click.echo(f"    {key} = {_shown_query_value(key, value, hide)}")
     click.echo(f"  rate limit: {limiter.describe() if limiter else 'none'}")
     plan = getattr(channel, "plan", None)
     if plan is None:
@@ -110,6 +112,14 @@ def _verify_one(index: int, url: str, client: Any, show_body: bool) -> bool:
             for line in hide(request.safe_body()).splitlines():
                 click.echo(f"         {line}")
     return True
+
+
+def _shown_query_value(key: str, value: str, hide: Callable[[str], str]) -> str:
+    # "@Name=value" sets a header (generic://): its value is masked like the
+    # request's headers, whatever the name, but for the few never secret.
+    if key.startswith("@") and key[1:].lower() not in SHOWN_HEADERS:
+        return MASK
+    return hide(value)
 
 
 def _redacted_url(parsed: Any) -> str:
