@@ -21,7 +21,7 @@ from eventbus.errors import ChannelConfigError
 from eventbus.redaction import MASK, mask
 from eventbus.settings import ChannelSpec
 
-from ..channels._http import SHOWN_HEADERS
+from ..channels._http import SHOWN_HEADERS, USER_AGENT, PlannedRequest
 from ..channels.base import ChannelDeps, Message
 from ..channels.registry import create_channel
 from ..channels.urls import parse_url
@@ -105,13 +105,21 @@ def _verify_one(index: int, url: str, client: Any, show_body: bool) -> bool:
     for number, request in enumerate(requests, 1):
         note = f"  ({request.note})" if request.note else ""
         click.echo(f"    {number}. {request.method} {hide(request.safe_url())}{note}")
-        for name, value in request.safe_headers().items():
+        for name, value in _shown_headers(request).items():
             click.echo(f"       {name}: {hide(value)}")
         if show_body:
             click.echo(f"       body ({request.body_kind()}):")
             for line in hide(request.safe_body()).splitlines():
                 click.echo(f"         {line}")
     return True
+
+
+def _shown_headers(request: PlannedRequest) -> dict[str, str]:
+    headers = request.safe_headers()
+    # The HTTP path adds our User-Agent to requests that set none.
+    if request.method != "SMTP" and not any(n.lower() == "user-agent" for n in headers):
+        headers["User-Agent"] = USER_AGENT
+    return headers
 
 
 def _shown_query_value(key: str, value: str, hide: Callable[[str], str]) -> str:

@@ -7,6 +7,7 @@ import sys
 
 from click.testing import CliRunner
 
+import eventbus
 from eventbus.cli import cli
 
 TOKEN = "123456789:AAEsecretTelegramPart0123"
@@ -91,3 +92,9 @@ def test_planned_headers_shown_are_only_the_allow_list_and_the_channels_own() ->
     assert code == 0, err
     assert "Priority: 4" in out and "Title: capsule.create failed" in out
     assert "Authorization: Bearer ***" in out and "tk_ntfyAccessToken9" not in out
+
+
+def test_verify_shows_the_user_agent_sent() -> None:
+    code, out, err = run("discord://tokenvalue123@42")
+    assert code == 0, err
+    assert f"User-Agent: eventbus/{eventbus.__version__}" in out
