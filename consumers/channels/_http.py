@@ -97,7 +97,8 @@ class PlannedRequest:
         if self.form is not None:
             return "application/x-www-form-urlencoded"
         if self.content is not None:
-            return self.headers.get("Content-Type", "text/plain")
+            kinds = [v for name, v in self.headers.items() if name.lower() == "content-type"]
+            return kinds[0] if kinds else "text/plain"
         return "(none)"
 
     def safe_body(self, limit: int = 600) -> str:

@@ -17,10 +17,10 @@ from typing import TextIO
 
 import structlog
 
-from eventbus.errors import ChannelConfigError
 from eventbus.settings import ChannelSpec
 from eventbus.terminal import printable
 
+from ._options import unknown_options
 from .base import ChannelDeps, Message, OutcomeClass, SendResult
 
 __all__ = ["ConsoleChannel", "create"]
@@ -70,7 +70,5 @@ def _is_terminal(stream: TextIO) -> bool:
 
 def create(spec: ChannelSpec, deps: ChannelDeps) -> ConsoleChannel:
     if spec.options:
-        raise ChannelConfigError(
-            f"unknown option(s) {', '.join(sorted(spec.options))} for type console"
-        )
+        raise unknown_options("console", sorted(spec.options), [])
     return ConsoleChannel(spec.name)

@@ -49,6 +49,8 @@ from eventbus.settings import ChannelSpec, SecuritySettings
 
 from ..netguard import ForbiddenTarget, TargetPolicy, check_url_host
 from ._http import USER_AGENT, HttpChannel, PlannedRequest, basic_auth, without_credentials
+from ._options import unknown_options
+from ._suggest import SuggestingError
 from .base import EXCERPT_BYTES, ChannelDeps, Message, SendResult
 from .outcomes import result_from_response
 
@@ -311,11 +313,13 @@ def _url(spec: ChannelSpec, security: SecuritySettings) -> tuple[httpx.URL, list
     except httpx.InvalidURL as exc:
         # httpx's message names the part at fault, never the value.
         raise _error(spec, f"url {shown!r} is not a valid URL ({exc})") from None
-    secrets = [raw, str(url), url.query.decode("ascii", "replace")]
+    secrets = [url.query.decode("ascii", "replace")]
     secrets += [v for _, v in url.params.multi_items()]
     if url.password:
         secrets.append(url.password)
-    if not spec.options.get("show_path"):
+    # Each hidden part is masked on its own (not the URL whole), so texts that
+    # quote the URL still show what describe() shows.
+    if spec.options.get("show_path") is not True:
         secrets += _path_secrets(url)
     if url.scheme not in ("http", "https"):
         raise _error(spec, f"url {shown!r} must start with https:// (or http://)")
@@ -338,11 +342,8 @@ def create(spec: ChannelSpec, deps: ChannelDeps) -> WebhookChannel:
     """Build a webhook channel; ``ChannelConfigError`` names what is wrong."""
     unknown = sorted(set(spec.options) - OPTIONS)
     if unknown:
-        raise _error(
-            spec,
-            f"unknown option(s) {', '.join(map(repr, unknown))}; webhook channels take "
-            "url, secret, headers, timeout (and the common enabled, rate_limit)",
-        )
+        error = unknown_options("webhook", unknown, sorted(OPTIONS))
+        raise SuggestingError(f"webhook channel {spec.name!r}: {error}", error.fix)
     url, url_secrets = _url(spec, deps.security)
     secret_values = _secret_values(spec)
     keys = _keys(spec, secret_values)
