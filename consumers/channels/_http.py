@@ -164,7 +164,10 @@ class HttpChannel:
         return await self.send_paced(message, NO_PACER)
 
     async def send_paced(self, message: Message, pacer: Pacer) -> SendResult:
-        requests = self.plan(message)
+        try:
+            requests = self.plan(message)
+        except CAUGHT_ERRORS as exc:  # a channel never raises, not even for its own bug
+            return self.masked(error_result(exc, target=self.describe(), timeout=self._timeout))
         latency = 0.0
         result = SendResult(OutcomeClass.DELIVERED)
         for index, request in enumerate(requests):

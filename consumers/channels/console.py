@@ -48,8 +48,13 @@ class ConsoleChannel:
         if _is_terminal(stream):
             lines = [f"[{printable(self.name)}] {title}"]
             lines += [f"{_INDENT}{line}" for line in body.split("\n") if body]
-            stream.write("\n".join(lines) + "\n")
-            stream.flush()
+            try:
+                stream.write("\n".join(lines) + "\n")
+                stream.flush()
+            except (OSError, ValueError) as exc:  # closed or broken stdout: a result, no raise
+                return SendResult(
+                    OutcomeClass.RETRYABLE, error=f"console output failed: {type(exc).__name__}"
+                )
         else:
             log.info(
                 "notification",

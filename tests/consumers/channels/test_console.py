@@ -43,3 +43,11 @@ async def test_elsewhere_it_is_one_structured_log_line_with_escaped_text() -> No
     assert line["title"] == "host.down\\x1b]0;owned\\x07 on db1"
     assert "\x1b" not in line["body"] and "\x9b" not in line["body"]
     assert line["body"].split("\n")[0] == "Outcome: error"
+
+
+async def test_a_closed_terminal_is_a_result_not_a_raise() -> None:
+    screen = Terminal()
+    channel = ConsoleChannel("demo", stream=screen)
+    screen.close()
+    result = await channel.send(make_message())
+    assert not result.ok and result.error == "console output failed: ValueError"

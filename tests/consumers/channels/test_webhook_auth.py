@@ -102,3 +102,15 @@ async def test_a_raising_transport_becomes_a_permanent_result(error: Exception, 
     assert result.error is not None
     assert f"{type(error).__name__}: {error}" in result.error
     assert "TOKENabcdefgh" not in result.error
+
+
+async def test_a_bug_while_planning_is_a_result_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    channel = webhook("https://hooks.example.com/in", httpx.AsyncClient())
+
+    def broken(message: object) -> object:
+        raise KeyError("missing field")
+
+    monkeypatch.setattr(channel, "plan", broken)
+    result = await channel.send(make_message())  # type: ignore[attr-defined]
+    assert result.outcome is OutcomeClass.PERMANENT
+    assert result.error is not None and "unexpected error" in result.error
