@@ -48,7 +48,7 @@ def command() -> None:
 Examples:
   eventbus urls verify 'telegram://123456:AAE...@telegram?chats=-1001234567890'
   eventbus urls verify 'discord://TOKEN@WEBHOOK_ID' 'ntfy://ntfy.sh/alerts'
-  eventbus urls verify 'https://hooks.example.com/eventbus'   (a webhook)
+  eventbus urls verify 'https://hooks.example.com/eventbus'   # a webhook URL
 
 Quote URLs in the shell ('&' and '?' are special). Nothing is sent.""",
 )
