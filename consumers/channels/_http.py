@@ -9,15 +9,17 @@ response excerpts, planned requests) goes through the channel's ``Redactor``.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import time
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar, Final, cast
 
 import httpx
 
+from eventbus import __version__
 from eventbus.redaction import MASK, Redactor
 
 from ..outbound import OutboundClient
@@ -25,9 +27,28 @@ from .base import Message, OutcomeClass, SendResult
 from .outcomes import CAUGHT_ERRORS, error_result, result_from_response
 from .pacing import NO_PACER, Pacer, refusal
 
-__all__ = ["HttpChannel", "PlannedRequest", "provider_result", "read_body"]
+__all__ = [
+    "SHOWN_HEADERS",
+    "USER_AGENT",
+    "HttpChannel",
+    "PlannedRequest",
+    "basic_auth",
+    "provider_result",
+    "read_body",
+    "without_credentials",
+]
 
-_SECRET_HEADERS = frozenset({"authorization", "x-gotify-key", "proxy-authorization"})
+# Sent on every request of every channel (a planned header may replace it):
+# receivers and providers see who calls, not "python-httpx" or "aiohttp".
+USER_AGENT: Final = f"eventbus/{__version__}"
+
+# Header values shown when a planned request is printed (``urls verify``);
+# every other value is masked, since operators put tokens in headers under
+# any name. A channel names the headers it fills from non-secret data itself
+# in ``PlannedRequest.shown_headers``.
+SHOWN_HEADERS: Final = frozenset({"content-type", "accept", "user-agent"})
+# Shown as their scheme only ("Bearer ***").
+_AUTH_HEADERS: Final = frozenset({"authorization", "proxy-authorization"})
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -44,6 +65,8 @@ class PlannedRequest:
     rate_key: str = ""
     secrets: tuple[str, ...] = ()
     note: str = ""
+    # lower-case names of headers whose values may be shown (see SHOWN_HEADERS)
+    shown_headers: frozenset[str] = frozenset()
 
     def __repr__(self) -> str:
         return f"PlannedRequest({self.method} {self.safe_url()})"
@@ -55,12 +78,17 @@ class PlannedRequest:
         return self._mask(str(self.url))
 
     def safe_headers(self) -> dict[str, str]:
+        """The headers with every value masked but ``SHOWN_HEADERS`` and ``shown_headers``."""
         shown = {}
         for name, value in self.headers.items():
-            if name.lower() in _SECRET_HEADERS:
+            lowered = name.lower()
+            if lowered in SHOWN_HEADERS or lowered in self.shown_headers:
+                shown[name] = self._mask(value)
+            elif lowered in _AUTH_HEADERS:
                 scheme, _, rest = value.partition(" ")
-                value = f"{scheme} {MASK}" if rest else MASK
-            shown[name] = self._mask(value)
+                shown[name] = f"{scheme} {MASK}" if rest else MASK
+            else:
+                shown[name] = MASK
         return shown
 
     def body_kind(self) -> str:
@@ -69,7 +97,8 @@ class PlannedRequest:
         if self.form is not None:
             return "application/x-www-form-urlencoded"
         if self.content is not None:
-            return self.headers.get("Content-Type", "text/plain")
+            kinds = [v for name, v in self.headers.items() if name.lower() == "content-type"]
+            return kinds[0] if kinds else "text/plain"
         return "(none)"
 
     def safe_body(self, limit: int = 600) -> str:
@@ -94,9 +123,9 @@ class HttpChannel:
     first failure; a retry sends all of them again (at-least-once).
 
     Every request goes through ``call()``: on the daemon's ``OutboundClient``
-    straight to its transport (unless the URL carries credentials, which need
-    the client's Basic auth), otherwise through the client; errors become
-    results through ``outcomes``' one table.
+    straight to its transport, otherwise through the client; errors become
+    results through ``outcomes``' one table. Credentials in a URL become a
+    Basic ``Authorization`` header there, so no layer below sees both.
     """
 
     type: str = ""
@@ -140,7 +169,10 @@ class HttpChannel:
         return await self.send_paced(message, NO_PACER)
 
     async def send_paced(self, message: Message, pacer: Pacer) -> SendResult:
-        requests = self.plan(message)
+        try:
+            requests = self.plan(message)
+        except CAUGHT_ERRORS as exc:  # a channel never raises, not even for its own bug
+            return self.masked(error_result(exc, target=self.describe(), timeout=self._timeout))
         latency = 0.0
         result = SendResult(OutcomeClass.DELIVERED)
         for index, request in enumerate(requests):
@@ -187,11 +219,13 @@ class HttpChannel:
         url = planned.url if isinstance(planned.url, httpx.URL) else httpx.URL(planned.url)
         content = planned.content.encode() if isinstance(planned.content, str) else planned.content
         form = dict(planned.form) if planned.form is not None else None
-        if self._transport is None or url.userinfo:
+        headers = _outbound_headers(planned.headers, url)
+        url = without_credentials(url)
+        if self._transport is None:
             request = self._http.build_request(
                 planned.method,
                 url,
-                headers=planned.headers,
+                headers=headers,
                 json=planned.json,
                 content=content,
                 data=form,
@@ -201,7 +235,7 @@ class HttpChannel:
         request = httpx.Request(
             planned.method,
             url,
-            headers=planned.headers,
+            headers=headers,
             json=planned.json,
             content=content,
             data=form,
@@ -224,6 +258,28 @@ class HttpChannel:
         self, request: PlannedRequest, response: httpx.Response, latency: float, body: bytes
     ) -> SendResult:
         return provider_result(response, latency)
+
+
+def basic_auth(username: str, password: str) -> str:
+    """The ``Authorization`` value of HTTP Basic auth (RFC 7617, UTF-8)."""
+    pair = f"{username}:{password}".encode()
+    return "Basic " + base64.b64encode(pair).decode("ascii")
+
+
+def without_credentials(url: httpx.URL) -> httpx.URL:
+    """``url`` without its ``user:password@`` part."""
+    return url.copy_with(userinfo=b"") if url.userinfo else url
+
+
+def _outbound_headers(planned: Mapping[str, str], url: httpx.URL) -> dict[str, str]:
+    """The planned headers, plus our User-Agent and the URL's credentials as Basic auth."""
+    headers = dict(planned)
+    names = {name.lower() for name in headers}
+    if "user-agent" not in names:
+        headers["User-Agent"] = USER_AGENT
+    if url.userinfo and "authorization" not in names:
+        headers["Authorization"] = basic_auth(url.username, url.password)
+    return headers
 
 
 async def read_body(response: httpx.Response, limit: int | None) -> bytes:

@@ -10,10 +10,25 @@ from pydantic import SecretStr
 from eventbus.errors import ChannelConfigError
 from eventbus.settings import ChannelSpec, redact_url
 
+from ._suggest import SuggestingError, did_you_mean
 from .base import ChannelDeps
 from .urls import SCHEMES, ParsedURL, parse_flag, parse_url
 
-__all__ = ["Options", "base_url", "channel_url", "timeout_of"]
+__all__ = ["COMMON_KEYS", "Options", "base_url", "channel_url", "timeout_of", "unknown_options"]
+
+# The keys every channel takes (name, type, url, enabled, timeout, rate_limit):
+# a misspelt one lands among the type's options, so it is suggested from there.
+COMMON_KEYS = tuple(ChannelSpec.model_fields)
+
+
+def unknown_options(kind: str, unknown: list[str], known: list[str]) -> SuggestingError:
+    """The error for options no channel of ``kind`` takes, with a "did you mean"."""
+    listed = ", ".join(sorted(known)) or "(none)"
+    return SuggestingError(
+        f"unknown option(s) {', '.join(map(repr, unknown))} for a {kind} channel; "
+        f"known options: {listed} (and the common {', '.join(COMMON_KEYS[1:])})",
+        fix=did_you_mean(unknown, [*known, *COMMON_KEYS]),
+    )
 
 
 class Options:
@@ -84,11 +99,7 @@ class Options:
     def done(self) -> None:
         unknown = sorted(set(self._values) - self._used)
         if unknown:
-            known = ", ".join(sorted(self._used)) or "(none)"
-            raise ChannelConfigError(
-                f"unknown option(s) {', '.join(map(repr, unknown))} for a {self._kind} channel; "
-                f"known options: {known}"
-            )
+            raise unknown_options(self._kind, unknown, sorted(self._used))
 
 
 def channel_url(spec: ChannelSpec, scheme: str, *, required: bool = True) -> ParsedURL | None:

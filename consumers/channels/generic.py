@@ -1,8 +1,10 @@
 """``generic``: any HTTP endpoint, ``generic://host/path`` or ``generic+https://host/path``.
 
-Query keys eventbus understands are consumed; ``@Name=value`` adds a header,
-``$key=value`` adds a JSON field (with ``template=json``), ``_key=value``
-forwards a reserved key, and every other key is forwarded to the endpoint.
+Query keys eventbus understands are consumed; ``@Name=value`` adds a header
+(its value masked wherever the channel is shown, but for Content-Type, Accept
+and User-Agent), ``$key=value`` adds a JSON field (with ``template=json``),
+``_key=value`` forwards a reserved key, and every other key is forwarded to
+the endpoint.
 Unlike shoutrrr, plain text is sent as ``text/plain``: JSON is only claimed
 for a JSON body (``template=json``).
 """
@@ -20,7 +22,7 @@ from eventbus.errors import ChannelConfigError
 from eventbus.settings import ChannelSpec
 
 from ._format import plain_text
-from ._http import HttpChannel, PlannedRequest
+from ._http import SHOWN_HEADERS, HttpChannel, PlannedRequest
 from ._options import Options, channel_url, timeout_of
 from .base import ChannelDeps, Message
 from .urls import ParsedURL
@@ -127,7 +129,9 @@ class _Query:
         for key, value in url.raw_query:
             if key.startswith("@") and len(key) > 1:
                 query.headers[key[1:]] = value
-                if _looks_secret(key):
+                # Operators put tokens in headers under any name: mask them all
+                # but the few that never carry one.
+                if key[1:].lower() not in SHOWN_HEADERS:
                     query.secrets.append(value)
             elif key.startswith("$") and len(key) > 1:
                 query.extra[key[1:]] = value

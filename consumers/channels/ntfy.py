@@ -37,6 +37,11 @@ _URL_KEYS = (
     "cache",
     "firebase",
 )
+# Filled from the message and the URL's documented options, never secret.
+_SHOWN = frozenset({
+    "title", "priority", "tags", "click", "icon", "email", "delay",
+    "markdown", "cache", "firebase",
+})  # fmt: skip
 _PRIORITY_NAMES = {"min": 1, "low": 2, "default": 3, "high": 4, "max": 5, "urgent": 5}
 _OUTCOME_PRIORITY = {Outcome.ERROR: 4, Outcome.SUCCESS: 3, None: 3}
 _OUTCOME_TAGS = {
@@ -107,6 +112,7 @@ class NtfyChannel(HttpChannel):
                 headers=headers,
                 content=body,
                 secrets=self._secrets,
+                shown_headers=_SHOWN,
             )
         ]
 

@@ -6,7 +6,10 @@ permanent (redirects are never followed, the error names the location);
 other statuses permanent. For exceptions, ``ERROR_RULES`` names every httpx
 exception class (a test walks httpx's exception tree, so a new httpx class
 cannot slip through unclassified) plus the few non-httpx errors a transport
-raises. A refusal by the private-target guard is checked before the table:
+raises. Anything else a send raises is still a result (``UNEXPECTED``,
+permanent): a channel never raises, since a raising channel leaves its
+delivery to be retried on every receive with nothing but the exception's
+name to explain it. A refusal by the private-target guard is checked before the table:
 it arrives wrapped in an ordinary connection error, but retrying cannot help
 until the operator allows the target.
 """
@@ -29,6 +32,7 @@ from .base import EXCERPT_BYTES, OutcomeClass, SendResult
 __all__ = [
     "CAUGHT_ERRORS",
     "ERROR_RULES",
+    "UNEXPECTED",
     "ErrorRule",
     "classify_status",
     "error_result",
@@ -102,9 +106,19 @@ ERROR_RULES: Final[Mapping[type[BaseException], ErrorRule]] = {
     OSError: ErrorRule(RETRYABLE, "connection failed"),
     RetryableDeliveryError: ErrorRule(RETRYABLE, "", verbatim=True),
     PermanentDeliveryError: ErrorRule(PERMANENT, "", verbatim=True),
+    # A transport refusing the request as built (aiohttp raises ValueError for
+    # a URL with credentials next to an Authorization header, TypeError for a
+    # header value of the wrong type): the same request fails the same way on
+    # every retry, so it is permanent.
+    ValueError: ErrorRule(PERMANENT, "the request could not be made"),
+    TypeError: ErrorRule(PERMANENT, "the request could not be made"),
 }
 
-CAUGHT_ERRORS: Final = tuple(ERROR_RULES)
+# What any other exception from a send becomes.
+UNEXPECTED: Final = ErrorRule(PERMANENT, "unexpected error (please report it)")
+
+# Everything but cancellation and interpreter exits (BaseException).
+CAUGHT_ERRORS: Final = (Exception,)
 
 
 def rule_for(error: type[BaseException]) -> ErrorRule | None:
@@ -121,9 +135,7 @@ def error_result(exc: BaseException, *, target: str, timeout: float) -> SendResu
     forbidden = forbidden_cause(exc)
     if forbidden is not None:
         exc = forbidden
-    rule = rule_for(type(exc))
-    if rule is None:
-        raise exc
+    rule = rule_for(type(exc)) or UNEXPECTED
     if rule.verbatim:
         text = f"{rule.what}: {exc}" if rule.what else str(exc)
         return SendResult(rule.outcome, error=text)

@@ -37,6 +37,7 @@ from . import (
     telegram,
     webhook,
 )
+from ._suggest import SuggestingError, did_you_mean
 from .base import Channel, ChannelDeps
 from .pacing import rate_limited
 
@@ -94,7 +95,10 @@ def _type_of(kind: str) -> ChannelType:
     found = CHANNEL_TYPES.get(kind)
     if found is None:
         known = ", ".join(sorted(CHANNEL_TYPES))
-        raise ChannelConfigError(f"unknown channel type {kind!r}: use one of {known}")
+        raise SuggestingError(
+            f"unknown channel type {kind!r}: use one of {known}",
+            fix=did_you_mean([kind], CHANNEL_TYPES),
+        )
     return found
 
 
@@ -142,10 +146,19 @@ def channel_problems(settings: Settings) -> Iterable[tuple[int, str, str]]:
         try:
             create_channel(spec, deps)
         except ChannelConfigError as exc:
-            yield index, f"channel {spec.name!r}: {exc}", _fix_for(spec)
+            yield index, f"channel {spec.name!r}: {exc}", _fix_for(spec, exc)
 
 
-def _fix_for(spec: ChannelSpec) -> str:
-    if spec.url is None:
+def _fix_for(spec: ChannelSpec, error: ChannelConfigError) -> str:
+    """The suggestion the error carries, else a command that explains the URL.
+
+    ``urls verify`` takes every scheme of the table and plain http(s) webhook
+    URLs; for a type it does not know, pointing at it would not help.
+    """
+    if isinstance(error, SuggestingError) and error.fix:
+        return error.fix
+    if spec.url is None or spec.kind not in CHANNEL_TYPES:
         return ""
-    return f"check it with: eventbus urls verify '<the {spec.kind} URL>'"
+    if spec.kind == "webhook" or CHANNEL_TYPES[spec.kind].schemes:
+        return f"check it with: eventbus urls verify '<the {spec.kind} URL>'"
+    return ""

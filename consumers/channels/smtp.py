@@ -21,6 +21,7 @@ import asyncio
 import socket
 import ssl
 from collections.abc import Callable
+from dataclasses import replace
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, parseaddr
 from typing import Any
@@ -36,6 +37,7 @@ from ._format import plain_text
 from ._http import PlannedRequest
 from ._options import Options, channel_url, timeout_of
 from .base import ChannelDeps, Message, OutcomeClass, SendResult, timed
+from .outcomes import error_result
 from .pacing import NO_PACER, Pacer, refusal
 from .urls import ParsedURL, split_list
 
@@ -102,10 +104,16 @@ class SmtpChannel:
     def __repr__(self) -> str:
         return f"<SmtpChannel {self.name!r} {self.describe()}>"
 
+    @property
+    def address(self) -> str:
+        """``host:port``, an IPv6 host in brackets."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
     def describe(self) -> str:
         who = f"{self._username}@" if self._username else ""
         return (
-            f"smtp {who}{self.host}:{self.port} ({self._tls_text()}) "
+            f"smtp {who}{self.address} ({self._tls_text()}) "
             f"{self.sender} -> {', '.join(self.recipients)}"
         )
 
@@ -149,10 +157,12 @@ class SmtpChannel:
         return [
             PlannedRequest(
                 "SMTP",
-                f"smtp://{self.host}:{self.port}",
+                f"smtp://{self.address}",
                 headers=headers,
                 content=part.get_content() if part is not None else "",
                 secrets=self._secrets,
+                # mail headers built from the message and the URL, never secret
+                shown_headers=frozenset(name.lower() for name in headers),
                 note=f"{self._tls_text()}{auth}; MAIL FROM {self.sender}; "
                 f"RCPT TO {', '.join(self.recipients)}",
             )
@@ -205,13 +215,15 @@ class SmtpChannel:
         except TimeoutError:
             return SendResult(
                 OutcomeClass.RETRYABLE,
-                error=f"SMTP connection to {self.host}:{self.port} timed out after "
-                f"{self._timeout:g}s",
+                error=f"SMTP connection to {self.address} timed out after {self._timeout:g}s",
             )
         except OSError as exc:
             return SendResult(
                 OutcomeClass.RETRYABLE, error=self.mask(f"SMTP connection failed: {exc}")
             )
+        except Exception as exc:  # a channel never raises: the one table decides
+            result = error_result(exc, target=self.describe(), timeout=self._timeout)
+            return replace(result, error=self.mask(result.error or ""))
         error = None
         if refused:
             error = self.mask(
@@ -334,7 +346,9 @@ def _from_url(url: ParsedURL) -> dict[str, Any]:
         username = password = None
     port = url.port or (465 if encryption == "tls" else 25)
     return {
-        "host": url.host,
+        # A bracketed IPv6 literal ([::1]) is an address without its URL
+        # brackets: resolvers and sockets do not take them.
+        "host": url.host.removeprefix("[").removesuffix("]"),
         "port": port,
         "sender": _address(sender, "from address"),
         "recipients": [_address(r, "recipient") for r in recipients],

@@ -245,6 +245,7 @@ def create(spec: ChannelSpec, deps: ChannelDeps) -> TelegramChannel:
     opts = Options(spec, "telegram")
     url = channel_url(spec, "telegram", required=False)
     api_base = base_url(opts.string("api_base"), DEFAULT_API_BASE)
+    bot_token: str | None = None
     if url is not None:
         url.check_keys(_URL_KEYS)
         token = require(
@@ -264,17 +265,21 @@ def create(spec: ChannelSpec, deps: ChannelDeps) -> TelegramChannel:
                 )
         chats = [c.strip() for c in chats_raw.split(",") if c.strip()]
     else:
-        token = require(
-            opts.secret("bot_token"),
-            "telegram bot_token",
-            "set bot_token (from @BotFather) or use a telegram:// url",
-        )
+        bot_token = opts.secret("bot_token")
         chats = opts.strings("chat_id")
         parse_mode = _parse_mode(opts.string("parse_mode"))
         notification = not opts.flag("disable_notification", False)
         preview = opts.flag("link_preview", False)
         title = ""
+    # Unknown options first: "token:" for bot_token is a misspelling to name,
+    # not a missing bot_token.
     opts.done()
+    if url is None:
+        token = require(
+            bot_token,
+            "telegram bot_token",
+            "set bot_token (from @BotFather) or use a telegram:// url",
+        )
     if not chats:
         raise ChannelConfigError(
             "telegram channel has no chat: set chat_id (YAML) or chats=... (URL), "

@@ -19,6 +19,8 @@ from urllib.parse import parse_qsl, unquote
 
 from eventbus.errors import ChannelConfigError
 
+from ._suggest import did_you_mean
+
 __all__ = ["SCHEMES", "ParsedURL", "parse_url", "split_list"]
 
 # scheme -> one-line example, for errors and ``eventbus urls verify``
@@ -173,8 +175,10 @@ def _scheme(url: str, known: list[str]) -> tuple[str, str, str]:
     full_scheme, rest = match.group(1).lower(), match.group(2)
     scheme, _, subscheme = full_scheme.partition("+")
     if scheme not in known:
+        hint = did_you_mean([scheme], known)
         raise ChannelConfigError(
             f"unknown URL scheme {full_scheme!r}: use one of {', '.join(known)}"
+            + (f"; {hint}" if hint else "")
         )
     if not rest.startswith("//"):
         raise ChannelConfigError(

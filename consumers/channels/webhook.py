@@ -15,6 +15,13 @@ YAML::
       secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw   # or a list, for rotation
       headers: {X-Team: ops}
       timeout: 10s
+      show_path: false   # true shows the whole URL path in logs, records and the CLI
+
+Receivers often put a capability token in the path, so wherever the target
+is shown (logs, delivery records, ``channels list``, ``config check``, the
+API) it is ``scheme://host[:port]/first-segment/***`` unless ``show_path``.
+Credentials in the URL (``https://user:pass@host/...``) are sent as a Basic
+``Authorization`` header.
 
 The channel never follows redirects (a 3xx is a permanent failure that names
 the new location) and never raises for a failed delivery: every outcome is a
@@ -36,20 +43,32 @@ from typing import Any, Final
 import httpx
 from pydantic import SecretStr
 
-from eventbus import __version__
 from eventbus.errors import ChannelConfigError
-from eventbus.settings import ChannelSpec, SecuritySettings, redact_url
+from eventbus.redaction import MASK
+from eventbus.settings import ChannelSpec, SecuritySettings
 
 from ..netguard import ForbiddenTarget, TargetPolicy, check_url_host
-from ._http import HttpChannel, PlannedRequest
+from ._http import USER_AGENT, HttpChannel, PlannedRequest, basic_auth, without_credentials
+from ._options import unknown_options
+from ._suggest import SuggestingError
 from .base import EXCERPT_BYTES, ChannelDeps, Message, SendResult
 from .outcomes import result_from_response
 
-__all__ = ["SECRET_PREFIX", "WebhookChannel", "create", "decode_secret", "sign", "warnings"]
+__all__ = [
+    "OPTIONS",
+    "SECRET_PREFIX",
+    "WebhookChannel",
+    "create",
+    "decode_secret",
+    "describe_url",
+    "sign",
+    "warnings",
+]
 
 SECRET_PREFIX: Final = "whsec_"  # noqa: S105 (a prefix, not a secret)
-USER_AGENT: Final = f"eventbus/{__version__}"
-OPTIONS: Final = frozenset({"secret", "headers"})
+OPTIONS: Final = frozenset({"secret", "headers", "show_path"})
+# Path segments at least this long are masked in error texts as well.
+_SECRET_SEGMENT: Final = 8
 
 # Set by the channel; a custom header may not replace them.
 _RESERVED_HEADERS: Final = frozenset(
@@ -63,6 +82,8 @@ _RESERVED_HEADERS: Final = frozenset(
         "host",
     }
 )
+# Set by the channel from the delivery, never secret (urls verify shows them).
+_SHOWN: Final = frozenset({"webhook-id", "webhook-timestamp"})
 _TOKEN_RE: Final = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 # What httpx leaves in a host after IDNA encoding; it percent-encodes the rest.
 _HOST_RE: Final = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -77,6 +98,33 @@ def sign(secret_key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
     signed = f"{msg_id}.{timestamp}.".encode() + body
     digest = hmac.new(secret_key, signed, hashlib.sha256).digest()
     return "v1," + base64.b64encode(digest).decode("ascii")
+
+
+def describe_url(url: httpx.URL, *, show_path: bool = False) -> str:
+    """``scheme://host[:port]/first-segment/***``: no credentials, no query string.
+
+    Only the first path segment is kept (``/services``, ``/hooks``), since
+    receivers often put a capability token in the rest; ``show_path`` keeps
+    the whole path.
+    """
+    host = url.host
+    if ":" in host:
+        host = f"[{host}]"
+    port = f":{url.port}" if url.port is not None else ""
+    path = url.path
+    if not show_path:
+        first, slash, rest = path.lstrip("/").partition("/")
+        path = f"/{first}" + (f"/{MASK}" if rest else slash)
+    return f"{url.scheme}://{host}{port}{path}"
+
+
+def _path_secrets(url: httpx.URL) -> list[str]:
+    """The hidden part of the path and its long segments, for masking error texts."""
+    rest = url.path.lstrip("/").partition("/")[2]
+    if not rest:
+        return []
+    segments = [seg for seg in rest.split("/") if len(seg) >= _SECRET_SEGMENT]
+    return [rest, *segments]
 
 
 def decode_secret(secret: str) -> bytes:
@@ -113,9 +161,11 @@ class WebhookChannel(HttpChannel):
         http: httpx.AsyncClient,
         redact: Sequence[str] = (),
         clock: Callable[[], float] = time.time,
+        show_path: bool = False,
     ) -> None:
         super().__init__(name, http, timeout, redact)
         self._url = url
+        self._show_path = show_path
         self._keys = tuple(keys)
         self._headers = dict(headers)
         self._clock = clock
@@ -127,12 +177,8 @@ class WebhookChannel(HttpChannel):
         )
 
     def describe(self) -> str:
-        """``scheme://host[:port]/path``: no credentials, no query string."""
-        host = self._url.host
-        if ":" in host:
-            host = f"[{host}]"
-        port = f":{self._url.port}" if self._url.port is not None else ""
-        return f"{self._url.scheme}://{host}{port}{self._url.path}"
+        """The target as ``describe_url`` shows it (the path masked unless ``show_path``)."""
+        return describe_url(self._url, show_path=self._show_path)
 
     def signed_headers(self, msg_id: str, timestamp: int, body: bytes) -> dict[str, str]:
         """Every header of one request (custom ones first, ours override)."""
@@ -153,7 +199,14 @@ class WebhookChannel(HttpChannel):
         body = message.event.to_json().encode()
         headers = self.signed_headers(message.delivery_id, int(self._clock()), body)
         return [
-            PlannedRequest("POST", self._url, headers=headers, content=body, secrets=self._secrets)
+            PlannedRequest(
+                "POST",
+                self._url,
+                headers=headers,
+                content=body,
+                secrets=self._secrets,
+                shown_headers=_SHOWN,
+            )
         ]
 
     def classify(
@@ -235,19 +288,39 @@ def _headers(spec: ChannelSpec) -> dict[str, str]:
     return headers
 
 
+def _show_path(spec: ChannelSpec) -> bool:
+    value = spec.options.get("show_path", False)
+    if not isinstance(value, bool):
+        raise _error(spec, f"'show_path' must be true or false, not {type(value).__name__}")
+    return value
+
+
+def _shown(spec: ChannelSpec, raw: str) -> str:
+    """The configured URL as error texts may show it (``describe_url``, else a placeholder)."""
+    try:
+        return describe_url(httpx.URL(raw), show_path=spec.options.get("show_path") is True)
+    except httpx.InvalidURL:
+        return "<the configured url>"
+
+
 def _url(spec: ChannelSpec, security: SecuritySettings) -> tuple[httpx.URL, list[str]]:
     if spec.url is None:
         raise _error(spec, "'url' is required, e.g. url: https://hooks.example.com/eventbus")
     raw = spec.url.get_secret_value().strip()
-    shown = redact_url(raw).split("?", 1)[0]
+    shown = _shown(spec, raw)
     try:
         url = httpx.URL(raw)
     except httpx.InvalidURL as exc:
+        # httpx's message names the part at fault, never the value.
         raise _error(spec, f"url {shown!r} is not a valid URL ({exc})") from None
-    secrets = [raw, str(url), url.query.decode("ascii", "replace")]
+    secrets = [url.query.decode("ascii", "replace")]
     secrets += [v for _, v in url.params.multi_items()]
     if url.password:
         secrets.append(url.password)
+    # Each hidden part is masked on its own (not the URL whole), so texts that
+    # quote the URL still show what describe() shows.
+    if spec.options.get("show_path") is not True:
+        secrets += _path_secrets(url)
     if url.scheme not in ("http", "https"):
         raise _error(spec, f"url {shown!r} must start with https:// (or http://)")
     if not url.host:
@@ -269,21 +342,24 @@ def create(spec: ChannelSpec, deps: ChannelDeps) -> WebhookChannel:
     """Build a webhook channel; ``ChannelConfigError`` names what is wrong."""
     unknown = sorted(set(spec.options) - OPTIONS)
     if unknown:
-        raise _error(
-            spec,
-            f"unknown option(s) {', '.join(map(repr, unknown))}; webhook channels take "
-            "url, secret, headers, timeout (and the common enabled, rate_limit)",
-        )
+        error = unknown_options("webhook", unknown, sorted(OPTIONS))
+        raise SuggestingError(f"webhook channel {spec.name!r}: {error}", error.fix)
     url, url_secrets = _url(spec, deps.security)
     secret_values = _secret_values(spec)
     keys = _keys(spec, secret_values)
     headers = _headers(spec)
-    if "authorization" in headers and (url.username or url.password):
-        # httpx would silently replace the header with Basic auth from the URL.
-        raise _error(
-            spec,
-            "both the url's user:password and an Authorization header are set: keep one",
-        )
+    show_path = _show_path(spec)
+    if url.userinfo:
+        if "authorization" in headers:
+            raise _error(
+                spec,
+                "both the url's user:password and an Authorization header are set: keep one",
+            )
+        # Sent as a header from the start, so the planned request (urls verify)
+        # is the one made, and no transport sees credentials in the URL.
+        headers["authorization"] = basic_auth(url.username, url.password)
+        url_secrets.append(headers["authorization"].removeprefix("Basic "))
+        url = without_credentials(url)
     timeout = spec.timeout if spec.timeout is not None else deps.timeout
     return WebhookChannel(
         spec.name,
@@ -293,6 +369,7 @@ def create(spec: ChannelSpec, deps: ChannelDeps) -> WebhookChannel:
         timeout=timeout,
         http=deps.http,
         redact=[*url_secrets, *secret_values, *headers.values()],
+        show_path=show_path,
     )
 
 
@@ -308,7 +385,7 @@ def warnings(spec: ChannelSpec) -> list[str]:
         raw = spec.url.get_secret_value().strip()
         if raw.lower().startswith("http://"):
             found.append(
-                f"webhook channel {spec.name!r} sends to {redact_url(raw).split('?', 1)[0]!r} "
+                f"webhook channel {spec.name!r} sends to {_shown(spec, raw)!r} "
                 "over plain http: events and signatures travel unencrypted; use https://"
             )
     return found

@@ -1,13 +1,16 @@
 """``eventbus urls verify URL...``: parse shoutrrr-style URLs and explain them.
 
-For each URL: the service, the redacted settings, the rate limit, and the
-exact request(s) a sample notification would make (method, endpoint with
+For each URL (a shoutrrr-style service URL, or a plain ``http(s)://`` URL,
+which is a ``webhook`` channel): the service, the redacted settings, the
+rate limit, and the exact request(s) a sample notification would make (method, endpoint with
 secrets masked, headers, body). The plan comes from the same channel code
 that sends; nothing is sent. Exit 2 if any URL is invalid.
 """
 
 from __future__ import annotations
 
+import base64
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -17,16 +20,21 @@ from pydantic import SecretStr
 from eventbus.cli import EXIT_USAGE
 from eventbus.envelope import Event
 from eventbus.errors import ChannelConfigError
-from eventbus.redaction import mask
+from eventbus.redaction import MASK, mask
 from eventbus.settings import ChannelSpec
 
-from ..channels.base import ChannelDeps, Message
+from ..channels._http import SHOWN_HEADERS, USER_AGENT, HttpChannel, PlannedRequest
+from ..channels.base import Channel, ChannelDeps, Message
 from ..channels.registry import create_channel
-from ..channels.urls import parse_url
+from ..channels.smtp import SmtpChannel
+from ..channels.urls import ParsedURL, parse_url
 from ..ratelimit import limiter_for
 from ..rendering import default_lines, default_title
 
 __all__ = ["command"]
+
+# Signs the sample request of a plain webhook URL; it signs nothing real.
+_SAMPLE_SECRET = "whsec_" + base64.b64encode(b"eventbus urls verify: sample key").decode()
 
 
 @click.group("urls", help="Parse and explain shoutrrr-style channel URLs.")
@@ -40,6 +48,7 @@ def command() -> None:
 Examples:
   eventbus urls verify 'telegram://123456:AAE-bot-token@telegram?chats=-1001234567890'
   eventbus urls verify 'discord://TOKEN@123456789012345678' 'ntfy://ntfy.sh/alerts'
+  eventbus urls verify 'https://hooks.example.com/eventbus'   # a webhook URL
 
 Quote URLs in the shell ('&' and '?' are special). Nothing is sent.""",
 )
@@ -73,43 +82,81 @@ def _label(index: int, url: str) -> str:
 
 def _verify_one(index: int, url: str, client: Any, show_body: bool) -> bool:
     try:
-        parsed = parse_url(url)
-        spec = ChannelSpec(name=f"url{index}", url=SecretStr(url))
-        channel = create_channel(spec, ChannelDeps(http=client))
+        channel, spec, parsed = _build(index, url, client)
     except ChannelConfigError as exc:
-        click.secho(f"✗ {_label(index, url)}: {exc}", fg="red", err=True)
+        fix = getattr(exc, "fix", "")
+        click.secho(
+            f"✗ {_label(index, url)}: {exc}" + (f" (fix: {fix})" if fix else ""),
+            fg="red",
+            err=True,
+        )
         return False
 
     channel_mask = getattr(channel, "mask", None)
+    password = parsed.password if parsed is not None else None
 
     def hide(text: str) -> str:
         text = channel_mask(text) if channel_mask is not None else text
         # belt and braces: the URL password is hidden whatever the service does with it
-        return mask(text, [parsed.password or ""])
+        return mask(text, [password or ""])
 
     limiter = limiter_for(spec, channel.type)
     click.secho(f"✓ {_label(index, url)}", fg="green")
     click.echo(f"  service:    {channel.type}")
     click.echo(f"  target:     {hide(channel.describe())}")
-    click.echo(f"  url:        {hide(_redacted_url(parsed))}")
-    for key, value in parsed.raw_query:
-        click.echo(f"    {key} = {hide(value)}")
+    if parsed is not None:
+        click.echo(f"  url:        {hide(_redacted_url(parsed))}")
+        for key, value in parsed.raw_query:
+            click.echo(f"    {key} = {_shown_query_value(key, value, hide)}")
+    else:
+        click.echo(
+            "  signing:    Standard Webhooks; shown with a sample secret "
+            "(set secret: whsec_... on the channel to sign with yours)"
+        )
     click.echo(f"  rate limit: {limiter.describe() if limiter else 'none'}")
-    plan = getattr(channel, "plan", None)
-    if plan is None:
-        return True
-    requests = plan(_sample_message())
+    if isinstance(channel, HttpChannel | SmtpChannel):
+        _print_plan(channel.plan(_sample_message()), hide, show_body)
+    return True
+
+
+def _build(index: int, url: str, client: Any) -> tuple[Channel, ChannelSpec, ParsedURL | None]:
+    """The channel a URL makes: a shoutrrr-style service, or a plain http(s) webhook."""
+    name = f"url{index}"
+    if url.strip().lower().startswith(("http://", "https://")):
+        spec = ChannelSpec(name=name, type="webhook", url=SecretStr(url), secret=_SAMPLE_SECRET)
+        return create_channel(spec, ChannelDeps(http=client)), spec, None
+    parsed = parse_url(url)
+    spec = ChannelSpec(name=name, url=SecretStr(url))
+    return create_channel(spec, ChannelDeps(http=client)), spec, parsed
+
+
+def _print_plan(requests: list[PlannedRequest], hide: Callable[[str], str], body: bool) -> None:
     click.echo(f"  requests for a sample notification: {len(requests)}")
     for number, request in enumerate(requests, 1):
         note = f"  ({request.note})" if request.note else ""
         click.echo(f"    {number}. {request.method} {hide(request.safe_url())}{note}")
-        for name, value in request.safe_headers().items():
+        for name, value in _shown_headers(request).items():
             click.echo(f"       {name}: {hide(value)}")
-        if show_body:
+        if body:
             click.echo(f"       body ({request.body_kind()}):")
             for line in hide(request.safe_body()).splitlines():
                 click.echo(f"         {line}")
-    return True
+
+
+def _shown_headers(request: PlannedRequest) -> dict[str, str]:
+    headers = request.safe_headers()
+    # The HTTP path adds our User-Agent to requests that set none.
+    if request.method != "SMTP" and not any(n.lower() == "user-agent" for n in headers):
+        headers["User-Agent"] = USER_AGENT
+    return headers
+
+
+def _shown_query_value(key: str, value: str, hide: Callable[[str], str]) -> str:
+    # "@Name=value" sets a header (generic://): its value is masked like the
+    # request's headers, whatever the name, but for the few never secret.
+    if key.startswith("@") and key[1:].lower() not in SHOWN_HEADERS:
+        return MASK
+    return hide(value)
 
 
 def _redacted_url(parsed: Any) -> str:

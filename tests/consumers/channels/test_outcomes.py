@@ -54,6 +54,9 @@ EXPECTED: dict[type[BaseException], OutcomeClass] = {
     OSError: RETRYABLE,
     RetryableDeliveryError: RETRYABLE,
     PermanentDeliveryError: PERMANENT,
+    # A transport refusing the request as built: the same on every retry.
+    ValueError: PERMANENT,
+    TypeError: PERMANENT,
 }
 
 
@@ -113,7 +116,7 @@ def test_subclasses_outside_the_table_use_their_nearest_ancestor() -> None:
 
     rule = rule_for(Custom)
     assert rule is not None and rule.outcome is RETRYABLE
-    assert rule_for(ValueError) is None
+    assert rule_for(KeyError) is None
 
 
 def test_timeouts_name_the_timeout() -> None:
@@ -134,9 +137,24 @@ def test_guard_refusal_is_permanent_even_inside_a_connect_error() -> None:
     assert result.error is not None and "resolves to 10.0.0.5" in result.error
 
 
-def test_an_unclassified_exception_is_not_swallowed() -> None:
-    with pytest.raises(ValueError, match="bug"):
-        error_result(ValueError("bug"), target="t", timeout=1.0)
+def test_transport_value_and_type_errors_are_permanent_and_say_what_failed() -> None:
+    # aiohttp's words when a URL carries credentials and an Authorization header is set
+    text = "Cannot combine AUTHORIZATION header with AUTH argument or credentials encoded in URL"
+    result = error_result(ValueError(text), target="https://h.example/in", timeout=1.0)
+    assert result.outcome is PERMANENT
+    assert result.error == (
+        f"request to https://h.example/in failed, the request could not be made: ValueError: {text}"
+    )
+    typed = error_result(TypeError("header value must be str"), target="t", timeout=1.0)
+    assert typed.outcome is PERMANENT and "TypeError: header value must be str" in typed.error
+
+
+def test_an_unclassified_exception_is_still_a_result() -> None:
+    # A channel never raises: a raising channel's delivery is retried forever.
+    result = error_result(RuntimeError("bug"), target="t", timeout=1.0)
+    assert result.outcome is PERMANENT
+    assert result.error is not None and "unexpected error" in result.error
+    assert "RuntimeError: bug" in result.error
 
 
 def expected_status(status: int) -> OutcomeClass:

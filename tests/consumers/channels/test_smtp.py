@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import socket
 import ssl
 import subprocess
 from collections.abc import AsyncIterator, Callable
@@ -186,7 +187,9 @@ class Inbox:
         return "250 OK"
 
 
-async def serve(inbox: Inbox, tls_context: ssl.SSLContext | None) -> tuple[asyncio.Server, int]:
+async def serve(
+    inbox: Inbox, tls_context: ssl.SSLContext | None, host: str = "127.0.0.1"
+) -> tuple[asyncio.Server, int]:
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
         lambda: SMTPServer(
@@ -195,7 +198,7 @@ async def serve(inbox: Inbox, tls_context: ssl.SSLContext | None) -> tuple[async
             tls_context=tls_context,
             require_starttls=tls_context is not None,
         ),
-        "127.0.0.1",
+        host,
         0,
     )
     return server, server.sockets[0].getsockname()[1]
@@ -323,6 +326,42 @@ async def test_private_server_allowed_by_name(plain_server: tuple[Inbox, int]) -
     assert result.ok, result.error
     await asyncio.wait_for(inbox.arrived.wait(), 5)
     assert len(inbox.messages) == 1
+
+
+def has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not has_ipv6_loopback(), reason="no IPv6 loopback on this machine")
+async def test_bracketed_ipv6_host_delivers() -> None:
+    inbox = Inbox()
+    server, port = await serve(inbox, None, host="::1")
+    try:
+        channel = build_smtp(f"smtp://[::1]:{port}/?from=a@x.io&to=b@x.io&encryption=None")
+        assert channel.describe().startswith(f"smtp [::1]:{port} ")
+        result = await channel.send(make_message())
+        assert result.ok, result.error
+        await asyncio.wait_for(inbox.arrived.wait(), 5)
+        assert inbox.envelopes == [("a@x.io", ["b@x.io"])]
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_an_unexpected_client_error_is_a_result_not_a_raise() -> None:
+    def factory(**kwargs: Any) -> Any:
+        raise ValueError(f"bad client argument (password {PASSWORD})")
+
+    channel = build_smtp(f"smtp://me:{ENCODED}@h:587/?from=a@x.io&to=b@x.io", factory)
+    result = await channel.send(make_message())
+    assert result.outcome is OutcomeClass.PERMANENT
+    assert result.error is not None and "ValueError: bad client argument" in result.error
+    assert PASSWORD not in result.error
 
 
 async def test_closed_port_is_retryable(unused_tcp_port: int) -> None:

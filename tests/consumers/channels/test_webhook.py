@@ -630,9 +630,13 @@ async def test_exposed_transport_skips_the_client(monkeypatch: pytest.MonkeyPatc
         result = await channel(client, secret=SECRET).send(message())
         assert result.ok and len(recorder.requests) == 1
         assert recorder.last.extensions["timeout"] == httpx.Timeout(15.0).as_dict()
-        # Credentials in the URL need the client's Basic auth.
-        with pytest.raises(AssertionError, match=r"AsyncClient\.send used"):
-            await create(spec(url=SECRET_URL), ChannelDeps(http=client)).send(message())
+        # Credentials in the URL travel as a Basic header on the same path.
+        result = await create(spec(url=SECRET_URL), ChannelDeps(http=client)).send(message())
+        assert result.ok, result.error
+        sent = recorder.last
+        assert sent.url.userinfo == b""
+        expected = base64.b64encode(b"alice:url-password-1").decode()
+        assert sent.headers["authorization"] == f"Basic {expected}"
 
 
 async def test_production_client_exposes_its_transport() -> None:

@@ -7,6 +7,7 @@ import sys
 
 from click.testing import CliRunner
 
+import eventbus
 from eventbus.cli import cli
 
 TOKEN = "123456789:AAEsecretTelegramPart0123"
@@ -65,3 +66,35 @@ def test_cli_root_does_not_import_consumers() -> None:
         "and m != 'consumers' for m in sys.modules) else 0)"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_generic_header_values_are_masked_but_the_allow_list() -> None:
+    # Header names that do not say "token": a value is still a secret.
+    url = (
+        "generic://hooks.example.com/in?template=json&@X-Api=hdrSecretValue1"
+        "&@X-Team=ops&@Accept=application/json&@User-Agent=probe/1"
+        "&@Authorization=Bearer%20bearerSecret2"
+    )
+    code, out, err = run(url)
+    assert code == 0, err
+    for secret in ("hdrSecretValue1", "bearerSecret2", "ops"):
+        assert f"= {secret}" not in out and f": {secret}" not in out
+    assert "hdrSecretValue1" not in out and "bearerSecret2" not in out
+    assert "@X-Api = ***" in out and "@X-Team = ***" in out
+    assert "X-Api: ***" in out and "X-Team: ***" in out
+    assert "Authorization: Bearer ***" in out
+    assert "Accept: application/json" in out and "User-Agent: probe/1" in out
+    assert "Content-Type: application/json" in out
+
+
+def test_planned_headers_shown_are_only_the_allow_list_and_the_channels_own() -> None:
+    code, out, err = run("ntfy://:tk_ntfyAccessToken9@ntfy.example.com/alerts?priority=high")
+    assert code == 0, err
+    assert "Priority: 4" in out and "Title: capsule.create failed" in out
+    assert "Authorization: Bearer ***" in out and "tk_ntfyAccessToken9" not in out
+
+
+def test_verify_shows_the_user_agent_sent() -> None:
+    code, out, err = run("discord://tokenvalue123@42")
+    assert code == 0, err
+    assert f"User-Agent: eventbus/{eventbus.__version__}" in out
