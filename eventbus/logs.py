@@ -164,9 +164,11 @@ class HotLogger:
     def get(self) -> Any:
         """The bound logger for the current configuration."""
         current = structlog.get_config()
-        config = tuple(
-            current[key]
-            for key in ("processors", "logger_factory", "wrapper_class", "context_class")
+        config = (
+            current["processors"],
+            current["logger_factory"],
+            current["wrapper_class"],
+            current["context_class"],
         )
         cached = self._config
         if len(cached) != 4 or any(a is not b for a, b in zip(config, cached, strict=True)):
