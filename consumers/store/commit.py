@@ -49,6 +49,19 @@ for _ = 1, tonumber(nxt()) do
   index[#index + 1] = updated
   index[#index + 1] = id
 end
+-- Duplicate notes: written only over a record still delivered, so a note
+-- built from a read made before the send never hides a newer outcome.
+for _ = 1, tonumber(nxt()) do
+  local rkey, ekey, id, record, updated = nxt(), nxt(), nxt(), nxt(), nxt()
+  local old = redis.call('GET', rkey)
+  if old and string.find(old, '"status":"delivered"', 1, true) then
+    redis.call('SET', rkey, record, 'EX', ttl)
+    redis.call('SADD', ekey, id)
+    redis.call('EXPIRE', ekey, ttl)
+    index[#index + 1] = updated
+    index[#index + 1] = id
+  end
+end
 zadd_all(KEYS[2], index)
 local due = {}
 for _ = 1, tonumber(nxt()) do
@@ -104,6 +117,7 @@ class Committer:
     def arguments(self, settlements: Sequence[Settlement], now: float) -> list[Any]:
         keys = self.keys
         records: list[Any] = []
+        duplicates: list[Any] = []
         retries: list[Any] = []
         done: list[Any] = []
         disable: list[Any] = []
@@ -112,6 +126,14 @@ class Committer:
         for settlement in settlements:
             for record in settlement.records:
                 records += (
+                    keys.delivery(record.id),
+                    keys.event_deliveries(record.event_id),
+                    record.id,
+                    record.to_json(),
+                    record.updated_at,
+                )
+            for record in settlement.duplicates:
+                duplicates += (
                     keys.delivery(record.id),
                     keys.event_deliveries(record.event_id),
                     record.id,
@@ -144,6 +166,8 @@ class Committer:
             self.ttl,
             len(records) // 5,
             *records,
+            len(duplicates) // 5,
+            *duplicates,
             len(retries) // 9,
             *retries,
             len(done) // 2,
