@@ -24,6 +24,7 @@ import redis.asyncio as aioredis
 from eventbus.brokers.redis_streams import translated
 from eventbus.keys import Keys
 
+from .records import DeliveryRecord
 from .settlement import DeadLetterOrder, Settlement
 
 __all__ = ["Committer"]
@@ -125,21 +126,9 @@ class Committer:
         acks: list[str] = []
         for settlement in settlements:
             for record in settlement.records:
-                records += (
-                    keys.delivery(record.id),
-                    keys.event_deliveries(record.event_id),
-                    record.id,
-                    record.to_json(),
-                    record.updated_at,
-                )
+                records += self._record(record)
             for record in settlement.duplicates:
-                duplicates += (
-                    keys.delivery(record.id),
-                    keys.event_deliveries(record.event_id),
-                    record.id,
-                    record.to_json(),
-                    record.updated_at,
-                )
+                duplicates += self._record(record)
             for job, due in settlement.retries:
                 retries += (
                     keys.retry_job(job.delivery_id),
@@ -179,6 +168,16 @@ class Committer:
             len(acks),
             *acks,
         ]
+
+    def _record(self, record: DeliveryRecord) -> tuple[Any, ...]:
+        keys = self.keys
+        return (
+            keys.delivery(record.id),
+            keys.event_deliveries(record.event_id),
+            record.id,
+            record.to_json(),
+            record.updated_at,
+        )
 
     def _dead_letter_fields(self, order: DeadLetterOrder, now: float) -> list[Any]:
         """The entry's own fields (not an earlier dead-lettering's), then why and when."""

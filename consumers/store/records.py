@@ -35,12 +35,12 @@ from eventbus.brokers.redis_streams import translated
 from eventbus.keys import Keys
 
 __all__ = [
+    "DUPLICATE",
     "Attempt",
     "ChannelState",
     "DeliveryRecord",
     "DeliveryStatus",
     "DeliveryStore",
-    "DUPLICATE",
     "delivery_id",
     "note_duplicate",
 ]
@@ -210,7 +210,7 @@ class DeliveryStore:
         if not ids:
             return {}
         async with translated("read deliveries"):
-            found: list[bytes | None] = await self.redis.mget(
+            found: list[bytes | str | None] = await self.redis.mget(
                 [self.keys.delivery(i) for i in ids]
             )
         return {
