@@ -41,9 +41,10 @@ from .store import (
     RetryPolicy,
     Settlement,
     delivery_id,
+    note_duplicate,
 )
 
-__all__ = ["Dispatcher", "Work", "add_attempt", "new_record"]
+__all__ = ["Dispatcher", "Target", "Work", "add_attempt", "new_record"]
 
 log = structlog.get_logger("eventbus.delivery")
 # The line per delivery: a logger assembled once, not on every call.
@@ -59,9 +60,12 @@ _LOG_EVENT = {
 
 
 @dataclass(slots=True)  # not frozen: one per delivery, and frozen inits cost 4x
-class _Target:
+class Target:
+    """One (subscription, channel) of a work: its delivery and the attempts so far."""
+
     subscription: SubscriptionSpec
     channel_name: str
+    id: str  # the delivery id
     attempts: int
     created_at: float
     history: tuple[Attempt, ...] = ()
@@ -75,7 +79,7 @@ class Work:
     settlement: Settlement
     event: Event | None = None
     payload: bytes = b""
-    targets: list[_Target] = field(default_factory=list)
+    targets: list[Target] = field(default_factory=list)
 
 
 class Dispatcher:
@@ -125,7 +129,7 @@ class Dispatcher:
             return Work(settlement)
         now = self.clock()
         targets = [
-            _Target(sub, name, 0, now)
+            Target(sub, name, delivery_id(event.id, sub.name, name), 0, now)
             for sub in self.matcher.match(event)
             for name in dict.fromkeys(sub.channels)
         ]
@@ -155,8 +159,41 @@ class Dispatcher:
             settlement.records.append(record)
             settlement.retries_done.append(job.delivery_id)
             return Work(settlement)
-        target = _Target(sub, job.channel, job.attempts, job.created_at, job.history, retry=True)
+        target = Target(
+            sub, job.channel, job.delivery_id, job.attempts, job.created_at, job.history, True
+        )
         return Work(settlement, event, job.payload, [target])
+
+    def screen(self, work: Work, stored: Mapping[str, DeliveryRecord | None]) -> None:
+        """Drop the targets whose ``stored`` record is delivered: not sent again.
+
+        An entry notes each on its record as a duplicate; a retry of one is
+        done. Any other state (failed, retrying, skipped) is not done: the
+        target is sent, continuing that record's attempts and history.
+        """
+        keep = []
+        for target in work.targets:
+            record = stored.get(target.id)
+            if record is None:
+                keep.append(target)
+            elif record.status is DeliveryStatus.DELIVERED:
+                self._duplicate(work, target, record)
+            else:
+                target.attempts, target.created_at = record.attempts, record.created_at
+                target.history = tuple(record.history)
+                # Its scheduled retry, if any, goes once this attempt settles it.
+                target.retry = target.retry or record.status is DeliveryStatus.RETRYING
+                keep.append(target)
+        work.targets = keep
+
+    def _duplicate(self, work: Work, target: Target, record: DeliveryRecord) -> None:
+        settlement = work.settlement
+        if settlement.ack is None:  # a due retry of a delivery done meanwhile
+            settlement.retries_done.append(target.id)
+            return
+        settlement.duplicates.append(note_duplicate(record, settlement.ack, self.clock()))
+        bound = {"event_id": record.event_id, "delivery_id": record.id, "channel": record.channel}
+        _delivery_log.get().info("delivery.duplicate", **bound, entry_id=settlement.ack)
 
     async def send(self, work: Work) -> Settlement:
         """Deliver to every target of ``work`` concurrently; returns its settlement."""
@@ -176,7 +213,7 @@ class Dispatcher:
     # -- delivering -----------------------------------------------------------------
 
     async def _deliver(
-        self, event: Event, payload: bytes, target: _Target, settlement: Settlement
+        self, event: Event, payload: bytes, target: Target, settlement: Settlement
     ) -> DeliveryRecord:
         sub, name = target.subscription, target.channel_name
         record = self._record(
@@ -287,7 +324,7 @@ class Dispatcher:
         result: SendResult,
         payload: bytes,
         settlement: Settlement,
-        target: _Target,
+        target: Target,
     ) -> DeliveryRecord:
         # Not a failed attempt: reschedule without counting it, for as long
         # as the subscription's retry schedule would have kept trying.
@@ -312,7 +349,7 @@ class Dispatcher:
         bound: dict[str, Any],
         record: DeliveryRecord,
         settlement: Settlement,
-        target: _Target,
+        target: Target,
         result: SendResult | None = None,
     ) -> DeliveryRecord:
         record.updated_at = self.clock()

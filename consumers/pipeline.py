@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import structlog
 
@@ -30,9 +30,16 @@ from eventbus.catalog import OPERATOR_CHANNEL_DISABLED, OPERATOR_TEAM
 from eventbus.envelope import Event, Outcome, Resource
 from eventbus.errors import BrokerError
 
-from .dispatch import Dispatcher, Work
+from .dispatch import Dispatcher, Target, Work
 from .metrics import Metrics
-from .store import Committer, RetryJob, Settlement
+from .store import (
+    Committer,
+    DeliveryRecord,
+    DeliveryStatus,
+    DeliveryStore,
+    RetryJob,
+    Settlement,
+)
 
 __all__ = ["Pipeline"]
 
@@ -48,6 +55,7 @@ class Pipeline:
         self,
         dispatcher: Dispatcher,
         committer: Committer,
+        store: DeliveryStore,
         streams: RedisStreams,
         *,
         limit: int,
@@ -57,6 +65,7 @@ class Pipeline:
     ) -> None:
         self.dispatcher = dispatcher
         self.committer = committer
+        self.store = store
         self.streams = streams
         self.limit = limit
         self.consumer = consumer
@@ -66,6 +75,11 @@ class Pipeline:
         # Stream entry ids and delivery ids taken on and not yet settled, and
         # the tasks of those still sending.
         self._keys: set[str] = set()
+        # Delivery id -> key of the work sending it (one per delivery here),
+        # the ids each key owns, and futures of works waiting for an outcome.
+        self._owners: dict[str, str] = {}
+        self._owned: dict[str, list[str]] = {}
+        self._waiters: dict[str, asyncio.Future[DeliveryRecord | None]] = {}
         self._sending: set[asyncio.Task[Settlement]] = set()
         self._queue: list[tuple[str, Settlement]] = []
         self._committer: asyncio.Task[None] | None = None
@@ -98,31 +112,120 @@ class Pipeline:
 
     # -- 1. take -------------------------------------------------------------------
 
-    def take_entries(self, entries: Sequence[StreamEntry]) -> None:
+    async def take_entries(self, entries: Sequence[StreamEntry]) -> None:
+        """Decode, match and screen a read batch, then start sending it.
+
+        Screening is one MGET of the records of every target of the batch:
+        a delivery already ``delivered`` is noted as a duplicate instead of
+        being sent again. Deliveries in flight here are owned by the first
+        work that took them; a later work with the same delivery waits for
+        that outcome (``_after_owners``).
+        """
         if entries:
             self.metrics.events_consumed.inc(len(entries))
+        taken: list[tuple[str, Work, list[Target]]] = []
         for entry in entries:
+            if entry.id in self._keys:
+                continue  # in flight already (read again): that one settles it
             try:
                 work = self.dispatcher.entry_work(entry)
             except Exception:  # a bug; the entry stays pending and is reclaimed
                 log.exception("dispatch.crashed", key=entry.id)
                 continue
-            self.take(entry.id, work)
+            self._keys.add(entry.id)
+            taken.append((entry.id, work, self._own(entry.id, work)))
+        if not taken:
+            return
+        self._idle.clear()
+        ids = [did for key, _, _ in taken for did in self._owned.get(key, ())]
+        try:
+            stored = await self.store.current(ids)
+        except BrokerError as exc:
+            # Fail open: sending again is a duplicate at worst, never a loss.
+            log.warning("dedupe.lookup_failed", entries=len(taken), error=str(exc))
+            stored = {}
+        except BaseException:  # cancelled (shutdown) or a bug: all stay pending
+            for key, _, _ in taken:
+                self._release(key)
+            raise
+        for key, work, waiting in taken:
+            owned = self._owned.get(key)
+            if owned and stored:
+                found = {did: stored[did] for did in owned if did in stored}
+                if found:
+                    self._screen(key, work, found)
+            self._start(key, work, waiting)
 
     def take_retries(self, jobs: Sequence[RetryJob]) -> None:
         for job in jobs:
-            self.take(job.delivery_id, self.dispatcher.retry_work(job))
+            if job.delivery_id in self._keys:
+                continue  # still in flight here past its lease: that one settles it
+            work = self.dispatcher.retry_work(job)
+            self._keys.add(job.delivery_id)
+            self._idle.clear()
+            self._start(job.delivery_id, work, self._own(job.delivery_id, work))
 
-    def take(self, key: str, work: Work) -> None:
-        """Start one entry or retry; it is in flight until its settlement is committed."""
-        self._keys.add(key)
-        self._idle.clear()
-        if not work.targets:
+    def _own(self, key: str, work: Work) -> list[Target]:
+        """Own the deliveries of ``work`` nobody here owns; the others it waits for."""
+        waiting = []
+        for target in work.targets:
+            if target.id in self._owners:
+                waiting.append(target)
+            else:
+                self._owners[target.id] = key
+                self._owned.setdefault(key, []).append(target.id)
+        return waiting
+
+    def _screen(self, key: str, work: Work, found: Mapping[str, DeliveryRecord | None]) -> None:
+        self.dispatcher.screen(work, found)
+        for did, record in found.items():
+            if record is not None and record.status is DeliveryStatus.DELIVERED:
+                # Nothing more can change it here: who waits on it may go on.
+                self._owned[key].remove(did)
+                self._free(did, record)
+
+    def _start(self, key: str, work: Work, waiting: list[Target]) -> None:
+        """Send ``work`` (after the owners of ``waiting`` settled); in flight until committed."""
+        if waiting:
+            task = asyncio.create_task(self._after_owners(key, work, waiting))
+        elif work.targets:
+            task = asyncio.create_task(self.dispatcher.send(work))
+        else:
             self._settle(key, work.settlement)
             return
-        task = asyncio.create_task(self.dispatcher.send(work))
         self._sending.add(task)
         task.add_done_callback(functools.partial(self._sent, key))
+
+    async def _after_owners(self, key: str, work: Work, waiting: list[Target]) -> Settlement:
+        """Send ``work`` once no other work here holds the deliveries of ``waiting``.
+
+        Each waits for the committed record of its owner: delivered, it is a
+        duplicate; anything else (or no record: the owner's commit failed
+        or it was cancelled), it is sent. Ownership is taken for all of them
+        at once, only when all are free, so two works never wait on each other.
+        """
+        latest: dict[str, DeliveryRecord | None] = {}
+        while busy := [target.id for target in waiting if target.id in self._owners]:
+            futures = [self._outcome(did) for did in busy]
+            await asyncio.wait(futures)  # not cancelled with this task: others share them
+            latest.update(zip(busy, (future.result() for future in futures), strict=True))
+        for target in waiting:
+            self._owners[target.id] = key
+            self._owned.setdefault(key, []).append(target.id)
+        self._screen(key, work, latest)
+        return await self.dispatcher.send(work)
+
+    def _outcome(self, did: str) -> asyncio.Future[DeliveryRecord | None]:
+        future = self._waiters.get(did)
+        if future is None:
+            future = self._waiters[did] = asyncio.get_running_loop().create_future()
+        return future
+
+    def _free(self, did: str, record: DeliveryRecord | None) -> None:
+        del self._owners[did]
+        future = self._waiters.pop(did, None)
+        if future is not None:
+            future.set_result(record)
 
     # -- 2. sent -------------------------------------------------------------------
 
@@ -149,8 +252,10 @@ class Pipeline:
         while self._queue:
             batch = self._queue[:_COMMIT_BATCH]
             del self._queue[:_COMMIT_BATCH]
+            committed = False
             try:
                 await self.commit([settlement for _, settlement in batch])
+                committed = True
             except BrokerError as exc:
                 # Not acked: the entries stay pending and are reclaimed later;
                 # retries stay leased and are claimed again.
@@ -160,8 +265,8 @@ class Pipeline:
             else:
                 self.processed += len(batch)
             finally:
-                for key, _ in batch:
-                    self._release(key)
+                for key, settlement in batch:
+                    self._release(key, settlement if committed else None)
 
     async def commit(self, settlements: Sequence[Settlement]) -> None:
         """Record outcomes, schedule retries, dead-letter and XACK in one atomic step."""
@@ -179,7 +284,13 @@ class Pipeline:
                     error=order.error[:300],
                 )
 
-    def _release(self, key: str) -> None:
+    def _release(self, key: str, committed: Settlement | None = None) -> None:
+        """``key`` is settled (``committed``) or left pending: free what it owned."""
+        owned = self._owned.pop(key, None)
+        if owned:
+            records = {record.id: record for record in committed.records} if committed else {}
+            for did in owned:
+                self._free(did, records.get(did))
         self._keys.discard(key)
         self._room.set()
         if not self._keys:

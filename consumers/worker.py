@@ -85,6 +85,7 @@ class Worker:
         self.pipeline = Pipeline(
             self.dispatcher,
             self.committer,
+            self.store,
             self.streams,
             limit=self.config.max_in_flight,
             consumer=self.name,
@@ -175,7 +176,7 @@ class Worker:
                     return done
                 await self.pipeline.idle()
                 continue
-            self.pipeline.take_entries(entries)
+            await self.pipeline.take_entries(entries)
             self.pipeline.take_retries(jobs)
             done += len(entries) + len(jobs)
 
@@ -221,7 +222,7 @@ class Worker:
             entries = await self.streams.read(
                 self.group, self.name, min(room, self.config.batch_size), block_ms
             )
-            self.pipeline.take_entries(entries)
+            await self.pipeline.take_entries(entries)
 
     async def _drain_own_pending(self) -> int:
         """Entries this consumer received before a restart but never acked."""
@@ -332,7 +333,7 @@ class Worker:
                 await self.pipeline.commit([Settlement(ack=entry.id, dead_letter=dead)])
             else:
                 await self._room()
-                self.pipeline.take_entries([entry])
+                await self.pipeline.take_entries([entry])
 
     async def _ack_deleted(self, ids: list[str]) -> None:
         # XAUTOCLAIM reports pending entries that were trimmed/deleted from the
