@@ -113,17 +113,10 @@ class Pipeline:
     # -- 1. take -------------------------------------------------------------------
 
     async def take_entries(self, entries: Sequence[StreamEntry]) -> None:
-        """Decode, match and screen a read batch, then start sending it.
-
-        Screening is one MGET of the records of every target of the batch:
-        a delivery already ``delivered`` is noted as a duplicate instead of
-        being sent again. Deliveries in flight here are owned by the first
-        work that took them; a later work with the same delivery waits for
-        that outcome (``_after_owners``).
-        """
+        """Decode and match a read batch, then screen it and start sending it."""
         if entries:
             self.metrics.events_consumed.inc(len(entries))
-        taken: list[tuple[str, Work, list[Target]]] = []
+        taken: list[tuple[str, Work]] = []
         for entry in entries:
             if entry.id in self._keys:
                 continue  # in flight already (read again): that one settles it
@@ -132,38 +125,53 @@ class Pipeline:
             except Exception:  # a bug; the entry stays pending and is reclaimed
                 log.exception("dispatch.crashed", key=entry.id)
                 continue
-            self._keys.add(entry.id)
-            taken.append((entry.id, work, self._own(entry.id, work)))
+            taken.append((entry.id, work))
+        await self._take(taken)
+
+    async def take_retries(self, jobs: Sequence[RetryJob]) -> None:
+        """Start due retries (screened like entries: one done meanwhile is not sent)."""
+        await self._take(
+            [
+                (job.delivery_id, self.dispatcher.retry_work(job))
+                for job in jobs
+                # one still in flight here past its lease: that one settles it
+                if job.delivery_id not in self._keys
+            ]
+        )
+
+    async def _take(self, taken: Sequence[tuple[str, Work]]) -> None:
+        """Screen works and start them; each is in flight until its settlement is committed.
+
+        Screening is one MGET of the records of every target of the batch: a
+        delivery already ``delivered`` is not sent again (``Dispatcher.screen``).
+        A delivery in flight here is owned by the first work that took it; a
+        later work with the same delivery waits for its outcome (``_after_owners``).
+        """
         if not taken:
             return
         self._idle.clear()
-        ids = [did for key, _, _ in taken for did in self._owned.get(key, ())]
+        waits = []
+        for key, work in taken:
+            self._keys.add(key)
+            waits.append(self._own(key, work))
+        ids = [did for key, _ in taken for did in self._owned.get(key, ())]
         try:
             stored = await self.store.current(ids)
         except BrokerError as exc:
             # Fail open: sending again is a duplicate at worst, never a loss.
-            log.warning("dedupe.lookup_failed", entries=len(taken), error=str(exc))
+            log.warning("dedupe.lookup_failed", works=len(taken), error=str(exc))
             stored = {}
         except BaseException:  # cancelled (shutdown) or a bug: all stay pending
-            for key, _, _ in taken:
+            for key, _ in taken:
                 self._release(key)
             raise
-        for key, work, waiting in taken:
+        for (key, work), waiting in zip(taken, waits, strict=True):
             owned = self._owned.get(key)
             if owned and stored:
                 found = {did: stored[did] for did in owned if did in stored}
                 if found:
                     self._screen(key, work, found)
             self._start(key, work, waiting)
-
-    def take_retries(self, jobs: Sequence[RetryJob]) -> None:
-        for job in jobs:
-            if job.delivery_id in self._keys:
-                continue  # still in flight here past its lease: that one settles it
-            work = self.dispatcher.retry_work(job)
-            self._keys.add(job.delivery_id)
-            self._idle.clear()
-            self._start(job.delivery_id, work, self._own(job.delivery_id, work))
 
     def _own(self, key: str, work: Work) -> list[Target]:
         """Own the deliveries of ``work`` nobody here owns; the others it waits for."""

@@ -177,7 +177,7 @@ class Worker:
                 await self.pipeline.idle()
                 continue
             await self.pipeline.take_entries(entries)
-            self.pipeline.take_retries(jobs)
+            await self.pipeline.take_retries(jobs)
             done += len(entries) + len(jobs)
 
     # -- loops -------------------------------------------------------------------
@@ -244,7 +244,7 @@ class Worker:
             self.health.beat("retry", allowance=self.config.retry_poll + 60)
             room = await self._room()
             jobs = await self.retries.claim(self.clock(), self._lease, min(room, 100))
-            self.pipeline.take_retries(jobs)
+            await self.pipeline.take_retries(jobs)
             if not jobs:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), self.config.retry_poll)

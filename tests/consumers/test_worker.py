@@ -881,3 +881,25 @@ async def test_duplicates_across_two_workers_are_delivered_at_least_once(
         record = await w1.store.get(delivery_id(ev.id, "all", "fake"))
         assert record is not None and record.status is DeliveryStatus.DELIVERED
     assert await pending(redis, s) == 0
+
+
+async def test_due_retry_of_a_delivery_delivered_meanwhile_is_not_sent(
+    setup: dict[str, Any], redis: aioredis.Redis
+) -> None:
+    s = setup["settings"](consumer={"retry_schedule": ["5s"]})
+    fake = FakeChannel("fake", SendResult(OutcomeClass.RETRYABLE, status=503, error="HTTP 503"))
+    w, ev = await published_and_drained(setup, s, fake)
+    did = delivery_id(ev.id, "all", "fake")
+    record = await w.store.get(did)
+    assert record is not None and record.status is DeliveryStatus.RETRYING
+    # Another worker delivered it (the same event in another entry) and
+    # committed while this retry was scheduled.
+    record.status, record.attempts = DeliveryStatus.DELIVERED, 2
+    await w.committer.commit([Settlement(records=[record])], setup["clock"].now)
+
+    setup["clock"].now += 6
+    assert await w.drain() == 1
+    assert len(fake.sent) == 1, "the retry found it delivered"
+    assert await redis.zcard(Keys(s.broker.prefix).retries) == 0
+    stored = await w.store.get(did)
+    assert stored is not None and stored.status is DeliveryStatus.DELIVERED
