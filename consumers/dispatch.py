@@ -165,12 +165,10 @@ class Dispatcher:
         return Work(settlement, event, job.payload, [target])
 
     def screen(self, work: Work, stored: Mapping[str, DeliveryRecord | None]) -> None:
-        """Drop the targets whose ``stored`` record is delivered: not sent again.
+        """Drop targets whose ``stored`` record is delivered (an entry notes a duplicate).
 
-        An entry notes each on its record as a duplicate; a retry of one is
-        done. Any other state (failed, retrying, skipped) is not done: the
-        target is sent, continuing that record's attempts and history.
-        """
+        Any other state (failed, retrying, skipped) is not done: the target is
+        sent, continuing that record's attempts and history."""
         keep = []
         for target in work.targets:
             record = stored.get(target.id)
@@ -216,9 +214,8 @@ class Dispatcher:
         self, event: Event, payload: bytes, target: Target, settlement: Settlement
     ) -> DeliveryRecord:
         sub, name = target.subscription, target.channel_name
-        record = self._record(
-            event, sub.name, name, DeliveryStatus.FAILED, target.attempts, target.created_at
-        )
+        status, attempts, created = DeliveryStatus.FAILED, target.attempts, target.created_at
+        record = self._record(event, sub.name, name, status, attempts, created, target.id)
         record.history = list(target.history)
         # The context of this delivery's log lines (a dict, not log.bind():
         # one summary line per delivery does not need a bound logger).
@@ -389,10 +386,11 @@ class Dispatcher:
         status: DeliveryStatus,
         attempts: int,
         created_at: float,
+        rid: str | None = None,
     ) -> DeliveryRecord:
         spec = self.specs.get(channel)
         kind = spec.kind if spec else ""
-        return new_record(event, subscription, channel, kind, status, attempts, created_at)
+        return new_record(event, subscription, channel, kind, status, attempts, created_at, rid)
 
     @staticmethod
     def _job(record: DeliveryRecord, payload: bytes) -> RetryJob:
@@ -415,10 +413,11 @@ def new_record(
     status: DeliveryStatus = DeliveryStatus.FAILED,
     attempts: int = 0,
     created_at: float | None = None,
+    record_id: str | None = None,  # its delivery_id(), when known already
 ) -> DeliveryRecord:
     """The record of one (event, subscription, channel), before its next attempt."""
     return DeliveryRecord(
-        id=delivery_id(event.id, subscription, channel),
+        id=record_id or delivery_id(event.id, subscription, channel),
         event_id=event.id,
         event_type=event.event,
         team_id=event.team_id,

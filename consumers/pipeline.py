@@ -3,14 +3,23 @@
 An entry (or a due retry) goes forward through three steps, each written
 below in that order:
 
-1. ``take``: dispatch has decoded and matched it (``Work``); a task sends it
-   (``Dispatcher.send``). Work with nothing to send skips this step.
+1. ``take``: dispatch has decoded and matched it (``Work``); the batch is
+   screened (one MGET of its targets' records: a delivery already
+   ``delivered`` is noted as a duplicate, not sent again), then a task sends
+   it (``Dispatcher.send``). Work with nothing to send skips this step.
 2. ``_sent``: the task's done callback hands the ``Settlement`` on. A
    cancelled or crashed send settles nothing: the entry stays pending (a
    retry stays leased) for a later try.
 3. ``_commit_queued``: one committer task writes every settlement queued
    meanwhile in one script call (group commit), XACK included. A failing
    commit is logged, never raised; its entries stay pending.
+
+Duplicates in flight together: within one worker, the first work to take a
+delivery owns it until its settlement is committed; a later work with the
+same delivery waits for that record and then decides as the screen does.
+Across workers two entries of one event can still both be sent when both are
+in flight at once (at least once, never lost); the second commit then
+overwrites the first's record, both saying delivered.
 
 The send task is ``Dispatcher.send`` itself and the hand-over a plain
 callback, not a wrapper coroutine per entry: on the no-op benchmark that
@@ -229,11 +238,15 @@ class Pipeline:
             future = self._waiters[did] = asyncio.get_running_loop().create_future()
         return future
 
-    def _free(self, did: str, record: DeliveryRecord | None) -> None:
+    def _free(self, did: str, outcome: DeliveryRecord | Settlement | None) -> None:
+        """``did`` is no longer sent here; who waits for it gets its committed record."""
         del self._owners[did]
         future = self._waiters.pop(did, None)
-        if future is not None:
-            future.set_result(record)
+        if future is None:
+            return
+        if isinstance(outcome, Settlement):
+            outcome = next((found for found in outcome.records if found.id == did), None)
+        future.set_result(outcome)
 
     # -- 2. sent -------------------------------------------------------------------
 
@@ -294,11 +307,8 @@ class Pipeline:
 
     def _release(self, key: str, committed: Settlement | None = None) -> None:
         """``key`` is settled (``committed``) or left pending: free what it owned."""
-        owned = self._owned.pop(key, None)
-        if owned:
-            records = {record.id: record for record in committed.records} if committed else {}
-            for did in owned:
-                self._free(did, records.get(did))
+        for did in self._owned.pop(key, ()):
+            self._free(did, committed)
         self._keys.discard(key)
         self._room.set()
         if not self._keys:
