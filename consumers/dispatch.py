@@ -41,9 +41,10 @@ from .store import (
     RetryPolicy,
     Settlement,
     delivery_id,
+    note_duplicate,
 )
 
-__all__ = ["Dispatcher", "Work", "add_attempt", "new_record"]
+__all__ = ["Dispatcher", "Target", "Work", "add_attempt", "new_record"]
 
 log = structlog.get_logger("eventbus.delivery")
 # The line per delivery: a logger assembled once, not on every call.
@@ -59,9 +60,12 @@ _LOG_EVENT = {
 
 
 @dataclass(slots=True)  # not frozen: one per delivery, and frozen inits cost 4x
-class _Target:
+class Target:
+    """One (subscription, channel) of a work: its delivery and the attempts so far."""
+
     subscription: SubscriptionSpec
     channel_name: str
+    id: str  # the delivery id
     attempts: int
     created_at: float
     history: tuple[Attempt, ...] = ()
@@ -75,7 +79,7 @@ class Work:
     settlement: Settlement
     event: Event | None = None
     payload: bytes = b""
-    targets: list[_Target] = field(default_factory=list)
+    targets: list[Target] = field(default_factory=list)
 
 
 class Dispatcher:
@@ -125,7 +129,7 @@ class Dispatcher:
             return Work(settlement)
         now = self.clock()
         targets = [
-            _Target(sub, name, 0, now)
+            Target(sub, name, delivery_id(event.id, sub.name, name), 0, now)
             for sub in self.matcher.match(event)
             for name in dict.fromkeys(sub.channels)
         ]
@@ -155,8 +159,39 @@ class Dispatcher:
             settlement.records.append(record)
             settlement.retries_done.append(job.delivery_id)
             return Work(settlement)
-        target = _Target(sub, job.channel, job.attempts, job.created_at, job.history, retry=True)
+        target = Target(
+            sub, job.channel, job.delivery_id, job.attempts, job.created_at, job.history, True
+        )
         return Work(settlement, event, job.payload, [target])
+
+    def screen(self, work: Work, stored: Mapping[str, DeliveryRecord | None]) -> None:
+        """Drop targets whose ``stored`` record is delivered (an entry notes a duplicate).
+
+        Any other state (failed, retrying, skipped) is not done: the target is
+        sent, continuing that record's attempts and history."""
+        keep = []
+        for target in work.targets:
+            record = stored.get(target.id)
+            if record is None:
+                keep.append(target)
+            elif record.status is DeliveryStatus.DELIVERED:
+                self._duplicate(work, target, record)
+            else:
+                target.attempts, target.created_at = record.attempts, record.created_at
+                target.history = tuple(record.history)
+                # Its scheduled retry, if any, goes once this attempt settles it.
+                target.retry = target.retry or record.status is DeliveryStatus.RETRYING
+                keep.append(target)
+        work.targets = keep
+
+    def _duplicate(self, work: Work, target: Target, record: DeliveryRecord) -> None:
+        settlement = work.settlement
+        if settlement.ack is None:  # a due retry of a delivery done meanwhile
+            settlement.retries_done.append(target.id)
+            return
+        settlement.duplicates.append(note_duplicate(record, settlement.ack, self.clock()))
+        bound = {"event_id": record.event_id, "delivery_id": record.id, "channel": record.channel}
+        _delivery_log.get().info("delivery.duplicate", **bound, entry_id=settlement.ack)
 
     async def send(self, work: Work) -> Settlement:
         """Deliver to every target of ``work`` concurrently; returns its settlement."""
@@ -176,12 +211,11 @@ class Dispatcher:
     # -- delivering -----------------------------------------------------------------
 
     async def _deliver(
-        self, event: Event, payload: bytes, target: _Target, settlement: Settlement
+        self, event: Event, payload: bytes, target: Target, settlement: Settlement
     ) -> DeliveryRecord:
         sub, name = target.subscription, target.channel_name
-        record = self._record(
-            event, sub.name, name, DeliveryStatus.FAILED, target.attempts, target.created_at
-        )
+        status, attempts, created = DeliveryStatus.FAILED, target.attempts, target.created_at
+        record = self._record(event, sub.name, name, status, attempts, created, target.id)
         record.history = list(target.history)
         # The context of this delivery's log lines (a dict, not log.bind():
         # one summary line per delivery does not need a bound logger).
@@ -287,7 +321,7 @@ class Dispatcher:
         result: SendResult,
         payload: bytes,
         settlement: Settlement,
-        target: _Target,
+        target: Target,
     ) -> DeliveryRecord:
         # Not a failed attempt: reschedule without counting it, for as long
         # as the subscription's retry schedule would have kept trying.
@@ -312,7 +346,7 @@ class Dispatcher:
         bound: dict[str, Any],
         record: DeliveryRecord,
         settlement: Settlement,
-        target: _Target,
+        target: Target,
         result: SendResult | None = None,
     ) -> DeliveryRecord:
         record.updated_at = self.clock()
@@ -352,10 +386,11 @@ class Dispatcher:
         status: DeliveryStatus,
         attempts: int,
         created_at: float,
+        rid: str | None = None,
     ) -> DeliveryRecord:
         spec = self.specs.get(channel)
         kind = spec.kind if spec else ""
-        return new_record(event, subscription, channel, kind, status, attempts, created_at)
+        return new_record(event, subscription, channel, kind, status, attempts, created_at, rid)
 
     @staticmethod
     def _job(record: DeliveryRecord, payload: bytes) -> RetryJob:
@@ -378,10 +413,11 @@ def new_record(
     status: DeliveryStatus = DeliveryStatus.FAILED,
     attempts: int = 0,
     created_at: float | None = None,
+    record_id: str | None = None,  # its delivery_id(), when known already
 ) -> DeliveryRecord:
     """The record of one (event, subscription, channel), before its next attempt."""
     return DeliveryRecord(
-        id=delivery_id(event.id, subscription, channel),
+        id=record_id or delivery_id(event.id, subscription, channel),
         event_id=event.id,
         event_type=event.event,
         team_id=event.team_id,

@@ -3,14 +3,23 @@
 An entry (or a due retry) goes forward through three steps, each written
 below in that order:
 
-1. ``take``: dispatch has decoded and matched it (``Work``); a task sends it
-   (``Dispatcher.send``). Work with nothing to send skips this step.
+1. ``take``: dispatch has decoded and matched it (``Work``); the batch is
+   screened (one MGET of its targets' records: a delivery already
+   ``delivered`` is noted as a duplicate, not sent again), then a task sends
+   it (``Dispatcher.send``). Work with nothing to send skips this step.
 2. ``_sent``: the task's done callback hands the ``Settlement`` on. A
    cancelled or crashed send settles nothing: the entry stays pending (a
    retry stays leased) for a later try.
 3. ``_commit_queued``: one committer task writes every settlement queued
    meanwhile in one script call (group commit), XACK included. A failing
    commit is logged, never raised; its entries stay pending.
+
+Duplicates in flight together: within one worker, the first work to take a
+delivery owns it until its settlement is committed; a later work with the
+same delivery waits for that record and then decides as the screen does.
+Across workers two entries of one event can still both be sent when both are
+in flight at once (at least once, never lost); the second commit then
+overwrites the first's record, both saying delivered.
 
 The send task is ``Dispatcher.send`` itself and the hand-over a plain
 callback, not a wrapper coroutine per entry: on the no-op benchmark that
@@ -21,7 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import structlog
 
@@ -30,9 +39,16 @@ from eventbus.catalog import OPERATOR_CHANNEL_DISABLED, OPERATOR_TEAM
 from eventbus.envelope import Event, Outcome, Resource
 from eventbus.errors import BrokerError
 
-from .dispatch import Dispatcher, Work
+from .dispatch import Dispatcher, Target, Work
 from .metrics import Metrics
-from .store import Committer, RetryJob, Settlement
+from .store import (
+    Committer,
+    DeliveryRecord,
+    DeliveryStatus,
+    DeliveryStore,
+    RetryJob,
+    Settlement,
+)
 
 __all__ = ["Pipeline"]
 
@@ -48,6 +64,7 @@ class Pipeline:
         self,
         dispatcher: Dispatcher,
         committer: Committer,
+        store: DeliveryStore,
         streams: RedisStreams,
         *,
         limit: int,
@@ -57,6 +74,7 @@ class Pipeline:
     ) -> None:
         self.dispatcher = dispatcher
         self.committer = committer
+        self.store = store
         self.streams = streams
         self.limit = limit
         self.consumer = consumer
@@ -66,6 +84,11 @@ class Pipeline:
         # Stream entry ids and delivery ids taken on and not yet settled, and
         # the tasks of those still sending.
         self._keys: set[str] = set()
+        # Delivery id -> key of the work sending it (one per delivery here),
+        # the ids each key owns, and futures of works waiting for an outcome.
+        self._owners: dict[str, str] = {}
+        self._owned: dict[str, list[str]] = {}
+        self._waiters: dict[str, asyncio.Future[DeliveryRecord | None]] = {}
         self._sending: set[asyncio.Task[Settlement]] = set()
         self._queue: list[tuple[str, Settlement]] = []
         self._committer: asyncio.Task[None] | None = None
@@ -98,31 +121,132 @@ class Pipeline:
 
     # -- 1. take -------------------------------------------------------------------
 
-    def take_entries(self, entries: Sequence[StreamEntry]) -> None:
+    async def take_entries(self, entries: Sequence[StreamEntry]) -> None:
+        """Decode and match a read batch, then screen it and start sending it."""
         if entries:
             self.metrics.events_consumed.inc(len(entries))
+        taken: list[tuple[str, Work]] = []
         for entry in entries:
+            if entry.id in self._keys:
+                continue  # in flight already (read again): that one settles it
             try:
                 work = self.dispatcher.entry_work(entry)
             except Exception:  # a bug; the entry stays pending and is reclaimed
                 log.exception("dispatch.crashed", key=entry.id)
                 continue
-            self.take(entry.id, work)
+            taken.append((entry.id, work))
+        await self._take(taken)
 
-    def take_retries(self, jobs: Sequence[RetryJob]) -> None:
-        for job in jobs:
-            self.take(job.delivery_id, self.dispatcher.retry_work(job))
+    async def take_retries(self, jobs: Sequence[RetryJob]) -> None:
+        """Start due retries (screened like entries: one done meanwhile is not sent)."""
+        await self._take(
+            [
+                (job.delivery_id, self.dispatcher.retry_work(job))
+                for job in jobs
+                # one still in flight here past its lease: that one settles it
+                if job.delivery_id not in self._keys
+            ]
+        )
 
-    def take(self, key: str, work: Work) -> None:
-        """Start one entry or retry; it is in flight until its settlement is committed."""
-        self._keys.add(key)
+    async def _take(self, taken: Sequence[tuple[str, Work]]) -> None:
+        """Screen works and start them; each is in flight until its settlement is committed.
+
+        Screening is one MGET of the records of every target of the batch: a
+        delivery already ``delivered`` is not sent again (``Dispatcher.screen``).
+        A delivery in flight here is owned by the first work that took it; a
+        later work with the same delivery waits for its outcome (``_after_owners``).
+        """
+        if not taken:
+            return
         self._idle.clear()
-        if not work.targets:
+        waits = []
+        for key, work in taken:
+            self._keys.add(key)
+            waits.append(self._own(key, work))
+        ids = [did for key, _ in taken for did in self._owned.get(key, ())]
+        try:
+            stored = await self.store.current(ids)
+        except BrokerError as exc:
+            # Fail open: sending again is a duplicate at worst, never a loss.
+            log.warning("dedupe.lookup_failed", works=len(taken), error=str(exc))
+            stored = {}
+        except BaseException:  # cancelled (shutdown) or a bug: all stay pending
+            for key, _ in taken:
+                self._release(key)
+            raise
+        for (key, work), waiting in zip(taken, waits, strict=True):
+            owned = self._owned.get(key)
+            if owned and stored:
+                found = {did: stored[did] for did in owned if did in stored}
+                if found:
+                    self._screen(key, work, found)
+            self._start(key, work, waiting)
+
+    def _own(self, key: str, work: Work) -> list[Target]:
+        """Own the deliveries of ``work`` nobody here owns; the others it waits for."""
+        waiting = []
+        for target in work.targets:
+            if target.id in self._owners:
+                waiting.append(target)
+            else:
+                self._owners[target.id] = key
+                self._owned.setdefault(key, []).append(target.id)
+        return waiting
+
+    def _screen(self, key: str, work: Work, found: Mapping[str, DeliveryRecord | None]) -> None:
+        self.dispatcher.screen(work, found)
+        for did, record in found.items():
+            if record is not None and record.status is DeliveryStatus.DELIVERED:
+                # Nothing more can change it here: who waits on it may go on.
+                self._owned[key].remove(did)
+                self._free(did, record)
+
+    def _start(self, key: str, work: Work, waiting: list[Target]) -> None:
+        """Send ``work`` (after the owners of ``waiting`` settled); in flight until committed."""
+        if waiting:
+            task = asyncio.create_task(self._after_owners(key, work, waiting))
+        elif work.targets:
+            task = asyncio.create_task(self.dispatcher.send(work))
+        else:
             self._settle(key, work.settlement)
             return
-        task = asyncio.create_task(self.dispatcher.send(work))
         self._sending.add(task)
         task.add_done_callback(functools.partial(self._sent, key))
+
+    async def _after_owners(self, key: str, work: Work, waiting: list[Target]) -> Settlement:
+        """Send ``work`` once no other work here holds the deliveries of ``waiting``.
+
+        Each waits for the committed record of its owner: delivered, it is a
+        duplicate; anything else (or no record: the owner's commit failed
+        or it was cancelled), it is sent. Ownership is taken for all of them
+        at once, only when all are free, so two works never wait on each other.
+        """
+        latest: dict[str, DeliveryRecord | None] = {}
+        while busy := [target.id for target in waiting if target.id in self._owners]:
+            futures = [self._outcome(did) for did in busy]
+            await asyncio.wait(futures)  # not cancelled with this task: others share them
+            latest.update(zip(busy, (future.result() for future in futures), strict=True))
+        for target in waiting:
+            self._owners[target.id] = key
+            self._owned.setdefault(key, []).append(target.id)
+        self._screen(key, work, latest)
+        return await self.dispatcher.send(work)
+
+    def _outcome(self, did: str) -> asyncio.Future[DeliveryRecord | None]:
+        future = self._waiters.get(did)
+        if future is None:
+            future = self._waiters[did] = asyncio.get_running_loop().create_future()
+        return future
+
+    def _free(self, did: str, outcome: DeliveryRecord | Settlement | None) -> None:
+        """``did`` is no longer sent here; who waits for it gets its committed record."""
+        del self._owners[did]
+        future = self._waiters.pop(did, None)
+        if future is None:
+            return
+        if isinstance(outcome, Settlement):
+            outcome = next((found for found in outcome.records if found.id == did), None)
+        future.set_result(outcome)
 
     # -- 2. sent -------------------------------------------------------------------
 
@@ -149,8 +273,10 @@ class Pipeline:
         while self._queue:
             batch = self._queue[:_COMMIT_BATCH]
             del self._queue[:_COMMIT_BATCH]
+            committed = False
             try:
                 await self.commit([settlement for _, settlement in batch])
+                committed = True
             except BrokerError as exc:
                 # Not acked: the entries stay pending and are reclaimed later;
                 # retries stay leased and are claimed again.
@@ -160,8 +286,8 @@ class Pipeline:
             else:
                 self.processed += len(batch)
             finally:
-                for key, _ in batch:
-                    self._release(key)
+                for key, settlement in batch:
+                    self._release(key, settlement if committed else None)
 
     async def commit(self, settlements: Sequence[Settlement]) -> None:
         """Record outcomes, schedule retries, dead-letter and XACK in one atomic step."""
@@ -179,7 +305,10 @@ class Pipeline:
                     error=order.error[:300],
                 )
 
-    def _release(self, key: str) -> None:
+    def _release(self, key: str, committed: Settlement | None = None) -> None:
+        """``key`` is settled (``committed``) or left pending: free what it owned."""
+        for did in self._owned.pop(key, ()):
+            self._free(did, committed)
         self._keys.discard(key)
         self._room.set()
         if not self._keys:

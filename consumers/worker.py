@@ -85,6 +85,7 @@ class Worker:
         self.pipeline = Pipeline(
             self.dispatcher,
             self.committer,
+            self.store,
             self.streams,
             limit=self.config.max_in_flight,
             consumer=self.name,
@@ -175,8 +176,8 @@ class Worker:
                     return done
                 await self.pipeline.idle()
                 continue
-            self.pipeline.take_entries(entries)
-            self.pipeline.take_retries(jobs)
+            await self.pipeline.take_entries(entries)
+            await self.pipeline.take_retries(jobs)
             done += len(entries) + len(jobs)
 
     # -- loops -------------------------------------------------------------------
@@ -221,7 +222,7 @@ class Worker:
             entries = await self.streams.read(
                 self.group, self.name, min(room, self.config.batch_size), block_ms
             )
-            self.pipeline.take_entries(entries)
+            await self.pipeline.take_entries(entries)
 
     async def _drain_own_pending(self) -> int:
         """Entries this consumer received before a restart but never acked."""
@@ -243,7 +244,7 @@ class Worker:
             self.health.beat("retry", allowance=self.config.retry_poll + 60)
             room = await self._room()
             jobs = await self.retries.claim(self.clock(), self._lease, min(room, 100))
-            self.pipeline.take_retries(jobs)
+            await self.pipeline.take_retries(jobs)
             if not jobs:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), self.config.retry_poll)
@@ -332,7 +333,7 @@ class Worker:
                 await self.pipeline.commit([Settlement(ack=entry.id, dead_letter=dead)])
             else:
                 await self._room()
-                self.pipeline.take_entries([entry])
+                await self.pipeline.take_entries([entry])
 
     async def _ack_deleted(self, ids: list[str]) -> None:
         # XAUTOCLAIM reports pending entries that were trimmed/deleted from the

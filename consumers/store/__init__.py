@@ -10,17 +10,20 @@ from .deadletters import DeadLetter, DeadLetters
 from .maintenance import GroupStats, Maintenance, safe_min_id
 from .migration import MigrationReport, fold_legacy_stream, migrate_layout
 from .records import (
+    DUPLICATE,
     Attempt,
     ChannelState,
     DeliveryRecord,
     DeliveryStatus,
     DeliveryStore,
     delivery_id,
+    note_duplicate,
 )
 from .retries import RetryJob, RetryPolicy, RetryQueue
 from .settlement import DeadLetterOrder, Settlement
 
 __all__ = [
+    "DUPLICATE",
     "Attempt",
     "ChannelState",
     "Committer",
@@ -40,5 +43,6 @@ __all__ = [
     "delivery_id",
     "fold_legacy_stream",
     "migrate_layout",
+    "note_duplicate",
     "safe_min_id",
 ]

@@ -24,6 +24,7 @@ import redis.asyncio as aioredis
 from eventbus.brokers.redis_streams import translated
 from eventbus.keys import Keys
 
+from .records import DeliveryRecord
 from .settlement import DeadLetterOrder, Settlement
 
 __all__ = ["Committer"]
@@ -48,6 +49,19 @@ for _ = 1, tonumber(nxt()) do
   redis.call('EXPIRE', ekey, ttl)
   index[#index + 1] = updated
   index[#index + 1] = id
+end
+-- Duplicate notes: written only over a record still delivered, so a note
+-- built from a read made before the send never hides a newer outcome.
+for _ = 1, tonumber(nxt()) do
+  local rkey, ekey, id, record, updated = nxt(), nxt(), nxt(), nxt(), nxt()
+  local old = redis.call('GET', rkey)
+  if old and string.find(old, '"status":"delivered"', 1, true) then
+    redis.call('SET', rkey, record, 'EX', ttl)
+    redis.call('SADD', ekey, id)
+    redis.call('EXPIRE', ekey, ttl)
+    index[#index + 1] = updated
+    index[#index + 1] = id
+  end
 end
 zadd_all(KEYS[2], index)
 local due = {}
@@ -104,6 +118,7 @@ class Committer:
     def arguments(self, settlements: Sequence[Settlement], now: float) -> list[Any]:
         keys = self.keys
         records: list[Any] = []
+        duplicates: list[Any] = []
         retries: list[Any] = []
         done: list[Any] = []
         disable: list[Any] = []
@@ -111,13 +126,9 @@ class Committer:
         acks: list[str] = []
         for settlement in settlements:
             for record in settlement.records:
-                records += (
-                    keys.delivery(record.id),
-                    keys.event_deliveries(record.event_id),
-                    record.id,
-                    record.to_json(),
-                    record.updated_at,
-                )
+                records += self._record(record)
+            for record in settlement.duplicates:
+                duplicates += self._record(record)
             for job, due in settlement.retries:
                 retries += (
                     keys.retry_job(job.delivery_id),
@@ -144,6 +155,8 @@ class Committer:
             self.ttl,
             len(records) // 5,
             *records,
+            len(duplicates) // 5,
+            *duplicates,
             len(retries) // 9,
             *retries,
             len(done) // 2,
@@ -155,6 +168,16 @@ class Committer:
             len(acks),
             *acks,
         ]
+
+    def _record(self, record: DeliveryRecord) -> tuple[Any, ...]:
+        keys = self.keys
+        return (
+            keys.delivery(record.id),
+            keys.event_deliveries(record.event_id),
+            record.id,
+            record.to_json(),
+            record.updated_at,
+        )
 
     def _dead_letter_fields(self, order: DeadLetterOrder, now: float) -> list[Any]:
         """The entry's own fields (not an earlier dead-lettering's), then why and when."""

@@ -10,6 +10,12 @@ Layout (prefix ``p``):
 This module reads them; ``consumers.store.commit`` writes them, in the same atomic
 script that acknowledges the entry. Records expire after
 ``consumer.record_ttl``.
+
+A stream entry that repeats an event whose delivery is ``delivered`` already
+(a publish sent twice, an entry reclaimed after its deliveries were
+committed elsewhere) is not sent again: the record stays ``delivered`` and
+gains a history item with outcome ``duplicate`` naming the entry
+(``note_duplicate``). Attempts are not counted for it.
 """
 
 from __future__ import annotations
@@ -25,21 +31,29 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
-from eventbus.brokers.redis_streams import translated
+from eventbus.brokers.redis_streams import translate_errors, translated
 from eventbus.keys import Keys
 
 __all__ = [
+    "DUPLICATE",
     "Attempt",
     "ChannelState",
     "DeliveryRecord",
     "DeliveryStatus",
     "DeliveryStore",
     "delivery_id",
+    "note_duplicate",
 ]
 
 
 # Records looked at per round trip when a query filters.
 _QUERY_PAGE = 1000
+
+# The outcome of a history item that notes a duplicate entry (not an attempt).
+DUPLICATE = "duplicate"
+# Duplicate notes kept per record (the newest): a producer repeating one event
+# id all week must not grow its record without bound.
+_DUPLICATE_NOTES = 20
 
 
 class DeliveryStatus(StrEnum):
@@ -155,6 +169,24 @@ class ChannelState:
         }
 
 
+def note_duplicate(stored: DeliveryRecord, entry_id: str, at: float) -> DeliveryRecord:
+    """A copy of delivered ``stored`` noting that stream entry ``entry_id`` repeated it."""
+    record = DeliveryRecord.from_json(stored.to_json())
+    note = Attempt(
+        number=record.attempts,
+        at=at,
+        duration=0.0,
+        outcome=DUPLICATE,
+        response=f"stream entry {entry_id} repeated this event; delivered already, not sent again",
+    )
+    notes = [i for i, item in enumerate(record.history) if item.outcome == DUPLICATE]
+    for index in reversed(notes[: max(0, len(notes) + 1 - _DUPLICATE_NOTES)]):
+        del record.history[index]
+    record.history.append(note)
+    record.updated_at = at
+    return record
+
+
 class DeliveryStore:
     def __init__(self, redis: aioredis.Redis, keys: Keys, ttl: float = 7 * 86400) -> None:
         self.redis = redis
@@ -172,6 +204,21 @@ class DeliveryStore:
         if not history:
             record.history = []
         return record
+
+    async def current(self, ids: Sequence[str]) -> dict[str, DeliveryRecord]:
+        """The stored records of ``ids`` that exist (one MGET), by id."""
+        if not ids:
+            return {}
+        # Once per read batch on the worker's hot path: keys by concatenation,
+        # errors through the plain context manager (both measurably cheaper).
+        head = self.keys.delivery("")
+        with translate_errors("read deliveries"):
+            found: list[bytes | str | None] = await self.redis.mget([head + i for i in ids])
+        return {
+            record_id: DeliveryRecord.from_json(raw)
+            for record_id, raw in zip(ids, found, strict=True)
+            if raw
+        }
 
     async def query(
         self,

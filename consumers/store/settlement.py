@@ -30,13 +30,17 @@ class DeadLetterOrder:
 class Settlement:
     """Everything one entry (or one retry) changes, committed atomically.
 
-    ``records`` are written (attempts included), ``retries`` scheduled at
+    ``records`` are written (attempts included), ``duplicates`` (records of
+    deliveries found delivered already, with a note of the entry that
+    repeated them) are written only over a record still ``delivered``,
+    ``retries`` scheduled at
     their due time, ``retries_done`` removed from the schedule, ``disable``
     sets channel states, ``dead_letter`` moves the entry aside, and ``ack``
     (a stream entry id) is acknowledged in the same step.
     """
 
     records: list[DeliveryRecord] = field(default_factory=list)
+    duplicates: list[DeliveryRecord] = field(default_factory=list)
     retries: list[tuple[RetryJob, float]] = field(default_factory=list)
     retries_done: list[str] = field(default_factory=list)
     dead_letter: DeadLetterOrder | None = None

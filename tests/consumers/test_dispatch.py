@@ -62,3 +62,43 @@ async def test_a_finished_send_leaves_no_timer(
     await asyncio.sleep(0)  # cancelled timers are dropped lazily; none may fire
     scheduled = [h for h in getattr(loop, "_scheduled", []) if not h.cancelled()]
     assert len(scheduled) <= before
+
+
+# -- screening against stored records (issue 12, item 10) -------------------------------
+
+from consumers.dispatch import new_record  # noqa: E402
+from consumers.store import DeliveryStatus  # noqa: E402
+from eventbus.brokers.redis_streams import StreamEntry  # noqa: E402
+
+from .fakes import event  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    ("status", "sent", "retry"),
+    [
+        pytest.param(DeliveryStatus.DELIVERED, False, False, id="delivered-is-done"),
+        pytest.param(DeliveryStatus.RETRYING, True, True, id="retrying-is-not"),
+        pytest.param(DeliveryStatus.FAILED, True, False, id="failed-is-not"),
+        pytest.param(DeliveryStatus.SKIPPED, True, False, id="skipped-is-not"),
+    ],
+)
+def test_screen_drops_only_delivered_targets(
+    dispatcher: Callable[[FakeChannel], Dispatcher],
+    status: DeliveryStatus,
+    sent: bool,
+    retry: bool,
+) -> None:
+    d = dispatcher(FakeChannel("fake"))
+    ev = event()
+    work = d.entry_work(StreamEntry("5-0", {b"payload": ev.to_json().encode()}))
+    stored = new_record(ev, "all", "fake", "console", status, attempts=3, created_at=7.0)
+    d.screen(work, {stored.id: stored})
+    assert bool(work.targets) is sent
+    if sent:
+        (target,) = work.targets
+        assert (target.attempts, target.created_at, target.retry) == (3, 7.0, retry)
+        assert work.settlement.duplicates == []
+    else:
+        (note,) = work.settlement.duplicates
+        assert note.id == stored.id and note.history[-1].outcome == "duplicate"
+        assert "5-0" in (note.history[-1].response or "")

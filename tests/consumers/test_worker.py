@@ -23,7 +23,7 @@ from eventbus.keys import Keys
 from eventbus.settings import Settings
 from publishers import Publisher
 
-from .fakes import FakeChannel, channel_spec, event, subscription
+from .fakes import DELIVERED, FakeChannel, channel_spec, event, subscription
 
 pytestmark = pytest.mark.integration
 
@@ -645,3 +645,261 @@ async def test_max_receives_boundary(
     assert (len(letters) == 1) is dead
     assert (len(fake.sent) == 1) is not dead
     assert await pending(redis, s) == 0
+
+
+# -- duplicate entries of one event (issue 12, item 10) ---------------------------------
+
+
+def outcomes(record: Any) -> list[str]:
+    return [a.outcome for a in record.history]
+
+
+@pytest.mark.parametrize(
+    ("batch_size", "apart"),
+    [
+        pytest.param(100, False, id="one-read-batch"),
+        pytest.param(1, False, id="two-read-batches"),
+        pytest.param(100, True, id="published-again-after-delivery"),
+    ],
+)
+async def test_duplicate_publish_is_sent_once_and_noted(
+    setup: dict[str, Any], redis: aioredis.Redis, batch_size: int, apart: bool
+) -> None:
+    s = setup["settings"](consumer={"batch_size": batch_size})
+    fake = FakeChannel("fake")
+    w = setup["worker"](s, {"fake": fake})
+    await w.start()
+    ev = event()
+    if apart:
+        (first,) = await setup["publish"](s, ev)
+        await w.drain()
+        (second,) = await setup["publish"](s, ev)
+    else:
+        first, second = await setup["publish"](s, ev, ev)
+
+    await w.drain()
+
+    assert len(fake.sent) == 1, "one POST for one event id"
+    assert await pending(redis, s) == 0, "the duplicate entry is acked too"
+    (record,) = await w.store.query(event_id=ev.id, history=True)
+    assert record.status is DeliveryStatus.DELIVERED
+    assert record.attempts == 1
+    assert outcomes(record) == ["delivered", "duplicate"]
+    assert second in (record.history[1].response or "")
+    assert first not in (record.history[1].response or "")
+
+
+@pytest.mark.parametrize(
+    ("first", "sends", "history"),
+    [
+        pytest.param(DELIVERED, 1, ["delivered", "duplicate"], id="owner-delivered"),
+        pytest.param(
+            SendResult(OutcomeClass.RETRYABLE, status=503, error="HTTP 503"),
+            2,
+            ["retryable", "delivered"],
+            id="owner-retrying",
+        ),
+    ],
+)
+async def test_entry_waits_for_the_same_delivery_in_flight(
+    setup: dict[str, Any],
+    redis: aioredis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+    first: SendResult,
+    sends: int,
+    history: list[str],
+) -> None:
+    s = setup["settings"](consumer={"batch_size": 1, "retry_schedule": ["1h"]})
+    fake = FakeChannel("fake", first)
+    fake.gate = asyncio.Event()
+    w = setup["worker"](s, {"fake": fake})
+    await w.start()
+    waiting = asyncio.Event()
+    after_owners = w.pipeline._after_owners
+
+    async def spy(*args: Any) -> Any:
+        waiting.set()
+        return await after_owners(*args)
+
+    monkeypatch.setattr(w.pipeline, "_after_owners", spy)
+    ev = event()
+    await setup["publish"](s, ev, ev)
+    drained = asyncio.create_task(w.drain())
+    await asyncio.wait_for(waiting.wait(), 10)  # the second entry, while the first sends
+    assert len(fake.sent) == 1
+    fake.gate.set()
+    assert await asyncio.wait_for(drained, 10) == 2
+
+    assert len(fake.sent) == sends
+    record = await w.store.get(delivery_id(ev.id, "all", "fake"))
+    assert record is not None and record.status is DeliveryStatus.DELIVERED
+    assert outcomes(record) == history
+    assert await redis.zcard(Keys(s.broker.prefix).retries) == 0
+    assert await pending(redis, s) == 0
+
+
+async def test_delivery_recorded_failed_or_retrying_is_sent_again(
+    setup: dict[str, Any], redis: aioredis.Redis
+) -> None:
+    s = setup["settings"](consumer={"retry_schedule": ["1h"]})
+    answers = (
+        SendResult(OutcomeClass.RETRYABLE, status=503, error="HTTP 503"),
+        SendResult(OutcomeClass.PERMANENT, status=400, error="HTTP 400"),
+    )
+    fake = FakeChannel("fake", *answers)
+    w = setup["worker"](s, {"fake": fake})
+    await w.start()
+    ev = event()
+    did = delivery_id(ev.id, "all", "fake")
+    await setup["publish"](s, ev)
+    await w.drain()
+    record = await w.store.get(did)
+    assert record is not None and record.status is DeliveryStatus.RETRYING
+    await setup["publish"](s, ev)
+    await w.drain()
+    record = await w.store.get(did)
+    assert record is not None and record.status is DeliveryStatus.FAILED
+    await setup["publish"](s, ev)
+    await w.drain()
+
+    assert len(fake.sent) == 3, "neither retrying nor failed is done"
+    record = await w.store.get(did)
+    assert record is not None and record.status is DeliveryStatus.DELIVERED
+    assert record.attempts == 3, "one record: each entry continued its attempts"
+    assert outcomes(record) == ["retryable", "permanent", "delivered"]
+    assert await redis.zcard(Keys(s.broker.prefix).retries) == 0, "no retry left behind"
+    assert await pending(redis, s) == 0
+
+
+async def crashed_then_repeated(
+    setup: dict[str, Any], monkeypatch: pytest.MonkeyPatch, other: FakeChannel
+) -> tuple[Settings, Worker, Event, FakeChannel]:
+    """An entry sent to two channels by a worker that died before its commit, then the
+    same event in a second entry, processed by another worker: "fake" delivered, "other"
+    answered as ``other`` says."""
+    s = setup["settings"](
+        channels=[channel_spec("fake"), channel_spec("other")],
+        subscriptions=[subscription(channels=("fake", "other"))],
+        consumer={"claim_idle": 0, "retry_schedule": ["5s"]},
+    )
+    fake = FakeChannel("fake")
+    doomed = setup["worker"](s, {"fake": fake, "other": other}, name="doomed")
+    await doomed.start()
+    ev = event()
+    await setup["publish"](s, ev)
+
+    async def broken_commit(plans: Any) -> None:
+        raise BrokerUnavailable("connection lost before EXEC")
+
+    monkeypatch.setattr(doomed.pipeline, "commit", broken_commit)
+    await doomed.drain()
+    assert (len(fake.sent), len(other.sent)) == (1, 1)
+
+    rescuer = setup["worker"](s, {"fake": fake, "other": other}, name="rescuer")
+    await rescuer.start()
+    await setup["publish"](s, ev)
+    assert await rescuer.drain(include_pending=False) == 1
+    assert (len(fake.sent), len(other.sent)) == (2, 2)
+    return s, rescuer, ev, fake
+
+
+async def test_reclaimed_entry_resends_only_what_was_not_recorded_delivered(
+    setup: dict[str, Any], redis: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # delivered for the doomed worker (never recorded), then 502 for the second entry
+    other = FakeChannel("other", DELIVERED, SendResult(OutcomeClass.RETRYABLE, error="502"))
+    s, rescuer, ev, fake = await crashed_then_repeated(setup, monkeypatch, other)
+
+    assert await rescuer.reclaim_once() == 1
+    await rescuer.drain(include_pending=False)
+
+    assert len(fake.sent) == 2, "recorded delivered: not sent again"
+    assert len(other.sent) == 3, "recorded retrying: sent again"
+    done = await rescuer.store.get(delivery_id(ev.id, "all", "fake"))
+    assert done is not None and outcomes(done) == ["delivered", "duplicate"]
+    again = await rescuer.store.get(delivery_id(ev.id, "all", "other"))
+    assert again is not None and again.status is DeliveryStatus.DELIVERED
+    assert outcomes(again) == ["retryable", "delivered"]
+    assert await redis.zcard(Keys(s.broker.prefix).retries) == 0
+    assert await pending(redis, s) == 0
+
+
+async def test_reclaimed_entry_is_not_resent_after_a_retry_delivered_it(
+    setup: dict[str, Any], redis: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # delivered for the doomed worker (never recorded), then 502 for the second entry
+    other = FakeChannel("other", DELIVERED, SendResult(OutcomeClass.RETRYABLE, error="502"))
+    s, rescuer, ev, fake = await crashed_then_repeated(setup, monkeypatch, other)
+    setup["clock"].now += 6
+    assert await rescuer.drain(include_pending=False) == 1, "the retry of 'other'"
+    assert len(other.sent) == 3
+
+    assert await rescuer.reclaim_once() == 1
+    await rescuer.drain(include_pending=False)
+
+    assert (len(fake.sent), len(other.sent)) == (2, 3), "nothing sent again"
+    for name in ("fake", "other"):
+        record = await rescuer.store.get(delivery_id(ev.id, "all", name))
+        assert record is not None and record.status is DeliveryStatus.DELIVERED
+        assert outcomes(record)[-1] == "duplicate"
+    assert await pending(redis, s) == 0
+
+
+async def test_lookup_failure_sends_anyway(
+    setup: dict[str, Any], redis: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s = setup["settings"]()
+    fake = FakeChannel("fake")
+    w = setup["worker"](s, {"fake": fake})
+    await w.start()
+
+    async def unreachable(ids: Any) -> Any:
+        raise BrokerUnavailable("connection reset")
+
+    monkeypatch.setattr(w.store, "current", unreachable)
+    await setup["publish"](s, event())
+    assert await w.drain() == 1
+    assert len(fake.sent) == 1, "at least once: a failed lookup never skips a delivery"
+    assert await pending(redis, s) == 0
+
+
+async def test_duplicates_across_two_workers_are_delivered_at_least_once(
+    setup: dict[str, Any], redis: aioredis.Redis
+) -> None:
+    s = setup["settings"](consumer={"batch_size": 3})
+    fake = FakeChannel("fake")
+    events = [event(resource={"type": "capsule", "id": f"c{i}"}) for i in range(30)]
+    await setup["publish"](s, *events, *reversed(events))
+    w1 = setup["worker"](s, {"fake": fake}, name="a")
+    w2 = setup["worker"](s, {"fake": fake}, name="b")
+    await w1.start()
+    await w2.start()
+    assert sum(await asyncio.gather(w1.drain(), w2.drain())) == 60
+    assert {m.event.id for m in fake.sent} == {e.id for e in events}
+    assert len(fake.sent) < 60, "most duplicates were caught"
+    for ev in events:
+        record = await w1.store.get(delivery_id(ev.id, "all", "fake"))
+        assert record is not None and record.status is DeliveryStatus.DELIVERED
+    assert await pending(redis, s) == 0
+
+
+async def test_due_retry_of_a_delivery_delivered_meanwhile_is_not_sent(
+    setup: dict[str, Any], redis: aioredis.Redis
+) -> None:
+    s = setup["settings"](consumer={"retry_schedule": ["5s"]})
+    fake = FakeChannel("fake", SendResult(OutcomeClass.RETRYABLE, status=503, error="HTTP 503"))
+    w, ev = await published_and_drained(setup, s, fake)
+    did = delivery_id(ev.id, "all", "fake")
+    record = await w.store.get(did)
+    assert record is not None and record.status is DeliveryStatus.RETRYING
+    # Another worker delivered it (the same event in another entry) and
+    # committed while this retry was scheduled.
+    record.status, record.attempts = DeliveryStatus.DELIVERED, 2
+    await w.committer.commit([Settlement(records=[record])], setup["clock"].now)
+
+    setup["clock"].now += 6
+    assert await w.drain() == 1
+    assert len(fake.sent) == 1, "the retry found it delivered"
+    assert await redis.zcard(Keys(s.broker.prefix).retries) == 0
+    stored = await w.store.get(did)
+    assert stored is not None and stored.status is DeliveryStatus.DELIVERED

@@ -144,3 +144,60 @@ async def test_latest_per_channel_in_one_walk(redis: aioredis.Redis, prefix: str
     assert set(latest) == {"mail", "hook"}, "a channel with no record has none"
     assert latest["mail"].id.endswith("_mail_2") and latest["hook"].id.endswith("_hook_1499")
     assert await store.latest_per_channel(["mail"], scan_limit=1_000) == {}, "bounded"
+
+
+# --- duplicates (issue 12, item 10) ---------------------------------------------------
+
+from consumers.store.records import DUPLICATE, note_duplicate  # noqa: E402
+
+
+def test_duplicate_note_keeps_the_record_and_counts_no_attempt() -> None:
+    delivered = record()
+    delivered.status = DeliveryStatus.DELIVERED
+    noted = note_duplicate(delivered, "17-1", 1_900_000_100.0)
+    assert noted.status is DeliveryStatus.DELIVERED and noted.attempts == delivered.attempts
+    assert [a.outcome for a in noted.history] == ["retryable", DUPLICATE]
+    assert "17-1" in (noted.history[-1].response or "")
+    assert noted.updated_at == 1_900_000_100.0
+    assert len(delivered.history) == 1, "the stored record read is not changed"
+
+
+def test_duplicate_notes_are_bounded_and_attempts_kept() -> None:
+    noted = record()
+    noted.status = DeliveryStatus.DELIVERED
+    for number in range(50):
+        noted = note_duplicate(noted, f"{number}-0", 1_900_000_100.0 + number)
+    outcomes = [a.outcome for a in noted.history]
+    assert outcomes[0] == "retryable", "attempts are never dropped"
+    assert outcomes.count(DUPLICATE) == 20
+    assert "49-0" in (noted.history[-1].response or "")
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("stored", "written"),
+    [
+        pytest.param(DeliveryStatus.DELIVERED, True, id="over-delivered"),
+        pytest.param(DeliveryStatus.RETRYING, False, id="not-over-retrying"),
+        pytest.param(None, False, id="not-over-nothing"),
+    ],
+)
+async def test_duplicate_note_is_written_only_over_a_delivered_record(
+    redis: aioredis.Redis, prefix: str, stored: DeliveryStatus | None, written: bool
+) -> None:
+    committer = Committer(redis, Keys(prefix), "g", 3600)
+    store = DeliveryStore(redis, Keys(prefix), 3600)
+    base = record()
+    base.status = DeliveryStatus.DELIVERED
+    note = note_duplicate(base, "17-1", 1_900_000_100.0)
+    if stored is not None:
+        now = record()
+        now.status = stored
+        await committer.commit([Settlement(records=[now])], now=0)
+    await committer.commit([Settlement(duplicates=[note])], now=0)
+    found = await store.current([base.id, "msg_missing"])
+    assert list(found) == ([] if stored is None else [base.id])
+    if stored is not None:
+        outcomes = [a.outcome for a in found[base.id].history]
+        assert (outcomes[-1] == DUPLICATE) is written
+        assert found[base.id].status is stored
