@@ -30,9 +30,9 @@ from ..channels.base import Channel, ChannelDeps, Message
 from ..channels.registry import create_channel
 from ..channels.smtp import SmtpChannel
 from ..channels.urls import ParsedURL, parse_url
-from .generate import command as generate
 from ..ratelimit import limiter_for
 from ..rendering import default_lines, default_title
+from .generate import command as generate
 
 __all__ = ["command"]
 
