@@ -373,7 +373,7 @@ def _check(service: Service, url: str, values: Mapping[str, str]) -> str:
     epilog="""\b
 Examples:
   eventbus urls generate --list
-  eventbus urls generate telegram --set token=123456:ABC-bot-token --set chats=@opsteam
+  eventbus urls generate telegram --set token=123456789:AAE-bot-token-part --set chats=@opsteam
   eventbus urls generate discord --set token=TOKEN --set webhook_id=123456789012345678
   eventbus urls generate smtp --set username=me --set 'password=p#ss:w/rd' \\
       --set host=mail.example.com --set port=587 --set from=ops@example.com --set to=me@example.com
