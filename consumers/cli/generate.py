@@ -73,8 +73,10 @@ def _fixed(where: str, value: str) -> Part:
     return Part(value, "", where, fixed=value)
 
 
-def _optional(key: str, prompt: str, where: str, **more: object) -> Part:
-    return Part(key, prompt, where, required=False, **more)  # type: ignore[arg-type]
+def _optional(
+    key: str, prompt: str, where: str, *, secret: bool = False, default: str | None = None
+) -> Part:
+    return Part(key, prompt, where, secret, required=False, default=default)
 
 
 SERVICES: Final[Mapping[str, Service]] = {
