@@ -396,6 +396,9 @@ def command(service: str | None, settings: tuple[str, ...], listing: bool) -> No
             f"unknown service {service!r}: use one of {', '.join(SERVICES)}", param_hint="SERVICE"
         )
     values = _ask(found, _given(found, settings))
+    for part in found.asked:
+        if part.where == "segments":  # a path, written with or without its slashes
+            values[part.key] = values.get(part.key, "").strip("/")
     missing = [p.key for p in found.asked if p.required and not values.get(p.key)]
     if missing:
         raise click.UsageError(f"{found.name} URL needs {', '.join(missing)}")
