@@ -30,9 +30,11 @@ import click
 import pytest
 import redis.asyncio as aioredis
 import yaml
+from click.testing import CliRunner
 
 from eventbus.cli import cli
 from eventbus.keys import Keys
+from tests.consumers.sink import Sink
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -44,7 +46,14 @@ NOT_RUN: dict[str, str] = {
         "sends a real notification to the named service (tests never reach a real "
         "provider); checked to name a channel of the README's example instead"
     ),
+    r"\bsend '?(ntfy|discord)://": (
+        "sends a real notification to a public service (ntfy.sh, Discord; tests never reach "
+        "a real provider); its URLs are checked with 'urls verify' instead"
+    ),
 }
+# `eventbus send` examples to a local receiver name this address; the test
+# serves it (any free port) and checks that the notification arrived.
+LOCAL_RECEIVER = "127.0.0.1:9000"
 # How long-running commands show they are up.
 READY = {"run": "daemon.ready", "serve": "http.listening", "tail": "tailing the live mirror"}
 DEAD_LETTER_ID = "1732370000000-0"  # the id the dlq redrive example names
@@ -170,11 +179,24 @@ async def test_every_example_runs_as_pasted(
     workdir: Path, redis: aioredis.Redis, redis_url: str, prefix: str
 ) -> None:
     env = _environment(workdir, redis_url, prefix)
+    receiver = Sink()
+    await receiver.start()
+    try:
+        ran = await _run_examples(workdir, env, redis, prefix, f"127.0.0.1:{receiver.port}")
+    finally:
+        await receiver.stop()
+    assert ran >= 20
+    assert receiver.received, "no 'eventbus send' example reached the local receiver"
+
+
+async def _run_examples(
+    workdir: Path, env: dict[str, str], redis: aioredis.Redis, prefix: str, local: str
+) -> int:
     ran = 0
     for example in examples():
         if _reason_not_run(example) is not None:
             continue
-        command = _adjusted(example, workdir)
+        command = _adjusted(example, workdir).replace(LOCAL_RECEIVER, local)
         name = _subcommand(command)
         if DEAD_LETTER_ID in command:  # the dead letter it redrives, put back each time
             await redis.delete(Keys(prefix).dlq)
@@ -199,7 +221,7 @@ async def test_every_example_runs_as_pasted(
                 for line in done.stdout.splitlines():
                     json.loads(line)
         ran += 1
-    assert ran >= 20
+    return ran
 
 
 def test_examples_not_run_say_why_and_still_make_sense() -> None:
@@ -209,6 +231,10 @@ def test_examples_not_run_say_why_and_still_make_sense() -> None:
     for example in skipped:
         if " channels test " in example:
             assert example.split()[-1] in channels
+        if " send " in example:
+            urls = [word for word in shlex.split(example) if "://" in word]
+            verified = CliRunner().invoke(cli, ["urls", "verify", "--no-body", *urls])
+            assert urls and verified.exit_code == 0, verified.output
 
 
 def test_python_example_publishes(redis_url: str, prefix: str) -> None:

@@ -26,6 +26,7 @@ COMMANDS: Final = {
     "deliveries": _needs_worker("deliveries", "Query delivery records."),
     "dlq": _needs_worker("dlq", "List and redrive dead letters."),
     "channels": _needs_worker("channels", "List and test configured channels."),
+    "send": _needs_worker("send", "Send one notification to channel URLs, without a config file."),
     "urls": _needs_worker("urls", "Parse and explain shoutrrr-style channel URLs."),
     "tail": _needs_worker("tail", "Print the live mirror in the terminal."),
     "tokens": _needs_worker("tokens", "Make API tokens for the dashboard and the HTTP API."),

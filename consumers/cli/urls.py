@@ -1,5 +1,7 @@
 """``eventbus urls verify URL...``: parse shoutrrr-style URLs and explain them.
 
+``eventbus urls generate SERVICE`` (``generate.py``) builds one from its parts.
+
 For each URL (a shoutrrr-style service URL, or a plain ``http(s)://`` URL,
 which is a ``webhook`` channel): the service, the redacted settings, the
 rate limit, and the exact request(s) a sample notification would make (method, endpoint with
@@ -30,6 +32,7 @@ from ..channels.smtp import SmtpChannel
 from ..channels.urls import ParsedURL, parse_url
 from ..ratelimit import limiter_for
 from ..rendering import default_lines, default_title
+from .generate import command as generate
 
 __all__ = ["command"]
 
@@ -40,6 +43,9 @@ _SAMPLE_SECRET = "whsec_" + base64.b64encode(b"eventbus urls verify: sample key"
 @click.group("urls", help="Parse and explain shoutrrr-style channel URLs.")
 def command() -> None:
     pass
+
+
+command.add_command(generate)
 
 
 @command.command(
