@@ -29,7 +29,7 @@ import structlog
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.types import Receive, Scope, Send
 
-from eventbus.brokers.redis_streams import translated
+from eventbus.brokers.redis_streams import reply_text, translated
 from eventbus.errors import EnvelopeError, EventBusError
 from eventbus.live import LiveMessage, parse_entry, parse_stream_id
 
@@ -104,7 +104,7 @@ class _LiveStream:
                         self.hub.keys.events, min=f"({start}", max="+", count=_REPLAY_PAGE
                     )  # type: ignore[assignment]
                 for raw_id, fields in rows:
-                    start = _text(raw_id)
+                    start = reply_text(raw_id)
                     self.seam = parse_stream_id(start)
                     scanned += 1
                     message = _from_entry(start, fields)
@@ -129,7 +129,7 @@ class _LiveStream:
         async with translated("replay from the stream"):
             rows = await self.hub.redis.xrevrange(self.hub.keys.events, count=1)
         entry_id = rows[0][0] if rows else None
-        return _text(entry_id) if entry_id is not None else None
+        return reply_text(entry_id) if entry_id is not None else None
 
     async def _more_after(self, entry_id: str) -> bool:
         async with translated("replay from the stream"):
@@ -206,7 +206,3 @@ def live_response(
 
 def _to_sse(message: LiveMessage) -> ServerSentEvent:
     return ServerSentEvent(data=message.data, id=message.stream_id)
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -12,7 +12,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from eventbus.brokers.redis_streams import translated
+from eventbus.brokers.redis_streams import reply_text, translated
 from eventbus.keys import Keys
 
 __all__ = ["DeadLetter", "DeadLetters"]
@@ -72,19 +72,15 @@ class DeadLetters:
                     pipe.xadd(self.keys.events, original)
                     pipe.xdel(self.keys.dlq, raw_id)
                     new_id, _ = await pipe.execute()
-                moved.append((_text(raw_id), _text(new_id)))
+                moved.append((reply_text(raw_id), reply_text(new_id)))
         return moved
 
     def _parse(self, raw_id: bytes | str, fields: dict[bytes, bytes]) -> DeadLetter:
         return DeadLetter(
-            id=_text(raw_id),
-            original_id=_text(fields.get(b"dlq_original_id", b"")),
-            reason=_text(fields.get(b"dlq_reason", b"")),
-            error=_text(fields.get(b"dlq_error", b"")),
+            id=reply_text(raw_id),
+            original_id=reply_text(fields.get(b"dlq_original_id", b"")),
+            reason=reply_text(fields.get(b"dlq_reason", b"")),
+            error=reply_text(fields.get(b"dlq_error", b"")),
             at=float(fields.get(b"dlq_at", b"0") or 0),
             fields={k: v for k, v in fields.items() if k not in _META},
         )
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -20,7 +20,7 @@ from typing import Any, Final
 
 import redis.asyncio as aioredis
 
-from eventbus.brokers.redis_streams import translated
+from eventbus.brokers.redis_streams import reply_text, translated
 from eventbus.keys import Keys
 
 __all__ = ["GroupStats", "Maintenance", "safe_min_id"]
@@ -82,10 +82,10 @@ class Maintenance:
                 return []  # no stream yet
         return [
             GroupStats(
-                name=_s(g["name"]),
+                name=reply_text(g["name"]),
                 pending=int(g["pending"]),
                 lag=int(g["lag"]) if g.get("lag") is not None else None,
-                last_delivered=_s(g["last-delivered-id"]),
+                last_delivered=reply_text(g["last-delivered-id"]),
             )
             for g in groups
         ]
@@ -103,7 +103,7 @@ class Maintenance:
                     summary: dict[str, Any] = await self.redis.xpending(
                         self.keys.events, group.name
                     )
-                    oldest = _s(summary["min"]) if summary.get("min") else None
+                    oldest = reply_text(summary["min"]) if summary.get("min") else None
                 pairs.append((group.last_delivered, oldest))
             cut = f"{int(((now or time.time()) - min_age) * 1000)}-0"
             min_id = safe_min_id(pairs, cut)
@@ -116,14 +116,10 @@ class Maintenance:
         async with translated("consumer cleanup"):
             consumers = await self.redis.xinfo_consumers(self.keys.events, group)
             for consumer in consumers:
-                name = _s(consumer["name"])
+                name = reply_text(consumer["name"])
                 busy = int(consumer["pending"]) > 0 or int(consumer["idle"]) < idle * 1000
                 if name == me or busy:
                     continue
                 if int(await self._del_consumer(keys=[self.keys.events], args=[group, name])) >= 0:
                     removed.append(name)
         return removed
-
-
-def _s(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

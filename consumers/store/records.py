@@ -31,7 +31,7 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
-from eventbus.brokers.redis_streams import translate_errors, translated
+from eventbus.brokers.redis_streams import reply_text, translate_errors, translated
 from eventbus.keys import Keys
 
 __all__ = [
@@ -252,7 +252,7 @@ class DeliveryStore:
         async with translated("query deliveries"):
             if event_id is not None:
                 members: Any = await self.redis.smembers(self.keys.event_deliveries(event_id))
-                records = await self._load([_s(i) for i in members], history)
+                records = await self._load([reply_text(i) for i in members], history)
                 out = [r for r in records if wanted(r)]
                 out.sort(key=lambda found: found.updated_at, reverse=True)
                 return out[:limit]
@@ -296,7 +296,7 @@ class DeliveryStore:
             found: Any = await self.redis.zrevrangebyscore(
                 self.keys.deliveries_index, high, low, start=skip, num=page, withscores=True
             )
-            fresh = [i for i in (_s(i) for i, _ in found) if i not in seen]
+            fresh = [i for i in (reply_text(i) for i, _ in found) if i not in seen]
             seen.update(fresh)
             yield await self._load(fresh, history)
             if len(found) < page:
@@ -327,7 +327,7 @@ class DeliveryStore:
     async def channel_states(self) -> dict[str, ChannelState]:
         async with translated("read channel states"):
             raw: Any = await self.redis.hgetall(self.keys.channel_state)
-        return {_s(k): ChannelState(**orjson.loads(v)) for k, v in raw.items()}
+        return {reply_text(k): ChannelState(**orjson.loads(v)) for k, v in raw.items()}
 
     async def enable_channel(self, name: str) -> None:
         """Clear a channel's disabled flag (after the operator fixed it)."""
@@ -341,7 +341,3 @@ class DeliveryStore:
             return int(
                 await self.redis.zremrangebyscore(self.keys.deliveries_index, "-inf", cutoff)
             )
-
-
-def _s(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

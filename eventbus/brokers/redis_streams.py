@@ -26,6 +26,7 @@ __all__ = [
     "RedisStreams",
     "StreamEntry",
     "connect",
+    "reply_text",
     "translate_errors",
     "translated",
 ]
@@ -123,7 +124,7 @@ class RedisStreams:
                 keys=[self.keys.events],
                 args=[payload, self.keys.live(team_id), "" if maxlen is None else maxlen],
             )
-        return _text(stream_id)
+        return reply_text(stream_id)
 
     async def publish_many(
         self, items: Sequence[tuple[str, str]], maxlen: int | None = None
@@ -146,7 +147,7 @@ class RedisStreams:
         for result in results:
             if isinstance(result, Exception):
                 raise BrokerError(f"publish_many: Redis error: {result}")
-            ids.append(_text(result))
+            ids.append(reply_text(result))
         return ids
 
     async def publish_transient(self, team_id: str, payload: str) -> int:
@@ -189,9 +190,9 @@ class RedisStreams:
             reply = await self.redis.xautoclaim(
                 self.keys.events, group, consumer, min_idle_ms, start_id=start, count=count
             )
-        cursor = _text(reply[0])
-        entries = [StreamEntry(_text(i), dict(f or {})) for i, f in reply[1] if f is not None]
-        deleted = [_text(i) for i in reply[2]] if len(reply) > 2 else []
+        cursor = reply_text(reply[0])
+        entries = [StreamEntry(reply_text(i), dict(f or {})) for i, f in reply[1] if f is not None]
+        deleted = [reply_text(i) for i in reply[2]] if len(reply) > 2 else []
         return cursor, entries, deleted
 
     async def delivery_counts(self, group: str, ids: Sequence[str]) -> dict[str, int]:
@@ -205,11 +206,12 @@ class RedisStreams:
                 pipe.xpending_range(self.keys.events, group, min=entry_id, max=entry_id, count=1)
             for rows in await pipe.execute():
                 for row in rows:
-                    out[_text(row["message_id"])] = int(row["times_delivered"])
+                    out[reply_text(row["message_id"])] = int(row["times_delivered"])
         return out
 
 
-def _text(value: Any) -> str:
+def reply_text(value: Any) -> str:
+    """A Redis reply value as text (redis-py returns bytes unless decoding is on)."""
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
@@ -220,5 +222,5 @@ def _entries(reply: Any) -> list[StreamEntry]:
     for _stream, rows in reply:
         for entry_id, fields in rows:
             # A pending entry that was deleted from the stream comes back as None.
-            out.append(StreamEntry(_text(entry_id), dict(fields or {})))
+            out.append(StreamEntry(reply_text(entry_id), dict(fields or {})))
     return out
