@@ -53,18 +53,30 @@ class _Redaction:
         for key, value in event_dict.items():
             if isinstance(value, str):
                 event_dict[key] = mask(value)
-            elif isinstance(value, Mapping | list | tuple | set):
+            elif isinstance(value, Mapping | list | tuple | set | frozenset):
                 event_dict[key] = _masked(value, mask)
         return event_dict
 
 
-def _masked(value: Any, mask: Masker) -> Any:
+def _masked(value: Any, mask: Masker, seen: frozenset[int] = frozenset()) -> Any:
+    """``value`` with secrets masked in its strings; the same object when nothing changed.
+
+    Container types are kept, and a container met again inside itself (a
+    cycle) is left as it is, for the renderer to show as it always does.
+    """
     if isinstance(value, str):
         return mask(value)
+    if id(value) in seen:
+        return value
+    inner = seen | {id(value)}
     if isinstance(value, Mapping):
-        return {key: _masked(item, mask) for key, item in value.items()}
-    if isinstance(value, list | tuple | set):
-        return [_masked(item, mask) for item in value]
+        items = {key: _masked(item, mask, inner) for key, item in value.items()}
+        changed = any(items[key] is not item for key, item in value.items())
+        return items if changed else value
+    if isinstance(value, list | tuple | set | frozenset):
+        masked = [_masked(item, mask, inner) for item in value]
+        changed = any(new is not old for new, old in zip(masked, value, strict=True))
+        return type(value)(masked) if changed else value
     return value
 
 
@@ -91,6 +103,7 @@ def configure_logging(settings: LoggingSettings, stream: TextIO | None = None) -
     with the same keys (plus ``logger``), and through the same redaction.
     """
     out = stream or sys.stderr
+    _redaction.mask = None  # until the caller says what to mask (set_log_redactor)
     use_json = settings.format == "json" or (settings.format == "auto" and not out.isatty())
     level = logging.getLevelNamesMapping()[settings.level.upper()]
     shared: list[structlog.typing.Processor] = [

@@ -256,3 +256,18 @@ def test_secrets_are_masked_in_every_field_of_every_logger(sink: Sink, fmt: str)
     assert "SECRET" not in text
     assert text.count("***") >= 5
     assert "bot1:***" in text and "ValueError" in text
+
+
+@pytest.mark.parametrize(("value", "rendered"), ODD)
+def test_odd_values_render_with_a_redactor_too(sink: Sink, value: Any, rendered: Any) -> None:
+    from eventbus.logs import set_log_redactor
+
+    stream, read = sink
+    configure_logging(LoggingSettings(format="json"), stream=stream)
+    set_log_redactor(lambda text: text.replace("SECRET", "***"))
+    try:
+        structlog.get_logger().info("odd", value=value, note="a SECRET")
+    finally:
+        set_log_redactor(None)
+    [line] = lines(read)
+    assert line["value"] == rendered and line["note"] == "a ***"
