@@ -903,3 +903,33 @@ async def test_due_retry_of_a_delivery_delivered_meanwhile_is_not_sent(
     assert await redis.zcard(Keys(s.broker.prefix).retries) == 0
     stored = await w.store.get(did)
     assert stored is not None and stored.status is DeliveryStatus.DELIVERED
+
+
+async def test_a_failing_template_fails_only_its_own_delivery(
+    setup: dict[str, Any], redis: aioredis.Redis
+) -> None:
+    # RuntimeError (a dict mutated while iterated) escaped the renderer before: the
+    # event's other deliveries were sent again on every receive (issue 12, item 3).
+    hostile = "{% set d = {'a': 1} %}{% for k in d %}{{ d.update({k ~ 'x': 1}) }}{% endfor %}"
+    s = setup["settings"](
+        channels=[channel_spec("good"), channel_spec("bad")],
+        subscriptions=[
+            subscription("plain", channels=("good",)),
+            subscription("templated", channels=("bad",), body_template=hostile),
+        ],
+    )
+    good, bad = FakeChannel("good"), FakeChannel("bad")
+    w = setup["worker"](s, {"good": good, "bad": bad})
+    await w.start()
+    ev = event()
+    await setup["publish"](s, ev)
+    assert await w.drain() == 1
+    assert await w.drain() == 0  # nothing comes back to be sent again
+    assert len(good.sent) == 1 and bad.sent == []
+    failed = await w.store.get(delivery_id(ev.id, "templated", "bad"))
+    assert failed is not None and failed.status is DeliveryStatus.FAILED
+    assert "'templated' body_template" in (failed.reason or "") + (failed.last_error or "")
+    assert "RuntimeError" in (failed.reason or "") + (failed.last_error or "")
+    sent = await w.store.get(delivery_id(ev.id, "plain", "good"))
+    assert sent is not None and sent.status is DeliveryStatus.DELIVERED
+    assert await pending(redis, s) == 0 and await w.dead_letters.entries() == []
