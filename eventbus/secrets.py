@@ -60,13 +60,22 @@ def _option_secrets(name: str, value: Any) -> Iterator[str]:
 
 
 def _with_url_parts(text: str) -> Iterator[str]:
-    yield text
+    """A secret value, or for a URL the parts of it that are secret.
+
+    A URL without credentials or query (``redis://127.0.0.1:6379/0``) is not
+    itself a secret; masking it whole would hide where a worker connects.
+    Tokens in a channel URL's path are masked by the channel's own redactor.
+    """
     if "://" not in text:
+        yield text
         return
     try:
         parts = urlsplit(text)
     except ValueError:
+        yield text
         return
+    if parts.username or parts.password or parts.query:
+        yield text
     user, password = parts.username, parts.password
     if password:
         yield unquote(password)

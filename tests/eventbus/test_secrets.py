@@ -35,3 +35,9 @@ def test_every_kind_of_configured_secret_is_masked() -> None:
         assert secret not in masked
     # ordinary words stay readable: a short login name is not masked everywhere
     assert "worker" in masked and "redis.internal" in masked
+
+
+def test_a_url_without_credentials_is_not_masked_whole() -> None:
+    settings = Settings(broker={"redis_url": "redis://127.0.0.1:6379/0"})
+    text = "consuming from redis://127.0.0.1:6379/0"
+    assert configured_secrets(settings).mask(text) == text
