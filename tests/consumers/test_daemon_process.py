@@ -28,6 +28,7 @@ from .fakes import event
 from .sink import Sink
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
+EXAMPLE = Path(__file__).parents[2] / "config" / "eventbus.example.yaml"
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
@@ -193,21 +194,7 @@ async def test_sigterm_past_drain_timeout_leaves_work_pending(
 
 async def test_embedded_broker_first_run(tmp_path: Path) -> None:
     """`eventbus run --embedded` with the example config shows a delivery."""
-    example = Path(__file__).parents[2] / "config" / "eventbus.example.yaml"
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "eventbus",
-        "--config",
-        str(example),
-        "run",
-        "--embedded",
-        "--embedded-port",
-        "0",
-        env={"PATH": "/usr/bin:/bin", "EVENTBUS_HTTP__ENABLED": "false"},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
+    proc = await _run_embedded("--embedded-port", "0")
     assert proc.stdout is not None
 
     async def line_with(text: str) -> str:
@@ -276,20 +263,8 @@ async def test_embedded_fallback_refuses_a_configured_url_that_does_not_answer(
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    example = Path(__file__).parents[2] / "config" / "eventbus.example.yaml"
-    env = {"PATH": "/usr/bin:/bin", "EVENTBUS_BROKER__REDIS_URL": f"redis://127.0.0.1:{port}/0"}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "eventbus",
-        "--config",
-        str(example),
-        "run",
-        "--embedded-fallback",
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    env = {"EVENTBUS_BROKER__REDIS_URL": f"redis://127.0.0.1:{port}/0"}
+    proc = await _eventbus(EXAMPLE, "run", "--embedded-fallback", env=env)
     _out, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 3
     assert f"no Redis answers at redis://127.0.0.1:{port}/0, the configured" in err.decode()
@@ -304,42 +279,38 @@ async def test_taken_http_port_exits_2_before_the_worker_starts(
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
         env = {
-            "PATH": "/usr/bin:/bin",
             "EVENTBUS_HTTP__ENABLED": "true",
             "EVENTBUS_HTTP__HOST": "127.0.0.1",
             "EVENTBUS_HTTP__PORT": str(port),
         }
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "eventbus",
-            "--config",
-            str(path),
-            "run",
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
+        proc = await _eventbus(path, "run", env=env)
         out, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}" in err.decode()
     assert b"Traceback" not in err and b"worker.started" not in out + err
 
 
-async def _run_embedded(*args: str) -> asyncio.subprocess.Process:
-    example = Path(__file__).parents[2] / "config" / "eventbus.example.yaml"
+async def _eventbus(
+    config: Path, *args: str, env: dict[str, str], stderr: int = asyncio.subprocess.PIPE
+) -> asyncio.subprocess.Process:
+    """``eventbus --config CONFIG ARGS`` in a process with no virtualenv on its PATH."""
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "eventbus",
         "--config",
-        str(example),
-        "run",
-        "--embedded",
+        str(config),
         *args,
-        env={"PATH": "/usr/bin:/bin", "EVENTBUS_HTTP__ENABLED": "false"},
+        env={"PATH": "/usr/bin:/bin", **env},
         stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
+        stderr=stderr,
+    )
+
+
+async def _run_embedded(*args: str) -> asyncio.subprocess.Process:
+    env = {"EVENTBUS_HTTP__ENABLED": "false"}
+    return await _eventbus(
+        EXAMPLE, "run", "--embedded", *args, env=env, stderr=asyncio.subprocess.STDOUT
     )
 
 
