@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -31,8 +30,8 @@ from .channels.base import Channel, OutcomeClass, SendResult
 from .deadline import Deadline
 from .metrics import Metrics
 from .rendering import render
+from .routing import Router
 from .store import (
-    Attempt,
     ChannelState,
     DeadLetterOrder,
     DeliveryRecord,
@@ -43,6 +42,7 @@ from .store import (
     delivery_id,
     note_duplicate,
 )
+from .work import Target, Work, add_attempt, new_record
 
 __all__ = ["Dispatcher", "Target", "Work", "add_attempt", "new_record"]
 
@@ -56,30 +56,11 @@ _LOG_EVENT = {
     DeliveryStatus.RETRYING: "delivery.retrying",
     DeliveryStatus.FAILED: "delivery.failed",
     DeliveryStatus.SKIPPED: "delivery.skipped",
+    DeliveryStatus.SUPPRESSED: "delivery.suppressed",
+    DeliveryStatus.GROUPED: "delivery.grouped",
+    DeliveryStatus.SILENCED: "delivery.silenced",
+    DeliveryStatus.MERGED: "delivery.merged",
 }
-
-
-@dataclass(slots=True)  # not frozen: one per delivery, and frozen inits cost 4x
-class Target:
-    """One (subscription, channel) of a work: its delivery and the attempts so far."""
-
-    subscription: SubscriptionSpec
-    channel_name: str
-    id: str  # the delivery id
-    attempts: int
-    created_at: float
-    history: tuple[Attempt, ...] = ()
-    retry: bool = False  # a due retry: its schedule entry goes once settled
-
-
-@dataclass(slots=True)
-class Work:
-    """An entry or a due retry, decoded and matched: what is left is sending."""
-
-    settlement: Settlement
-    event: Event | None = None
-    payload: bytes = b""
-    targets: list[Target] = field(default_factory=list)
 
 
 class Dispatcher:
@@ -90,8 +71,10 @@ class Dispatcher:
         *,
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.time,
+        router: Router | None = None,
     ) -> None:
         self.clock = clock
+        self.router = router or Router(settings)
         self.metrics = metrics or Metrics()
         self.channel_states: dict[str, ChannelState] = {}
         self.reconfigure(settings, channels)
@@ -104,6 +87,7 @@ class Dispatcher:
         self.subscriptions = {s.name: s for s in settings.subscriptions}
         self.matcher = Matcher(settings.subscriptions, settings.catalog.build())
         self.limits: EnvelopeLimits = settings.envelope
+        self.router.reconfigure(settings)
         consumer = settings.consumer
         self.default_policy = RetryPolicy(
             consumer.retry_schedule, consumer.retry_jitter, consumer.retry_after_max
@@ -133,7 +117,9 @@ class Dispatcher:
             for sub in self.matcher.match(event)
             for name in dict.fromkeys(sub.channels)
         ]
-        return Work(settlement, event, payload, targets)
+        work = Work(settlement, event, payload, targets)
+        self.router.route(work, now)
+        return work
 
     def retry_work(self, job: RetryJob) -> Work:
         """The next attempt of a due retry."""
@@ -403,47 +389,3 @@ class Dispatcher:
             created_at=record.created_at,
             history=tuple(record.history),
         )
-
-
-def new_record(
-    event: Event,
-    subscription: str,
-    channel: str,
-    channel_type: str,
-    status: DeliveryStatus = DeliveryStatus.FAILED,
-    attempts: int = 0,
-    created_at: float | None = None,
-    record_id: str | None = None,  # its delivery_id(), when known already
-) -> DeliveryRecord:
-    """The record of one (event, subscription, channel), before its next attempt."""
-    return DeliveryRecord(
-        id=record_id or delivery_id(event.id, subscription, channel),
-        event_id=event.id,
-        event_type=event.event,
-        team_id=event.team_id,
-        subscription=subscription,
-        channel=channel,
-        channel_type=channel_type,
-        status=status,
-        attempts=attempts,
-        created_at=time.time() if created_at is None else created_at,
-    )
-
-
-def add_attempt(record: DeliveryRecord, result: SendResult, at: float) -> None:
-    """Count one attempt that reached the channel (a rate-limit refusal is none)."""
-    record.attempts += 1
-    record.history.append(
-        Attempt(
-            number=record.attempts,
-            at=at,
-            duration=round(result.latency, 6),
-            outcome=result.outcome,
-            status=result.status,
-            error=result.error,
-            response=result.response_excerpt,
-        )
-    )
-    record.last_status, record.last_error = result.status, result.error
-    if result.outcome is OutcomeClass.DELIVERED:
-        record.status = DeliveryStatus.DELIVERED

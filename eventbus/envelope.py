@@ -33,6 +33,7 @@ __all__ = [
     "Event",
     "Outcome",
     "Resource",
+    "Severity",
     "decode",
     "decode_entry",
     "encode",
@@ -62,6 +63,24 @@ MetadataKey = Annotated[str, StringConstraints(pattern=_PRINTABLE)]
 class Outcome(StrEnum):
     SUCCESS = "success"
     ERROR = "error"
+
+
+class Severity(StrEnum):
+    """How bad an event is: ``debug`` < ``info`` < ``warning`` < ``error`` < ``critical``."""
+
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        """0 (debug) to 4 (critical): compare severities by this."""
+        return _SEVERITY_RANK[self]
+
+
+_SEVERITY_RANK = {level: rank for rank, level in enumerate(Severity)}
 
 
 class ActorType(StrEnum):
@@ -157,6 +176,7 @@ class Event(BaseModel):
     resource: Resource
     metadata: dict[MetadataKey, str] = Field(default_factory=dict)
     error: Annotated[str, StringConstraints(max_length=4096)] | None = None
+    severity: Severity | None = None
     v: StrictInt = ENVELOPE_VERSION
 
     @field_validator("id")
@@ -234,6 +254,13 @@ class Event(BaseModel):
     def outcome_name(self) -> str:
         """``success``, ``error`` or ``none``: the value subscriptions match on."""
         return self.outcome.value if self.outcome is not None else "none"
+
+    @property
+    def level(self) -> Severity:
+        """The severity, or when absent ``error`` for an error outcome, else ``info``."""
+        if self.severity is not None:
+            return self.severity
+        return Severity.ERROR if self.outcome is Outcome.ERROR else Severity.INFO
 
     def to_json(self) -> str:
         return self.model_dump_json(exclude_none=True)

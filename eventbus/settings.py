@@ -20,7 +20,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from .catalog import Catalog, Kind
 from .durations import Duration
-from .envelope import EnvelopeLimits, validate_event_type
+from .envelope import EnvelopeLimits, Severity, validate_event_type
+from .paths import check_path
 
 __all__ = [
     "ApiToken",
@@ -254,6 +255,25 @@ class SubscriptionSpec(_Section):
     body_template: str | None = None
     link_template: str | None = None
     enabled: bool = True
+    # Routing (see the README's "Routing"): which matching events go on, and how.
+    min_severity: Severity | None = None
+    severities: list[Severity] | None = None
+    where: dict[str, Any] | None = Field(
+        None, description="AND of path -> matcher; compiled by eventbus.filters"
+    )
+    cooldown: Duration | None = None
+    cooldown_key: list[str] = Field(default_factory=lambda: ["team", "event", "resource"])
+    group_by: list[str] | None = None
+    group_wait: Duration = 30.0
+    group_interval: Duration = 300.0
+    digest_max_events: int = Field(50, ge=1, le=1000)
+
+    @field_validator("cooldown_key", "group_by")
+    @classmethod
+    def _check_key_paths(cls, paths: list[str] | None) -> list[str] | None:
+        for path in paths or ():
+            check_path(path)
+        return paths
 
     @field_validator("events")
     @classmethod

@@ -61,6 +61,26 @@ class DeliveryStatus(StrEnum):
     RETRYING = "retrying"
     FAILED = "failed"
     SKIPPED = "skipped"
+    # Routing decisions that send nothing (``refers_to`` names what explains it).
+    SUPPRESSED = "suppressed"  # inside a cooldown window
+    GROUPED = "grouped"  # folded into a digest (refers_to: the digest's delivery id)
+    SILENCED = "silenced"  # a silence matched (refers_to: the silence id)
+    MERGED = "merged"  # another subscription delivers it to this channel (its delivery id)
+
+    @property
+    def routed(self) -> bool:
+        """A routing decision: final, nothing was or will be sent for it."""
+        return self in _ROUTED
+
+
+_ROUTED = frozenset(
+    {
+        DeliveryStatus.SUPPRESSED,
+        DeliveryStatus.GROUPED,
+        DeliveryStatus.SILENCED,
+        DeliveryStatus.MERGED,
+    }
+)
 
 
 def delivery_id(event_id: str, subscription: str, channel: str) -> str:
@@ -113,6 +133,7 @@ class DeliveryRecord:
     last_error: str | None = None
     reason: str | None = None
     history: list[Attempt] = field(default_factory=list)
+    refers_to: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         # Written by hand: dataclasses.asdict deep-copies and was a visible
@@ -134,6 +155,7 @@ class DeliveryRecord:
             "last_error": self.last_error,
             "reason": self.reason,
             "history": [a.to_dict() for a in self.history],
+            "refers_to": self.refers_to,
         }
 
     def to_json(self) -> bytes:
