@@ -153,8 +153,10 @@ class Dispatcher:
     def screen(self, work: Work, stored: Mapping[str, DeliveryRecord | None]) -> None:
         """Drop targets whose ``stored`` record is delivered (an entry notes a duplicate).
 
-        Any other state (failed, retrying, skipped) is not done: the target is
-        sent, continuing that record's attempts and history."""
+        A routed record (grouped, suppressed, silenced, merged) is final too:
+        the target is dropped without a note. Any other state (failed,
+        retrying, skipped) is not done: the target is sent, continuing that
+        record's attempts and history."""
         keep = []
         for target in work.targets:
             record = stored.get(target.id)
@@ -162,6 +164,8 @@ class Dispatcher:
                 keep.append(target)
             elif record.status is DeliveryStatus.DELIVERED:
                 self._duplicate(work, target, record)
+            elif record.status.routed:
+                pass  # routed already (grouped, suppressed ...): that decision stands
             else:
                 target.attempts, target.created_at = record.attempts, record.created_at
                 target.history = tuple(record.history)

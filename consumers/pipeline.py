@@ -174,13 +174,24 @@ class Pipeline:
             for key, _ in taken:
                 self._release(key)
             raise
-        for (key, work), waiting in zip(taken, waits, strict=True):
+        for key, work in taken:
             owned = self._owned.get(key)
             if owned and stored:
                 found = {did: stored[did] for did in owned if did in stored}
                 if found:
                     self._screen(key, work, found)
+        await self._decide(taken)
+        for (key, work), waiting in zip(taken, waits, strict=True):
             self._start(key, work, waiting)
+
+    async def _decide(self, taken: Sequence[tuple[str, Work]]) -> None:
+        """The routing stages that read shared state (cooldowns, grouping), for the batch."""
+        try:
+            await self.dispatcher.router.decide([work for _, work in taken], self.clock())
+        except BaseException:  # cancelled (shutdown) or a bug: all stay pending
+            for key, _ in taken:
+                self._release(key)
+            raise
 
     def _own(self, key: str, work: Work) -> list[Target]:
         """Own the deliveries of ``work`` nobody here owns; the others it waits for."""
