@@ -61,6 +61,13 @@ def test_default_body_shows_the_effective_severity(
     assert lines[:2] == [f"Outcome: {outcome or 'none'}", f"Severity: {shown}"]
 
 
+def test_templates_see_the_effective_severity() -> None:
+    spec = sub(title_template="{{ severity | upper }}: {{ default_title }}")
+    assert render(make_event(), spec, "d1").title.startswith("ERROR: capsule.create failed")
+    critical = make_event(severity="critical")
+    assert render(critical, spec, "d1").title.startswith("CRITICAL: ")
+
+
 def test_link_template_adds_a_link_line() -> None:
     message = render(make_event(), sub(link_template="https://ops.example/{{ resource.id }}"), "d1")
     assert message.link == "https://ops.example/c1"
