@@ -228,6 +228,74 @@ SERVICES: Final[Mapping[str, Service]] = {
                 ),
             ),
         ),
+        Service(
+            "bark",
+            "bark",
+            "Bark (iOS push)",
+            (
+                Part("device_key", "Device key (from the Bark app)", "password", True),
+                Part("host", "Bark server host", "host", default="api.day.app"),
+                _optional("port", "Port (empty: the default)", "port"),
+                _optional("path", "Path on the server (empty: none)", "segments"),
+            ),
+        ),
+        Service(
+            "ifttt",
+            "ifttt",
+            "IFTTT Webhooks",
+            (
+                Part("key", "Webhooks key (maker.ifttt.com/use/KEY)", "host", True),
+                Part("events", "Event names (comma-separated)", "query"),
+            ),
+        ),
+        Service(
+            "join",
+            "join",
+            "Join (joaoapps)",
+            (
+                _fixed("user", "shoutrrr"),
+                Part("api_key", "API key (Join web app, Join API)", "password", True),
+                _fixed("host", "join"),
+                Part("devices", "Device ids (comma-separated)", "query"),
+            ),
+        ),
+        Service(
+            "lark",
+            "lark",
+            "Lark / Feishu custom bot",
+            (
+                Part(
+                    "host",
+                    "open.larksuite.com (Lark) or open.feishu.cn (Feishu)",
+                    "host",
+                    default="open.larksuite.com",
+                ),
+                Part("token", "Bot token (.../open-apis/bot/v2/hook/TOKEN)", "path", True),
+                _optional("secret", "Signing secret (empty: none)", "query", secret=True),
+            ),
+        ),
+        Service(
+            "pushbullet",
+            "pushbullet",
+            "Pushbullet",
+            (
+                Part("token", "Access token (o.xxx..., 34 characters)", "host", True),
+                _optional("target", "Device iden, #channel or e-mail (empty: all devices)", "path"),
+            ),
+        ),
+        Service(
+            "rocketchat",
+            "rocketchat",
+            "Rocket.Chat incoming webhook",
+            (
+                _optional("sender", "Post as user name (empty: the webhook's)", "user"),
+                Part("host", "Rocket.Chat host", "host"),
+                _optional("port", "Port (empty: 443)", "port"),
+                Part("token_a", "Webhook token, first part (.../hooks/A/B)", "path", True),
+                Part("token_b", "Webhook token, second part", "path", True),
+                _optional("channel", "Channel or @user (empty: the webhook's)", "path"),
+            ),
+        ),
     )
 }
 
