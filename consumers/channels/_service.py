@@ -13,11 +13,13 @@ from typing import Any
 from eventbus.errors import ChannelConfigError
 
 from .base import Message, OutcomeClass, SendResult
+from .urls import ParsedURL
 
 __all__ = [
     "body_json",
     "failed",
     "go_int",
+    "plain_fragment",
     "prefixed_title",
     "with_detail",
 ]
@@ -37,6 +39,20 @@ def go_int(value: str, what: str) -> int:
         return int(text, 0)
     except ValueError:
         raise ChannelConfigError(f"{what} is {value!r}: use a whole number") from None
+
+
+def plain_fragment(url: ParsedURL) -> str:
+    """The URL's fragment (a channel), refusing one that swallowed the query.
+
+    Go ends the URL's query at the '#', so in ``.../#channel?title=x`` the
+    query is part of the channel name and silently lost.
+    """
+    if "?" in url.fragment:
+        raise ChannelConfigError(
+            f"{url.scheme} URL has its query after the '#channel': everything after '#' is "
+            "the channel name; put the query before it (.../?title=x#channel)"
+        )
+    return url.fragment
 
 
 def prefixed_title(prefix: str, message: Message) -> str:

@@ -27,7 +27,7 @@ from eventbus.settings import ChannelSpec
 
 from ._http import HttpChannel, PlannedRequest, provider_result
 from ._options import Options, base_url, channel_url, timeout_of
-from ._service import body_json, prefixed_title, with_detail
+from ._service import body_json, plain_fragment, prefixed_title, with_detail
 from .base import ChannelDeps, Message, OutcomeClass, SendResult
 
 __all__ = ["DEFAULT_API_BASE", "TOKEN_LENGTH", "PushbulletChannel", "create", "target_field"]
@@ -122,7 +122,7 @@ def create(spec: ChannelSpec, deps: ChannelDeps) -> PushbulletChannel:
     opts.done()
     url = channel_url(spec, "pushbullet")
     assert url is not None
-    fragment = url.fragment
+    fragment = plain_fragment(url)
     token = url.host
     if len(token) != TOKEN_LENGTH:
         raise ChannelConfigError(

@@ -22,7 +22,7 @@ from eventbus.settings import ChannelSpec
 
 from ._http import HttpChannel, PlannedRequest, provider_result
 from ._options import Options, base_url, channel_url, timeout_of
-from ._service import body_json, with_detail
+from ._service import body_json, plain_fragment, with_detail
 from .base import ChannelDeps, Message, SendResult
 from .urls import ParsedURL
 
@@ -98,7 +98,7 @@ def create(spec: ChannelSpec, deps: ChannelDeps) -> RocketchatChannel:
     opts.done()
     url = channel_url(spec, "rocketchat")
     assert url is not None
-    fragment = url.fragment
+    fragment = plain_fragment(url)
     if not url.host:
         raise ChannelConfigError(
             "rocketchat URL has no host: write rocketchat://host/TOKEN_A/TOKEN_B"
