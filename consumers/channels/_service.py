@@ -84,12 +84,13 @@ def failed(
     outcome: OutcomeClass = OutcomeClass.PERMANENT,
     retry_after: float | None = None,
 ) -> SendResult:
-    """A 2xx answer whose body reports a failure."""
+    """An answer whose body reports a failure (most often in a 2xx)."""
+    joint = " but" if result.ok else ":"
     return SendResult(
         outcome,
         status=result.status,
         latency=result.latency,
-        error=f"HTTP {result.status} but {service} says {str(detail).strip()[:300]}",
+        error=f"HTTP {result.status}{joint} {service} says {str(detail).strip()[:300]}",
         response_excerpt=result.response_excerpt,
         retry_after=retry_after,
     )
