@@ -3,6 +3,8 @@ nicholas-fedor/shoutrrr), the webhook request, the answers, the ignored query.""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 
@@ -10,6 +12,7 @@ from consumers.channels.base import OutcomeClass
 from consumers.channels.registry import channel_warnings
 from consumers.channels.rocketchat import RocketchatChannel
 from eventbus.errors import ChannelConfigError
+from tests.eventbus.cli_support import run
 
 from .support import Recorder, build, make_message, mock_client, spec
 
@@ -154,3 +157,14 @@ def test_query_keys_are_accepted_with_a_warning() -> None:
     [warning] = channel_warnings(spec(url))
     assert "'avatar', 'title'" in warning and "no effect" in warning
     assert channel_warnings(spec("rocketchat://h/a/b")) == []
+
+
+def test_config_check_shows_the_warning(tmp_path: Path) -> None:
+    path = tmp_path / "eventbus.yaml"
+    path.write_text(
+        "channels:\n  - name: rc\n    url: rocketchat://h.example.com/tokA/S3CRETB?title=x\n"
+    )
+    result = run("--config", str(path), "config", "check")
+    assert result.exit_code == 0, result.output
+    assert "warning: rocketchat channel 'rc': query key(s) 'title' have no effect" in result.output
+    assert "S3CRETB" not in result.output
