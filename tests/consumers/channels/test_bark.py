@@ -60,7 +60,11 @@ def test_shoutrrr_urls(url: str, endpoint: str, fields: dict[str, object]) -> No
         pytest.param("bark://hostname", "device key is missing", id=f"{CONFIG}: no device key"),
         pytest.param("bark://:key@", "bark host is missing", id=f"{CONFIG}: no host"),
         pytest.param("bark://:k@h?badge=many", "whole number", id=f"{CONFIG}: badge not int"),
-        pytest.param("bark://:k@h?scheme=ftp", "use http or https", id="scheme other than http(s)"),
+        pytest.param(
+            "bark://:k@h?scheme=ftp",
+            "use http or https",
+            id="stricter than shoutrrr: a scheme no request could use",
+        ),
     ],
 )
 def test_refused(url: str, needle: str) -> None:

@@ -56,7 +56,11 @@ def test_shoutrrr_urls(url: str, devices: list[str], icon: str) -> None:
         pytest.param(
             "join://Token:@user?devices=testDevice", "API key is missing", id=f"{TEST}: empty token"
         ),
-        pytest.param("join://Token:key@join", "no devices", id="no devices"),
+        pytest.param(
+            "join://Token:key@join",
+            "no devices",
+            id="pkg/services/push/join/join_config.go: ErrDevicesMissing",
+        ),
         pytest.param(
             "join://Token:key@join?devicey=a,b,c,d", "unknown query key", id=f"{TEST}: devicey"
         ),

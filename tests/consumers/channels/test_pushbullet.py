@@ -56,7 +56,11 @@ def test_target_fields(target: str, field: tuple[str, str] | None) -> None:
     ("url", "needle"),
     [
         pytest.param("pushbullet://short", "not 34", id=f"{TEST}: token of the wrong size"),
-        pytest.param(f"pushbullet://{TOKEN}/d?foo=bar", "unknown query key", id="unknown key"),
+        pytest.param(
+            f"pushbullet://{TOKEN}/d?foo=bar",
+            "unknown query key",
+            id="pkg/format/prop_key_resolver.go: not a valid config key",
+        ),
         pytest.param(
             f"pushbullet://{TOKEN}/#chan?title=x",
             "query after the '#channel'",

@@ -83,7 +83,9 @@ def test_shoutrrr_urls(url: str, base: str, username: str, channel: str) -> None
             id=f"{TEST}: missing tokens",
         ),
         pytest.param(
-            "rocketchat://h/tokenA", "does not include enough arguments", id="one token part"
+            "rocketchat://h/tokenA",
+            "does not include enough arguments",
+            id="pkg/services/chat/rocketchat/rocketchat_config.go: MinPathParts",
         ),
         pytest.param("rocketchat:///a/b", "no host", id="no host"),
         pytest.param("rocketchat://h/a/b/#c?x=1", "query after", id="query after the fragment"),
