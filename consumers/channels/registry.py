@@ -22,15 +22,21 @@ from eventbus.errors import ChannelConfigError
 from eventbus.settings import ChannelSpec, Settings
 
 from . import (
+    bark,
     console,
     discord,
     generic,
     googlechat,
     gotify,
+    ifttt,
+    join,
+    lark,
     matrix,
     mattermost,
     ntfy,
+    pushbullet,
     pushover,
+    rocketchat,
     slack,
     smtp,
     teams,
@@ -84,6 +90,12 @@ CHANNEL_TYPES: Final[Mapping[str, ChannelType]] = {
         ChannelType("mattermost", mattermost.create, ("mattermost",)),
         ChannelType("googlechat", googlechat.create, ("googlechat",)),
         ChannelType("generic", generic.create, ("generic",)),
+        ChannelType("bark", bark.create, ("bark",)),
+        ChannelType("ifttt", ifttt.create, ("ifttt",)),
+        ChannelType("join", join.create, ("join",)),
+        ChannelType("lark", lark.create, ("lark",)),
+        ChannelType("pushbullet", pushbullet.create, ("pushbullet",)),
+        ChannelType("rocketchat", rocketchat.create, ("rocketchat",), rocketchat.warnings),
     )
 }
 

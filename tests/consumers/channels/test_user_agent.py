@@ -46,6 +46,12 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "url": "googlechat://chat.googleapis.com/v1/spaces/FOO/messages?key=K1&token=T2"
     },
     "generic": {"url": "generic://hooks.example.com/in?template=json"},
+    "bark": {"url": "bark://:devicekey@bark.example.com"},
+    "ifttt": {"url": "ifttt://iftttkey/?events=deploy"},
+    "join": {"url": "join://shoutrrr:apikey@join/?devices=dev1"},
+    "lark": {"url": "lark://open.larksuite.com/tok123"},
+    "pushbullet": {"url": "pushbullet://o.abcdefghijklmnopqrstuvwxyz012345"},
+    "rocketchat": {"url": "rocketchat://chat.example.com/tokenA/tokenB"},
 }
 NOT_HTTP = {"console", "smtp"}
 

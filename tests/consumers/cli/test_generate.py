@@ -164,6 +164,49 @@ ROUND_TRIPS = [
         },
         id="generic",
     ),
+    pytest.param(
+        "bark",
+        {"device_key": NASTY, "host": "bark.example.com", "port": "8080", "path": "b/a"},
+        {"user": "", "password": NASTY, "host": "bark.example.com", "port": 8080},
+        id="bark",
+    ),
+    pytest.param(
+        "ifttt",
+        {"key": "k#y/1", "events": "deploy,alert"},
+        {"host": "k#y/1", "query": {"events": "deploy,alert"}},
+        id="ifttt",
+    ),
+    pytest.param(
+        "join",
+        {"api_key": NASTY, "devices": "d1,d2"},
+        {"user": "shoutrrr", "password": NASTY, "host": "join", "query": {"devices": "d1,d2"}},
+        id="join",
+    ),
+    pytest.param(
+        "lark",
+        {"host": "open.feishu.cn", "token": "t#k/1", "secret": NASTY},
+        {"host": "open.feishu.cn", "path": ("t#k/1",), "query": {"secret": NASTY}},
+        id="lark",
+    ),
+    pytest.param(
+        "pushbullet",
+        {"token": "o.abcdefghijklmnopqrstuvwxyz012345", "target": "#chan"},
+        {"host": "o.abcdefghijklmnopqrstuvwxyz012345", "path": ("#chan",)},
+        id="pushbullet",
+    ),
+    pytest.param(
+        "rocketchat",
+        {
+            "sender": "bot@x",
+            "host": "chat.example.com",
+            "port": "3000",
+            "token_a": "A#1",
+            "token_b": "B/2",
+            "channel": "@alice",
+        },
+        {"user": "bot@x", "host": "chat.example.com", "path": ("A#1", "B/2", "@alice")},
+        id="rocketchat",
+    ),
 ]
 
 
@@ -223,6 +266,19 @@ USABLE = {
         "port=",
         "path=hook",
         "template=json",
+    ],
+    "bark": ["device_key=k#y", "host=api.day.app", "port=", "path="],
+    "ifttt": ["key=iftttKEY", "events=deploy,alert"],
+    "join": ["api_key=k#1", "devices=d1,d2"],
+    "lark": ["host=open.larksuite.com", "token=tok1", "secret=s#1"],
+    "pushbullet": ["token=o.abcdefghijklmnopqrstuvwxyz012345", "target=#chan"],
+    "rocketchat": [
+        "sender=bot",
+        "host=chat.example.com",
+        "port=",
+        "token_a=A1",
+        "token_b=B2",
+        "channel=general",
     ],
 }
 
