@@ -57,6 +57,7 @@ class SilenceBook:
         self._by_team: dict[str, list[_Compiled]] = {}
         self._channel_types: dict[str, str] = {}
         self._delay = _BACKOFF_START  # before watching again after a failure
+        self._loaded = asyncio.Condition()
 
     def __repr__(self) -> str:
         return f"SilenceBook({len(self.silences)} silences, version={self.version})"
@@ -113,6 +114,13 @@ class SilenceBook:
         if version != self.version:
             log.info("silences.loaded", count=len(silences), version=version)
         self.version = version
+        async with self._loaded:
+            self._loaded.notify_all()
+
+    async def until_version(self, version: int) -> None:
+        """Wait until the book has loaded ``version`` or a later one."""
+        async with self._loaded:
+            await self._loaded.wait_for(lambda: (self.version or 0) >= version)
 
     async def watch(self, stopping: asyncio.Event, beat: Callable[[], None] | None = None) -> None:
         """Keep the book current until ``stopping`` is set; Redis errors are retried here.

@@ -131,8 +131,8 @@ class SilenceStore:
     def __repr__(self) -> str:
         return f"SilenceStore(prefix={self.keys.prefix!r})"
 
-    async def add(self, silence: Silence, now: float) -> None:
-        """Store ``silence`` (it must end after ``now``) and tell every worker."""
+    async def add(self, silence: Silence, now: float) -> int:
+        """Store ``silence`` (it must end after ``now``), tell every worker; the new version."""
         if silence.ends_at <= now:
             raise SilenceError([f"silence {silence.id} ends before it could start"])
         keys = [self.keys.silence(silence.id), self.keys.silences, self.keys.silences_version]
@@ -153,6 +153,7 @@ class SilenceStore:
                     "(`eventbus silence list`, `eventbus silence expire ID`) first"
                 ]
             )
+        return int(version)
 
     async def get(self, silence_id: str, now: float) -> Silence | None:
         """The silence with that id while it is in force (``None`` once it ended)."""
