@@ -36,6 +36,7 @@ log = structlog.get_logger("eventbus.silences")
 
 REFRESH: Final = 1.0
 _CONFIRM_TIMEOUT: Final = 5.0
+_TICK: Final = 1.0  # the stop flag is looked at least this often
 _BACKOFF_START: Final = 0.1
 _BACKOFF_CAP: Final = 10.0
 
@@ -120,7 +121,9 @@ class SilenceBook:
     async def until_version(self, version: int) -> None:
         """Wait until the book has loaded ``version`` or a later one."""
         async with self._loaded:
-            await self._loaded.wait_for(lambda: (self.version or 0) >= version)
+            await self._loaded.wait_for(
+                lambda: self.version is not None and self.version >= version
+            )
 
     async def watch(self, stopping: asyncio.Event, beat: Callable[[], None] | None = None) -> None:
         """Keep the book current until ``stopping`` is set; Redis errors are retried here.
@@ -131,6 +134,8 @@ class SilenceBook:
         if self.store is None:
             return
         while not stopping.is_set():
+            if beat is not None:  # alive while Redis is down too: an outage is not a hang
+                beat()
             try:
                 await self._follow(stopping, beat)
             except Exception as exc:  # Redis errors (translated or not) and anything else
@@ -151,13 +156,17 @@ class SilenceBook:
             self._delay = _BACKOFF_START
             # The stop flag as well as cancellation: redis-py with hiredis can
             # swallow a cancel that lands while a reply is parsed.
+            polled = time.monotonic()
             while not stopping.is_set():
                 if beat is not None:
                     beat()
                 async with translated("wait for silence notices"):
                     notice = await pubsub.get_message(
-                        ignore_subscribe_messages=True, timeout=self.refresh
+                        ignore_subscribe_messages=True, timeout=min(self.refresh, _TICK)
                     )
+                if notice is None and time.monotonic() - polled < self.refresh:
+                    continue
+                polled = time.monotonic()
                 if notice is not None or await self.store.version() != self.version:
                     await self.load()
         finally:

@@ -24,12 +24,15 @@ from typing import Any, Final
 
 import orjson
 import redis.asyncio as aioredis
+import structlog
 
 from eventbus.brokers.redis_streams import reply_text, translated
 from eventbus.errors import EventBusError
 from eventbus.keys import Keys
 
 __all__ = ["MAX_SILENCES", "Silence", "SilenceError", "SilenceStore", "format_time"]
+
+log = structlog.get_logger("eventbus.silences")
 
 # Silences in force at once (all teams): each worker checks them per event.
 MAX_SILENCES: Final = 1000
@@ -119,6 +122,15 @@ class Silence:
         return cls(**data)
 
 
+def _decoded(raw: bytes) -> Silence | None:
+    """A stored silence, or ``None`` (logged) when it cannot be read: never stop the others."""
+    try:
+        return Silence.from_json(raw)
+    except (ValueError, TypeError, KeyError) as exc:
+        log.warning("silence.unreadable", error=str(exc)[:200])
+        return None
+
+
 class SilenceStore:
     """Reads and changes the silences under one prefix."""
 
@@ -174,7 +186,7 @@ class SilenceStore:
                 if ids
                 else []
             )
-        found = [Silence.from_json(raw) for raw in raws if raw]
+        found = [silence for raw in raws if raw and (silence := _decoded(raw)) is not None]
         return int(version or 0), [s for s in found if s.ends_at > now]
 
     async def version(self) -> int:

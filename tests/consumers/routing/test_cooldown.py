@@ -6,6 +6,8 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from consumers.routing.cooldown import Cooldowns, cooldown_key, describe_key
 from consumers.store import DeliveryStatus, Settlement, delivery_id
@@ -143,7 +145,9 @@ async def test_no_redis_no_cooldown() -> None:
 
 @pytest.mark.integration
 async def test_redis_errors_raise_so_the_batch_stays_pending() -> None:
-    client = aioredis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
+    client = aioredis.Redis(
+        host="127.0.0.1", port=1, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0)
+    )
     try:
         with pytest.raises(BrokerError, match="reserve cooldown windows"):
             await Cooldowns(client, Keys("x")).apply([work_of(host(), spec())], NOW)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 import consumers.store.silences as silences_module
 from consumers.routing.silence_rules import new_silence
@@ -145,20 +147,25 @@ async def test_store_refuses_an_ended_silence_and_caps_the_count(
 
 
 @pytest.fixture
-async def watched(store: SilenceStore) -> AsyncIterator[SilenceBook]:
-    book = SilenceBook(store, refresh=0.2)
+async def watch(store: SilenceStore) -> AsyncIterator[Callable[[float], Awaitable[SilenceBook]]]:
+    """A book watching the store (polling every ``refresh`` s), once it has loaded."""
     stopping = asyncio.Event()
-    task = asyncio.create_task(book.watch(stopping))
-    try:
+    tasks: list[asyncio.Task[None]] = []
+
+    async def start(refresh: float) -> SilenceBook:
+        book = SilenceBook(store, refresh=refresh)
+        tasks.append(asyncio.create_task(book.watch(stopping)))
         await asyncio.wait_for(book.until_version(0), 5)
-        yield book
-    finally:
-        stopping.set()
-        await asyncio.wait_for(task, 5)
+        return book
+
+    yield start
+    stopping.set()
+    await asyncio.wait_for(asyncio.gather(*tasks), 5)
 
 
 @pytest.mark.integration
-async def test_a_notice_reloads_the_book(watched: SilenceBook, store: SilenceStore) -> None:
+async def test_a_notice_reloads_the_book(watch: Any, store: SilenceStore) -> None:
+    watched = await watch(30.0)  # the poll would not come in time: only the notice can
     now = time.time()
     held = silence(now=now)
     version = await store.add(held, now)
@@ -171,8 +178,9 @@ async def test_a_notice_reloads_the_book(watched: SilenceBook, store: SilenceSto
 
 @pytest.mark.integration
 async def test_a_lost_notice_is_caught_by_the_version_poll(
-    watched: SilenceBook, store: SilenceStore, redis: aioredis.Redis
+    watch: Any, store: SilenceStore, redis: aioredis.Redis
 ) -> None:
+    watched = await watch(0.2)
     now = time.time()
     held = silence(now=now)
     # What add() does, without the Pub/Sub notice (as if it were lost).
@@ -181,3 +189,40 @@ async def test_a_lost_notice_is_caught_by_the_version_poll(
     version = int(await redis.incr(store.keys.silences_version))
     await asyncio.wait_for(watched.until_version(version), 1)
     assert watched.silences == [held]
+
+
+@pytest.mark.integration
+async def test_an_unreadable_silence_is_skipped(store: SilenceStore, redis: aioredis.Redis) -> None:
+    now = time.time()
+    held = silence(now=now)
+    await store.add(held, now)
+    await redis.set(store.keys.silence("BROKEN"), b"{not json")
+    await redis.zadd(store.keys.silences, {"BROKEN": int(held.ends_at * 1000)})
+    assert (await store.load(now))[1] == [held]
+
+
+@pytest.mark.integration
+async def test_the_book_keeps_its_silences_while_redis_is_down() -> None:
+    client = aioredis.Redis(
+        host="127.0.0.1", port=1, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0)
+    )
+    book = SilenceBook(SilenceStore(client, Keys("x")), refresh=0.1)
+    book.replace([silence(now=time.time())])
+    beats: list[float] = []
+    retried = asyncio.Event()
+
+    def beat() -> None:
+        beats.append(time.time())
+        if len(beats) >= 3:
+            retried.set()
+
+    stopping = asyncio.Event()
+    task = asyncio.create_task(book.watch(stopping, beat))
+    try:
+        # It retries (and says it is alive) instead of giving up.
+        await asyncio.wait_for(retried.wait(), 10)
+    finally:
+        stopping.set()
+        await asyncio.wait_for(task, 5)
+        await client.aclose()
+    assert len(book.silences) == 1
