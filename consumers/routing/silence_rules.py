@@ -42,12 +42,10 @@ __all__ = [
 ]
 
 MAX_MATCHERS = 32
-_SYNTAX = re.compile(r"\s*(?P<path>[^=!~\s]+)\s*(?P<op>!=|=~|!~|=)(?P<value>.*)", re.S)
-_HOW = "write PATH=VALUE, PATH!=VALUE, PATH=~REGEX or PATH!~REGEX, e.g. event=host.*"
-
-
 MAX_COMMENT = 1000
 MAX_DURATION = 366 * 86400.0
+_SYNTAX = re.compile(r"\s*(?P<path>[^=!~\s]+)\s*(?P<op>!=|=~|!~|=)(?P<value>.*)", re.S)
+_HOW = "write PATH=VALUE, PATH!=VALUE, PATH=~REGEX or PATH!~REGEX, e.g. event=host.*"
 _TEAM = re.compile(r"[^\s*]{1,128}")
 
 
