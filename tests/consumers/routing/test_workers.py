@@ -234,3 +234,42 @@ async def test_cooldown_is_shared_by_the_workers(
     assert statuses.count(DeliveryStatus.SUPPRESSED) == 28
     hosts = sorted(m.event.resource.id for m in run.fake.sent)
     assert hosts == ["h1", "h2", "h3"], "one notification per key per window"
+
+
+async def test_a_worker_dying_after_reserving_a_window_loses_nothing_and_sends_once(
+    redis: aioredis.Redis, make_settings: Callable[..., Settings]
+) -> None:
+    settings = make_settings(
+        consumer={"block": 0.1, "claim_idle": 0},
+        channels=[channel_spec("fake")],
+        subscriptions=[subscription("all", ("fake",), cooldown="1h")],
+    )
+    stuck, alive = FakeChannel("fake"), FakeChannel("fake")
+    stuck.gate = asyncio.Event()  # never opens: the worker dies while sending
+    dying = Worker(settings, redis=redis, channels={"fake": stuck})
+    consumer = settings.consumer.model_copy(update={"name": "w2"})
+    other = Worker(
+        settings.model_copy(update={"consumer": consumer}), redis=redis, channels={"fake": alive}
+    )
+    for worker in (dying, other):
+        await worker.start()
+    first = host_down("h1")
+    async with Publisher(settings, redis=redis) as bus:
+        await bus.publish(first)
+        drained = asyncio.create_task(dying.drain())
+        await asyncio.wait_for(stuck.started.wait(), 10)  # the window is reserved
+        drained.cancel()
+        dying.pipeline.abandon()  # gone before committing: its entry stays pending
+        with contextlib.suppress(asyncio.CancelledError):
+            await drained
+        later = host_down("h1")
+        await bus.publish(later)
+
+    await other.drain()  # the later event: the dead worker's event holds the window
+    assert await other.reclaim_once() == 1
+    await other.pipeline.idle()
+
+    assert [m.delivery_id for m in alive.sent] == [delivery_id(first.id, "all", "fake")]
+    for ev, status in ((first, DeliveryStatus.DELIVERED), (later, DeliveryStatus.SUPPRESSED)):
+        record = await other.store.get(delivery_id(ev.id, "all", "fake"))
+        assert record is not None and record.status is status
