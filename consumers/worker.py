@@ -35,6 +35,7 @@ from .dispatch import Dispatcher
 from .health import Health
 from .metrics import Metrics
 from .pipeline import Pipeline
+from .routing import Cooldowns, Router, SilenceBook
 from .store import (
     Committer,
     DeadLetterOrder,
@@ -43,6 +44,7 @@ from .store import (
     Maintenance,
     RetryQueue,
     Settlement,
+    SilenceStore,
     fold_legacy_stream,
     migrate_layout,
 )
@@ -81,7 +83,11 @@ class Worker:
         self.dead_letters = DeadLetters(redis, self.keys)
         self.committer = Committer(redis, self.keys, self.group, self.config.record_ttl)
         self.maintenance = Maintenance(redis, self.keys)
-        self.dispatcher = Dispatcher(settings, channels, metrics=self.metrics, clock=clock)
+        self.silences = SilenceBook(SilenceStore(redis, self.keys))
+        router = Router(settings, silences=self.silences, cooldowns=Cooldowns(redis, self.keys))
+        self.dispatcher = Dispatcher(
+            settings, channels, metrics=self.metrics, clock=clock, router=router
+        )
         self.pipeline = Pipeline(
             self.dispatcher,
             self.committer,
@@ -105,6 +111,7 @@ class Worker:
         await migrate_layout(self.redis, self.keys.prefix, group=self.group)
         await self.streams.ensure_group(self.group)
         await self._refresh_channel_states()
+        await self.silences.load()
         self.health.set_ready(None)
         log.info(
             "worker.started",
@@ -121,6 +128,7 @@ class Worker:
             "retry": self._retry_loop,
             "reclaim": self._reclaim_loop,
             "maintenance": self._maintenance_loop,
+            "silences": self._silence_loop,
         }
         self._loops = [
             asyncio.create_task(self._supervise(name, loop), name=f"eventbus-{name}")
@@ -278,6 +286,10 @@ class Worker:
             if cursor == "0-0":
                 break
         return total
+
+    async def _silence_loop(self) -> None:
+        allowance = self.silences.refresh + 60
+        await self.silences.watch(self._stopping, lambda: self.health.beat("silences", allowance))
 
     async def _maintenance_loop(self) -> None:
         last_trim = 0.0

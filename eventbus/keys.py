@@ -72,6 +72,29 @@ class Keys:
         """Hash: channel name -> JSON state (disabled, reason, last outcome)."""
         return f"{self.tag}:channels"
 
+    def cooldown(self, subscription: str, values: str) -> str:
+        """String, set NX with the window as expiry: the event holding a cooldown key."""
+        return f"{self.tag}:cooldown:{subscription}:{values}"
+
+    def silence(self, silence_id: str) -> str:
+        """JSON string: one silence, expiring when it ends."""
+        return f"{self.tag}:silence:{silence_id}"
+
+    @property
+    def silences(self) -> str:
+        """Sorted set of silence ids by the time they end."""
+        return f"{self.tag}:silences"
+
+    @property
+    def silences_version(self) -> str:
+        """Counter raised on every change of the silences (workers poll it)."""
+        return f"{self.tag}:silences:version"
+
+    @property
+    def silences_changed(self) -> str:
+        """Pub/Sub channel: a notice that the silences changed (not a key)."""
+        return f"{self.prefix}:silences:changed"
+
     @property
     def layout(self) -> str:
         """String: the layout version these keys follow (set by the migration)."""

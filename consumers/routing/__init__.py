@@ -53,6 +53,8 @@ class Router:
 
     def reconfigure(self, settings: Settings) -> None:
         self.settings = settings
+        self.silences.reconfigure(settings)
+        self.cooldowns.reconfigure(settings)
 
     def route(self, work: Work, now: float) -> None:
         """Settle the targets of ``work`` that are not to be sent now."""

@@ -21,6 +21,7 @@ from .records import (
 )
 from .retries import RetryJob, RetryPolicy, RetryQueue
 from .settlement import DeadLetterOrder, Settlement
+from .silences import Silence, SilenceError, SilenceStore
 
 __all__ = [
     "DUPLICATE",
@@ -40,6 +41,9 @@ __all__ = [
     "RetryPolicy",
     "RetryQueue",
     "Settlement",
+    "Silence",
+    "SilenceError",
+    "SilenceStore",
     "delivery_id",
     "fold_legacy_stream",
     "migrate_layout",
