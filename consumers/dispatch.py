@@ -117,9 +117,9 @@ class Dispatcher:
             for sub in self.matcher.match(event)
             for name in dict.fromkeys(sub.channels)
         ]
-        work = Work(settlement, event, payload, targets)
-        self.router.route(work, now)
-        return work
+        # Routing (silences, merging, cooldowns, grouping) comes once the
+        # pipeline has screened the batch: ``Router.decide``.
+        return Work(settlement, event, payload, targets)
 
     def retry_work(self, job: RetryJob) -> Work:
         """The next attempt of a due retry."""

@@ -14,10 +14,13 @@ A target a stage settles leaves the work with a record that says why
 (``Work.unsent``); whatever is left is sent. Routing runs for stream entries
 only: a due retry was routed when its entry was.
 
-Stages 1-2 read only this process's state and run as an entry is decoded
-(``route``). Stages 3-4 read or change state shared by every worker, so
-they run for a whole read batch at once, after it is screened for
-deliveries done already (``decide``), before anything is sent.
+Every stage runs for a whole read batch at once (``decide``), after the
+batch is screened for deliveries done already and before anything is sent:
+a repeated or reclaimed event whose delivery is recorded keeps its record
+(a silence added since does not turn ``delivered`` into ``silenced``).
+Stages 1-2 read only this process's state (``route``, per work); stages
+3-4 read or change state shared by every worker, in one round trip per
+batch.
 """
 
 from __future__ import annotations
@@ -57,16 +60,19 @@ class Router:
         self.cooldowns.reconfigure(settings)
 
     def route(self, work: Work, now: float) -> None:
-        """Settle the targets of ``work`` that are not to be sent now."""
+        """Stages 1-2 for one screened work: silences, then one delivery per channel."""
         if work.event is None or not work.targets:
             return
         self.silences.apply(work, now)
         merge(work, now)
 
     async def decide(self, works: Sequence[Work], now: float) -> None:
-        """Stages 3-4 for a screened batch: cooldowns (shared state), then grouping."""
+        """Every stage for a screened batch; cooldowns are one round trip for all of it."""
         # Entries only (a due retry has no ack): a retry was routed as its entry.
         routed = [w for w in works if w.settlement.ack is not None and w.targets]
+        for work in routed:
+            self.route(work, now)
+        routed = [work for work in routed if work.targets]
         if not routed:
             return
         await self.cooldowns.apply(routed, now)

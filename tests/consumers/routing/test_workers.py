@@ -273,3 +273,36 @@ async def test_a_worker_dying_after_reserving_a_window_loses_nothing_and_sends_o
     for ev, status in ((first, DeliveryStatus.DELIVERED), (later, DeliveryStatus.SUPPRESSED)):
         record = await other.store.get(delivery_id(ev.id, "all", "fake"))
         assert record is not None and record.status is status
+
+
+async def test_a_repeated_event_keeps_its_delivered_record_when_a_silence_matches_it_since(
+    two_workers: Callable[..., Any], redis: aioredis.Redis
+) -> None:
+    # Routing runs after the duplicate screen: a silence added after an event
+    # was delivered does not turn its record into "silenced" when the event
+    # is published again (a retried publish, a replay).
+    run = await two_workers()
+    store = SilenceStore(redis, Keys(run.settings.broker.prefix))
+    ev = event(event="host.down", resource={"type": "host", "id": "h1"})
+    async with running(run.w1), Publisher(run.settings, redis=redis) as bus:
+        await bus.publish(ev)
+        await run.commits.until(lambda: ev.id in run.commits.records)
+        now = time.time()
+        silence = new_silence(
+            team="team-1",
+            matchers=["event=host.*"],
+            duration=3600,
+            comment="after the fact",
+            created_by="test",
+            now=now,
+        )
+        version = await store.add(silence, now)
+        await asyncio.wait_for(run.w1.silences.until_version(version), 5)
+        await bus.publish(ev)
+        later = event(event="host.down", resource={"type": "host", "id": "h2"})
+        await bus.publish(later)  # after the repeat in the stream: settled after it
+        await run.commits.until(lambda: later.id in run.commits.records)
+    stored = await run.w1.store.get(delivery_id(ev.id, "all", "fake"))
+    assert stored is not None and stored.status is DeliveryStatus.DELIVERED
+    assert run.commits.status(later.id) is DeliveryStatus.SILENCED
+    assert [m.delivery_id for m in run.fake.sent] == [delivery_id(ev.id, "all", "fake")]
