@@ -15,12 +15,23 @@ from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .catalog import Catalog, Kind
 from .durations import Duration
 from .envelope import EnvelopeLimits, Severity, validate_event_type
+from .filters import FilterError, Filters, compile_filters
 from .paths import check_path
 
 __all__ = [
@@ -256,10 +267,19 @@ class SubscriptionSpec(_Section):
     link_template: str | None = None
     enabled: bool = True
     # Routing (see the README's "Routing"): which matching events go on, and how.
-    min_severity: Severity | None = None
-    severities: list[Severity] | None = None
+    min_severity: Severity | None = Field(
+        None, description="keep events of this severity and above (debug < info < ... critical)"
+    )
+    severities: list[Severity] | None = Field(
+        None, description="keep events of exactly these severities (not with min_severity)"
+    )
     where: dict[str, Any] | None = Field(
-        None, description="AND of path -> matcher; compiled by eventbus.filters"
+        None,
+        description=(
+            "AND of path -> matcher. Paths: event, outcome, severity, team_id, error, "
+            "actor.type|id|name, resource.type|id, metadata.<key>. Compiled at load "
+            "(eventbus.filters)."
+        ),
     )
     cooldown: Duration | None = None
     cooldown_key: list[str] = Field(default_factory=lambda: ["team", "event", "resource"])
@@ -267,6 +287,32 @@ class SubscriptionSpec(_Section):
     group_wait: Duration = 30.0
     group_interval: Duration = 300.0
     digest_max_events: int = Field(50, ge=1, le=1000)
+    _filters: Filters | None = PrivateAttr(None)
+
+    @property
+    def filters(self) -> Filters | None:
+        """The compiled severity and ``where`` filters; ``None`` when it filters nothing."""
+        return self._filters
+
+    @model_validator(mode="after")
+    def _compile_filters(self) -> SubscriptionSpec:
+        try:
+            self._filters = compile_filters(self.min_severity, self.severities, self.where)
+        except FilterError as exc:
+            # Raised as a ValidationError, pydantic keeps each problem's location
+            # (where.error.regex), so a config error names the line of that key.
+            raise ValidationError.from_exception_data(
+                type(self).__name__,
+                [
+                    InitErrorDetails(
+                        type=PydanticCustomError("filter", "{reason}", {"reason": p.message}),
+                        loc=p.loc,
+                        input=p.value,
+                    )
+                    for p in exc.problems
+                ],
+            ) from None
+        return self
 
     @field_validator("cooldown_key", "group_by")
     @classmethod
