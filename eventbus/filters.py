@@ -25,6 +25,7 @@ carrying the location of each offending key inside the subscription.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from typing import Any
 
 from .envelope import Event, Severity
 from .paths import PATHS, PathError, reader
-from .patterns import PatternError, compile_glob, compile_regex
+from .patterns import PatternError, Search, compile_glob, compile_regex
 
 __all__ = [
     "MATCHER_SCHEMA",
@@ -276,7 +277,9 @@ def _operator(operator: str, operand: Any, loc: Loc, problems: list[FilterProble
         return (lambda found: found is not None) if operand else (lambda found: found is None)
     if operator in ("glob", "regex"):
         try:
-            pattern = (compile_glob if operator == "glob" else compile_regex)(operand)
+            if not isinstance(operand, str):
+                raise PatternError(f"a {operator} must be a non-empty string")
+            pattern = _compiled(operator, operand)
         except PatternError as exc:
             problems.append(FilterProblem(loc, str(exc), operand))
             return None
@@ -292,6 +295,16 @@ def _operator(operator: str, operand: Any, loc: Loc, problems: list[FilterProble
         )
     )
     return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _compiled(operator: str, pattern: str) -> Search:
+    """A pattern compiled once per process, shared by every subscription using it.
+
+    Teams often copy one filter: a thousand subscriptions then hold one RE2
+    program, not a thousand (less memory, faster loads, hotter caches).
+    """
+    return (compile_glob if operator == "glob" else compile_regex)(pattern)
 
 
 def _dotted(loc: Loc) -> str:

@@ -56,14 +56,20 @@ class Matcher:
     def __init__(self, subscriptions: Iterable[SubscriptionSpec], catalog: Catalog | None = None):
         self.catalog = catalog or Catalog()
         self._subs = [s for s in subscriptions if s.enabled]
+        # Read once: a private attribute of a pydantic model is slow to reach.
+        self._candidates: list[_Candidate] = [(sub, sub.filters) for sub in self._subs]
         self._exact: dict[str, list[int]] = defaultdict(list)
-        self._globs: list[tuple[re.Pattern[str], int]] = []
+        # One compiled glob per distinct pattern, with the subscriptions using it.
+        globs: dict[str, list[int]] = defaultdict(list)
         for index, sub in enumerate(self._subs):
             for pattern in dict.fromkeys(sub.events):
                 if "*" in pattern or "?" in pattern:
-                    self._globs.append((re.compile(fnmatch.translate(pattern)), index))
+                    globs[pattern].append(index)
                 else:
                     self._exact[pattern].append(index)
+        self._globs: list[tuple[re.Pattern[str], list[int]]] = [
+            (re.compile(fnmatch.translate(pattern)), used) for pattern, used in globs.items()
+        ]
         self._by_type: OrderedDict[str, _TypeEntry] = OrderedDict()
 
     def __len__(self) -> int:
@@ -81,8 +87,10 @@ class Matcher:
         indexes: set[int] = set()
         if self.catalog.is_subscribable(event_type):
             indexes.update(self._exact.get(event_type, ()))
-            indexes.update(i for regex, i in self._globs if regex.match(event_type))
-        entry = _split(tuple(self._subs[i] for i in sorted(indexes)))
+            for regex, used in self._globs:
+                if regex.match(event_type):
+                    indexes.update(used)
+        entry = _split([self._candidates[i] for i in sorted(indexes)])
         self._by_type[event_type] = entry
         if len(self._by_type) > _CACHE_SIZE:
             self._by_type.popitem(last=False)
@@ -115,21 +123,23 @@ class Matcher:
         return [t for t in types if subscription in self.for_type(t)]
 
 
-def _split(every: tuple[SubscriptionSpec, ...]) -> _TypeEntry:
+def _split(found: list[_Candidate]) -> _TypeEntry:
     """The candidates of one type by team, each in configuration order (one pass)."""
     any_team: list[_Candidate] = []
     by_team: dict[str, list[_Candidate]] = {}
-    for sub in every:
-        candidate = (sub, sub.filters)
-        if sub.team == "*":
+    for candidate in found:
+        team = candidate[0].team
+        if team == "*":
             any_team.append(candidate)
             for candidates in by_team.values():
                 candidates.append(candidate)
             continue
-        own = by_team.get(sub.team)
+        own = by_team.get(team)
         if own is None:
-            own = by_team[sub.team] = list(any_team)  # the "*" ones before it
+            own = by_team[team] = list(any_team)  # the "*" ones before it
         own.append(candidate)
     return _TypeEntry(
-        every, tuple(any_team), {team: tuple(found) for team, found in by_team.items()}
+        tuple(sub for sub, _ in found),
+        tuple(any_team),
+        {team: tuple(candidates) for team, candidates in by_team.items()},
     )

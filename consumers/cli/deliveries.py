@@ -148,6 +148,10 @@ def command(
         for row in rows:
             sys.stdout.write(json.dumps(_json_times(row)) + "\n")
         return
+    _print_rows(rows)
+
+
+def _print_rows(rows: list[dict[str, Any]]) -> None:
     for row in rows:
         row["updated"] = _when(row["updated_at"])
         row["next"] = _when(row["next_attempt_at"])

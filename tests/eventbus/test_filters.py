@@ -286,13 +286,16 @@ def test_patterns_are_compiled_once_not_per_event(monkeypatch: pytest.MonkeyPatc
         return real(pattern)
 
     monkeypatch.setattr(filters_module, "compile_regex", counting)
-    sub = spec(where={"error": {"regex": "disk"}})
-    assert calls == ["disk"]
+    pattern = f"disk-{id(calls)}"  # compiled patterns are shared per process: a new one
+    sub = spec(where={"error": {"regex": pattern}})
+    assert calls == [pattern]
+    assert spec(name="copy", where={"error": {"regex": pattern}}).filters is not None
+    assert calls == [pattern], "a second subscription with the same pattern shares it"
     matcher = Matcher([sub])
     for _ in range(100):
-        assert matcher.match(event()) == [sub]
+        assert matcher.match(event(error=f"{pattern} full")) == [sub]
     Matcher([sub])  # a reload with the same subscriptions
-    assert calls == ["disk"]
+    assert calls == [pattern]
 
 
 def test_select_reports_what_was_filtered_and_why() -> None:
@@ -346,3 +349,41 @@ def test_candidates_keep_file_order_across_teams() -> None:
     assert [s.name for s in matcher.match(event())] == ["a", "b", "d", "e"]
     assert [s.name for s in matcher.match(event(team_id="team-2"))] == ["b", "c", "e"]
     assert [s.name for s in matcher.match(event(team_id="team-3"))] == ["b", "e"]
+
+
+# -- the example configuration and the JSON Schema ----------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_commented_routing_example_is_valid(tmp_path: Path) -> None:
+    lines = (ROOT / "config" / "eventbus.example.yaml").read_text().splitlines()
+    start = lines.index("  # - name: db-host-errors")
+    end = start + 1
+    while end < len(lines) and lines[end].startswith("  #   "):
+        end += 1
+    block = [line.replace("  # ", "  ", 1) for line in lines[start:end]]
+    assert len(block) >= 10, "the whole block, up to its channels"
+    path = tmp_path / "example.yaml"
+    path.write_text("\n".join([*lines, *block]) + "\n")
+    settings = load_settings(path, environ={})
+    sub = settings.subscriptions[-1]
+    assert sub.name == "db-host-errors" and sub.filters is not None
+    kept = event(metadata={"region": "eu-west", "host": "db-7"}, severity="critical")
+    assert sub.filters.rejects(kept) is None
+    assert sub.filters.rejects(event(metadata={"region": "eu-west", "host": "web-1"})) == "where"
+    assert sub.filters.rejects(event(severity="warning")) == "severity"
+
+
+def test_the_schema_describes_where_matchers() -> None:
+    from eventbus.schema import config_schema
+
+    defs = config_schema()["$defs"]
+    where = defs["SubscriptionSpec"]["properties"]["where"]
+    (mapping,) = [s for s in where["anyOf"] if s.get("type") == "object"]
+    assert mapping["additionalProperties"] == {"$ref": "#/$defs/WhereMatcher"}
+    assert "metadata" in mapping["propertyNames"]["pattern"]
+    operators = next(s for s in defs["WhereMatcher"]["anyOf"] if s.get("type") == "object")
+    assert set(operators["properties"]) == {"glob", "regex", "exists", "not"}
+    for key in ("min_severity", "severities", "cooldown", "group_by", "group_wait"):
+        assert key in defs["SubscriptionSpec"]["properties"]
