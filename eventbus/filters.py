@@ -44,6 +44,7 @@ __all__ = [
     "FilterProblem",
     "Filters",
     "as_text",
+    "check_where",
     "compile_filters",
     "operand_paths",
     "severity_set",
@@ -114,6 +115,14 @@ def compile_filters(
     if allowed is None and not checks:
         return None
     return Filters(allowed, checks)
+
+
+def check_where(where: Mapping[str, Any]) -> None:
+    """Raise ``FilterError`` for every problem of ``where`` (its locations start at "where")."""
+    problems: list[FilterProblem] = []
+    _compile_where(where, problems)
+    if problems:
+        raise FilterError(problems)
 
 
 def severity_set(

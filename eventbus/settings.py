@@ -31,7 +31,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from .catalog import Catalog, Kind
 from .durations import Duration
 from .envelope import EnvelopeLimits, Severity, validate_event_type
-from .filters import FilterError, Filters, compile_filters
+from .filters import FilterError, Filters, check_where, compile_filters
 from .paths import check_path
 
 __all__ = [
@@ -297,24 +297,23 @@ class SubscriptionSpec(_Section):
         private = self.__pydantic_private__
         return private.get("_filters") if private else None
 
+    @field_validator("where")
+    @classmethod
+    def _check_where(cls, where: dict[str, Any] | None) -> dict[str, Any] | None:
+        # Here too, not only when compiling below: a where problem is then
+        # reported even when another key of the subscription is wrong.
+        try:
+            check_where(where or {})
+        except FilterError as exc:
+            raise _filter_errors(cls.__name__, exc, within="where") from None
+        return where
+
     @model_validator(mode="after")
     def _compile_filters(self) -> SubscriptionSpec:
         try:
             self._filters = compile_filters(self.min_severity, self.severities, self.where)
         except FilterError as exc:
-            # Raised as a ValidationError, pydantic keeps each problem's location
-            # (where.error.regex), so a config error names the line of that key.
-            raise ValidationError.from_exception_data(
-                type(self).__name__,
-                [
-                    InitErrorDetails(
-                        type=PydanticCustomError("filter", "{reason}", {"reason": p.message}),
-                        loc=p.loc,
-                        input=p.value,
-                    )
-                    for p in exc.problems
-                ],
-            ) from None
+            raise _filter_errors(type(self).__name__, exc) from None
         return self
 
     @field_validator("cooldown_key", "group_by")
@@ -334,6 +333,26 @@ class SubscriptionSpec(_Section):
                     "with * or ? as wildcards, e.g. 'capsule.*' or 'host.down'"
                 )
         return patterns
+
+
+def _filter_errors(title: str, exc: FilterError, within: str = "") -> ValidationError:
+    """``exc`` as a ValidationError keeping each problem's location (``where.error.regex``).
+
+    pydantic prefixes those locations with the subscription's own, so a
+    configuration error names the line of the offending key. ``within``: the
+    field being validated, which pydantic adds itself.
+    """
+    return ValidationError.from_exception_data(
+        title,
+        [
+            InitErrorDetails(
+                type=PydanticCustomError("filter", "{reason}", {"reason": problem.message}),
+                loc=problem.loc[1:] if within and problem.loc[:1] == (within,) else problem.loc,
+                input=problem.value,
+            )
+            for problem in exc.problems
+        ],
+    )
 
 
 class Settings(BaseSettings):
