@@ -3,9 +3,9 @@
 When several subscriptions of one event name the same channel, that channel
 receives the event once, from the first of them in file order (its
 templates apply). The others' targets are settled ``merged``, their record
-naming the delivering subscription and referring to its delivery id. Which
-targets are left is decided after silences, so a silenced subscription does
-not keep a later one from delivering.
+naming the delivering subscription and referring to its delivery id. It
+runs on the targets silences left; cooldown and grouping come after, and
+decide for the delivering target.
 
 ``overlaps`` finds the pairs a configuration makes likely, for ``config
 check``: same channel, teams and outcomes that can meet, severities that
