@@ -267,6 +267,15 @@ def test_every_filter_problem_is_reported_at_once(tmp_path: Path) -> None:
     assert [p.where for p in info.value.problems] == [f"{path}:{n}" for n in (10, 11, 12)]
 
 
+def test_where_problems_come_with_the_subscriptions_other_problems(tmp_path: Path) -> None:
+    path = write(tmp_path, "error: {regex: '('}\n", retry="[soon]")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, environ={})
+    assert [p.where for p in info.value.problems] == [f"{path}:9", f"{path}:11"]
+    assert "retry" in info.value.problems[0].message
+    assert "missing )" in info.value.problems[1].message
+
+
 def test_bad_severity_name_is_an_error(tmp_path: Path) -> None:
     path = write(tmp_path, "error: x\n", min_severity="fatal")
     with pytest.raises(ConfigError) as info:
