@@ -76,6 +76,8 @@ class Dispatcher:
         self.clock = clock
         self.router = router or Router(settings)
         self.metrics = metrics or Metrics()
+        if self.router.metrics is None:  # routing counts what it settles in our metrics
+            self.router.metrics = self.metrics
         self.channel_states: dict[str, ChannelState] = {}
         self.reconfigure(settings, channels)
 
@@ -112,9 +114,12 @@ class Dispatcher:
             settlement.dead_letter = DeadLetterOrder(entry, "invalid_envelope", str(exc))
             return Work(settlement)
         now = self.clock()
+        matched, filtered = self.matcher.select(event)
+        for sub, reason in filtered:
+            self.metrics.filtered(sub.name, reason)
         targets = [
             Target(sub, name, delivery_id(event.id, sub.name, name), 0, now)
-            for sub in self.matcher.match(event)
+            for sub in matched
             for name in dict.fromkeys(sub.channels)
         ]
         # Routing (silences, merging, cooldowns, grouping) comes once the

@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 from .envelope import Event
+from .filters import MATCHER_SCHEMA, WHERE_SCHEMA
 from .settings import Settings
 
 __all__ = ["config_schema", "envelope_schema"]
@@ -21,6 +22,11 @@ _DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
 def config_schema() -> dict[str, Any]:
     schema = Settings.model_json_schema(mode="validation")
+    # ``where`` is free-form data to pydantic (eventbus.filters compiles it): say what it holds.
+    defs = schema["$defs"]
+    defs["WhereMatcher"] = MATCHER_SCHEMA
+    where = defs["SubscriptionSpec"]["properties"]["where"]
+    next(s for s in where["anyOf"] if s.get("type") == "object").update(WHERE_SCHEMA)
     schema["$schema"] = _DRAFT
     schema["title"] = "eventbus configuration"
     schema["description"] = (

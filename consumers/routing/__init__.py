@@ -29,6 +29,7 @@ from collections.abc import Sequence
 
 from eventbus.settings import Settings
 
+from ..metrics import Metrics
 from ..work import Work
 from .cooldown import Cooldowns
 from .grouping import Grouper
@@ -48,23 +49,28 @@ class Router:
         silences: SilenceBook | None = None,
         cooldowns: Cooldowns | None = None,
         grouper: Grouper | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.silences = silences or SilenceBook()
         self.cooldowns = cooldowns or Cooldowns()
         self.grouper = grouper or Grouper()
+        self.metrics = metrics  # counts each routed record (the dispatcher's, if not given)
         self.reconfigure(settings)
 
     def reconfigure(self, settings: Settings) -> None:
         self.settings = settings
         self.silences.reconfigure(settings)
         self.cooldowns.reconfigure(settings)
+        self.kinds = {spec.name: spec.kind for spec in settings.channels}
 
     def route(self, work: Work, now: float) -> None:
         """Stages 1-2 for one screened work: silences, then one delivery per channel."""
         if work.event is None or not work.targets:
             return
+        before = len(work.settlement.records)
         self.silences.apply(work, now)
-        merge(work, now)
+        merge(work, now, self.kinds)
+        self._count(work, before)
 
     async def decide(self, works: Sequence[Work], now: float) -> None:
         """Every stage for a screened batch; cooldowns are one round trip for all of it."""
@@ -75,5 +81,16 @@ class Router:
         routed = [work for work in routed if work.targets]
         if not routed:
             return
+        before = [len(work.settlement.records) for work in routed]
         await self.cooldowns.apply(routed, now)
         self.grouper.apply(routed, now)
+        for work, count in zip(routed, before, strict=True):
+            self._count(work, count)
+
+    def _count(self, work: Work, before: int) -> None:
+        """Count the routed records the stages added to ``work`` since ``before``."""
+        if self.metrics is None:
+            return
+        for record in work.settlement.records[before:]:
+            if record.status.routed:
+                self.metrics.routed(record.subscription, record.status.value)
