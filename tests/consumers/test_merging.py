@@ -11,6 +11,7 @@ from consumers.dispatch import Dispatcher
 from consumers.metrics import Metrics
 from consumers.routing.merging import globs_overlap, overlaps
 from consumers.store import DeliveryStatus, delivery_id
+from consumers.work import Work
 from eventbus.brokers.redis_streams import StreamEntry
 from eventbus.settings import Settings, SubscriptionSpec
 
@@ -32,6 +33,13 @@ def build() -> Build:
     return make
 
 
+async def routed(dispatcher: Dispatcher, stream_entry: StreamEntry) -> Work:
+    """Decode and match like the pipeline, then route (it routes screened batches)."""
+    work = dispatcher.entry_work(stream_entry)
+    await dispatcher.router.decide([work], dispatcher.clock())
+    return work
+
+
 def entry(**overrides: Any) -> tuple[StreamEntry, str]:
     ev = event(**overrides)
     return StreamEntry("7-0", {b"payload": ev.to_json().encode()}), ev.id
@@ -43,7 +51,7 @@ async def test_two_subscriptions_one_channel_one_delivered_one_merged(build: Bui
         subscription("second", ("hook", "chat"), title_template="second: {{ event.event }}"),
     )
     stream_entry, event_id = entry()
-    work = dispatcher.entry_work(stream_entry)
+    work = await routed(dispatcher, stream_entry)
     settlement = await dispatcher.send(work)
 
     by_id = {record.id: record for record in settlement.records}
@@ -72,7 +80,7 @@ async def test_a_filtered_out_subscription_does_not_take_the_channel(build: Buil
         subscription("everything", ("hook",)),
     )
     stream_entry, event_id = entry()
-    settlement = await dispatcher.send(dispatcher.entry_work(stream_entry))
+    settlement = await dispatcher.send(await routed(dispatcher, stream_entry))
     (record,) = settlement.records
     assert record.id == delivery_id(event_id, "everything", "hook")
     assert record.status is DeliveryStatus.DELIVERED
@@ -105,9 +113,9 @@ def test_filtered_events_are_counted_by_reason(build: Build) -> None:
     )
 
 
-def test_one_subscription_naming_a_channel_twice_is_not_merged(build: Build) -> None:
+async def test_one_subscription_naming_a_channel_twice_is_not_merged(build: Build) -> None:
     dispatcher, _ = build(subscription("twice", ("hook", "hook")))
-    work = dispatcher.entry_work(entry()[0])
+    work = await routed(dispatcher, entry()[0])
     assert [t.channel_name for t in work.targets] == ["hook"]
     assert work.settlement.records == []
 
