@@ -32,6 +32,7 @@ from eventbus.settings import Settings
 
 from .channels.base import Channel
 from .dispatch import Dispatcher
+from .flushing import Flusher
 from .health import Health
 from .metrics import Metrics
 from .pipeline import Pipeline
@@ -41,6 +42,7 @@ from .store import (
     DeadLetterOrder,
     DeadLetters,
     DeliveryStore,
+    GroupQueue,
     Maintenance,
     RetryQueue,
     Settlement,
@@ -98,6 +100,7 @@ class Worker:
             metrics=self.metrics,
             clock=clock,
         )
+        self.flusher = Flusher(GroupQueue(redis, self.keys), self.pipeline, clock)
         self._stopping = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
 
@@ -179,14 +182,15 @@ class Worker:
             room = min(await self._room(), batch)
             entries = await self.streams.read(self.group, self.name, room, None)
             jobs = await self.retries.claim(self.clock(), self._lease, room)
-            if not entries and not jobs:
+            digests = await self.flusher.flush_due(self._lease, room)
+            if not entries and not jobs and not digests:
                 if not self.pipeline.in_flight:
                     return done
                 await self.pipeline.idle()
                 continue
             await self.pipeline.take_entries(entries)
             await self.pipeline.take_retries(jobs)
-            done += len(entries) + len(jobs)
+            done += len(entries) + len(jobs) + digests
 
     # -- loops -------------------------------------------------------------------
 
@@ -253,7 +257,8 @@ class Worker:
             room = await self._room()
             jobs = await self.retries.claim(self.clock(), self._lease, min(room, 100))
             await self.pipeline.take_retries(jobs)
-            if not jobs:
+            digests = await self.flusher.flush_due(self._lease, min(room, 100))
+            if not jobs and not digests:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), self.config.retry_poll)
 

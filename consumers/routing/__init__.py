@@ -55,6 +55,7 @@ class Router:
         self.settings = settings
         self.silences.reconfigure(settings)
         self.cooldowns.reconfigure(settings)
+        self.grouper.reconfigure(settings)
 
     def route(self, work: Work, now: float) -> None:
         """Settle the targets of ``work`` that are not to be sent now."""
