@@ -141,6 +141,7 @@ class Dispatcher:
                 DeliveryStatus.FAILED,
                 job.attempts,
                 job.created_at,
+                job.delivery_id,  # a digest's is not its first event's
             )
             record.history = list(job.history)
             record.reason = "subscription removed from the configuration"
