@@ -109,7 +109,9 @@ async def start_worker(path: Path, name: str) -> asyncio.subprocess.Process:
 async def until(check: Callable[[], Awaitable[bool]], timeout: float = 20.0) -> None:
     """Wait for a condition on the store (checked every 50 ms) within ``timeout``."""
     async with asyncio.timeout(timeout):
-        while not await check():
+        while True:
+            if await check():
+                return
             await asyncio.sleep(0.05)
 
 

@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 from consumers.channels.base import OutcomeClass, SendResult
 from consumers.digests import (
     BODY_BUDGET,
+    TIMES,
     DigestMessage,
     digest_job,
     digest_message,
@@ -171,7 +172,8 @@ def test_chat_message_title_and_lines() -> None:
     payload = document(due(5, 5))
     message = digest_message(payload, spec(), "dg_g1_7", DEFAULT_LIMITS)
     assert isinstance(message, DigestMessage)
-    assert message.title == "5 × host.down (team-1)"
+    assert message.title == f"5 {TIMES} host.down (team-1)"
+    assert TIMES == "\u00d7", "the multiplication sign"
     lines = message.body.split("\n")
     assert lines[0] == "Group: team=team-1, event=host.down"
     assert len(lines) == 6 and all("host.down" in line for line in lines[1:])
@@ -193,7 +195,7 @@ def test_chat_title_lists_several_types_and_teams() -> None:
     events = [event(event=f"host.t{n}", team_id=f"team-{n}") for n in range(5)]
     group = DueGroup("g", "dg", "s", "c", {}, 0.0, 5, tuple(e.to_json().encode() for e in events))
     message = digest_message(document(group), None, "dg", DEFAULT_LIMITS)
-    assert message.title == "5 × host.t0, host.t1, host.t2, … (team-0, team-1, team-2, …)"
+    assert message.title == f"5 {TIMES} host.t0, host.t1, host.t2, … (team-0, team-1, team-2, …)"
     assert not message.body.startswith("Group:"), "no group_by values to show"
 
 
@@ -259,8 +261,8 @@ async def test_events_wait_for_group_wait_then_go_as_one_digest(
 
     assert len(fake.sent) == 2
     by_title = {m.title: m for m in fake.sent}
-    team1 = by_title["5 × host.down (team-1)"]
-    assert "1 × host.down (team-2)" in by_title
+    team1 = by_title[f"5 {TIMES} host.down (team-1)"]
+    assert f"1 {TIMES} host.down (team-2)" in by_title
     assert isinstance(team1, DigestMessage)
     doc = orjson.loads(team1.document)
     assert [item["id"] for item in doc["events"]] == [ev.id for ev in events[:5]]
@@ -293,7 +295,8 @@ async def test_later_events_wait_group_interval_after_the_last_digest(
     assert len(fake.sent) == 1, "within group_interval of the last digest"
     clock.now += 240
     await w.drain()
-    assert [m.title for m in fake.sent] == ["1 × host.down (team-1)", "2 × host.down (team-1)"]
+    titles = [m.title for m in fake.sent]
+    assert titles == [f"1 {TIMES} host.down (team-1)", f"2 {TIMES} host.down (team-1)"]
 
 
 @pytest.mark.integration
@@ -341,7 +344,7 @@ async def test_reclaimed_grouped_entry_is_not_grouped_twice(
     clock.now += 3600
     await w.drain()
     [digest] = fake.sent
-    assert digest.title == "1 × host.down (team-1)"
+    assert digest.title == f"1 {TIMES} host.down (team-1)"
     assert await redis.zcard(Keys(s.broker.prefix).groups) == 0, "no digest left waiting"
 
 
