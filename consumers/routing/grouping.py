@@ -54,12 +54,16 @@ class Grouper:
     def __init__(self) -> None:
         self._channel_types: dict[str, str] = {}
         self._readers: dict[tuple[str, ...], list[Reader]] = {}
+        self._active = True  # whether any subscription groups (known once configured)
 
     def reconfigure(self, settings: Settings) -> None:
         self._channel_types = {spec.name: spec.kind for spec in settings.channels}
+        self._active = any(sub.group_by for sub in settings.subscriptions)
 
     def apply(self, works: Sequence[Work], now: float) -> None:
         """Settle targets of subscriptions with ``group_by`` as ``grouped``."""
+        if not self._active:
+            return
         for work in works:
             if work.event is None:
                 continue

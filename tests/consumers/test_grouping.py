@@ -99,7 +99,7 @@ def test_grouper_settles_grouping_targets(group_by: list[str], values: dict[str,
     grouper.reconfigure(
         Settings(
             channels=[channel_spec("hook"), channel_spec("chat")],
-            subscriptions=[subscription("pager", ("hook", "chat"))],
+            subscriptions=[subscription("pager", ("hook", "chat"), group_by=group_by)],
         )
     )
 
@@ -122,6 +122,14 @@ def test_grouper_settles_grouping_targets(group_by: list[str], values: dict[str,
 def test_grouper_leaves_subscriptions_without_group_by() -> None:
     work = work_for(event(), spec())
     Grouper().apply([work], now=1.0)
+    assert len(work.targets) == 1 and not work.settlement.grouped
+
+
+def test_grouper_does_nothing_when_no_subscription_groups() -> None:
+    grouper = Grouper()
+    grouper.reconfigure(Settings(channels=[channel_spec("hook")], subscriptions=[subscription()]))
+    work = work_for(event(), spec(group_by=["team"]))  # not in the configuration
+    grouper.apply([work], now=1.0)
     assert len(work.targets) == 1 and not work.settlement.grouped
 
 
