@@ -26,6 +26,8 @@ class Flusher:
 
     async def flush_due(self, lease: float, count: int) -> int:
         """Claim up to ``count`` due digests and start sending them; how many were due."""
+        if count < 1:
+            return 0
         due = await self.groups.claim(self.clock(), lease, count)
         sending: list[tuple[RetryJob, GroupFlush]] = []
         emptied: list[Settlement] = []
