@@ -6,7 +6,7 @@ Layout (prefix ``p``; every key under the hash tag, written only by
 - ``p:group:<gid>``             hash: subscription, channel, group (JSON of the
                                 ``group_by`` values), interval, ``open`` (the digest
                                 collecting events), ``flushing`` (the digest being
-                                sent), ``opened_at``, ``last_flush``
+                                sent), ``opened_at`` of each, ``last_flush``
 - ``p:digests:seq``             counter: numbers digests, so an id is never reused
 - ``p:digest:<did>:ids``        sorted set: the digest's event ids by arrival
 - ``p:digest:<did>:events``     hash: event id -> envelope, for the first
@@ -51,7 +51,9 @@ for _, gid in ipairs(due) do
   if not digest then
     digest = redis.call('HGET', meta, 'open')
     if digest and redis.call('EXISTS', ARGV[5] .. digest .. ':ids') == 1 then
-      redis.call('HSET', meta, 'flushing', digest)
+      -- opened_at belongs to the open digest: the flushing one keeps its own
+      redis.call('HSET', meta, 'flushing', digest,
+                 'flushing_opened_at', redis.call('HGET', meta, 'opened_at'))
       redis.call('HDEL', meta, 'open')
     else
       digest = false
@@ -136,7 +138,7 @@ def _due(item: list[Any]) -> DueGroup:
         subscription=meta.get("subscription", b"").decode(),
         channel=meta.get("channel", b"").decode(),
         values=orjson.loads(meta.get("group") or b"{}"),
-        opened_at=float(meta.get("opened_at") or 0),
+        opened_at=float(meta.get("flushing_opened_at") or 0),
         count=int(count),
         events=tuple(envelope for _, _, envelope in arrivals),
     )

@@ -7,6 +7,8 @@ the real Redis and on the embedded broker, like the store's contract.
 
 from __future__ import annotations
 
+import asyncio
+import random
 from collections.abc import AsyncIterator, Iterator
 
 import orjson
@@ -171,6 +173,7 @@ async def test_a_leased_digest_is_claimed_again_with_the_same_id_and_events(stor
     [again] = await store.claim(T0 + WAIT + LEASE)  # the first claimer died
     assert again.digest_id == first.digest_id
     assert again.events == first.events and again.count == 1
+    assert again.opened_at == first.opened_at == T0, "not the next digest's opening"
     await store.flush(again, T0 + WAIT + LEASE)
     await store.flush(first, T0 + WAIT + LEASE + 1)  # a late second commit changes nothing
     assert await store.groups.next_due("g1") == T0 + WAIT + LEASE + INTERVAL
@@ -200,3 +203,76 @@ async def test_group_keys_share_the_hash_tag_and_expire(store: Store, prefix: st
     for key in found:
         if key not in (store.keys.groups, store.keys.digest_sequence, store.keys.deliveries_index):
             assert await store.client.ttl(key) > 0, f"{key} never expires"
+
+
+async def test_concurrent_claims_give_a_digest_to_one_worker(store: Store) -> None:
+    for number, gid in enumerate(("g1", "g2", "g3")):
+        await store.group(number, T0, gid=gid)
+    claims = await asyncio.gather(*(store.groups.claim(T0 + WAIT, LEASE, 1) for _ in range(6)))
+    claimed = [due.digest_id for claim in claims for due in claim]
+    assert len(claimed) == len(set(claimed)) == 3
+
+
+@pytest.mark.parametrize("seed", range(8))
+async def test_random_interleavings_lose_no_event_and_keep_the_timing(
+    store: Store, seed: int
+) -> None:
+    """Events, claims, crashed claimers and flushes in a random order, then the rest."""
+    rng = random.Random(seed)
+    now, numbers = T0, 0
+    held: list[tuple[DueGroup, float]] = []  # claimed, not yet flushed
+    sent: dict[str, DueGroup] = {}  # digest id -> the claim that was flushed
+    claims: list[tuple[DueGroup, float]] = []
+    flushes: dict[str, list[float]] = {}  # group -> flush times
+    for _ in range(150):
+        now += rng.choice([0.0, 1.0, 7.0, 40.0, 90.0])
+        action = rng.random()
+        if action < 0.55:
+            number = rng.randrange(numbers + 1) if rng.random() < 0.2 else numbers
+            numbers += number == numbers
+            await store.group(number, now, gid=rng.choice(["g1", "g2"]))
+        elif action < 0.8:
+            for due in await store.claim(now):
+                claims.append((due, now))
+                if rng.random() < 0.8:  # else the claimer dies: the lease runs out
+                    held.append((due, now))
+        elif held:
+            due, _ = held.pop(rng.randrange(len(held)))
+            await store.flush(due, now)
+            if due.digest_id not in sent:  # a second commit of a digest changes nothing
+                flushes.setdefault(due.group_id, []).append(now)
+            sent.setdefault(due.digest_id, due)
+    for _ in range(50):  # the rest: whatever is still due, sent
+        now += INTERVAL + LEASE
+        for due, _ in held:
+            await store.flush(due, now)
+            if due.digest_id not in sent:
+                flushes.setdefault(due.group_id, []).append(now)
+            sent.setdefault(due.digest_id, due)
+        held = [(due, now) for due in await store.claim(now)]
+        claims += held
+        if not held and await store.groups.due_count(now + 10 * INTERVAL) == 0:
+            break
+    assert await store.client.zcard(store.keys.groups) == 0, "everything was sent"
+
+    carried: dict[str, str] = {}
+    for did, due in sent.items():
+        for envelope in due.events:
+            event_id = orjson.loads(envelope)["id"]
+            assert event_id not in carried, f"{event_id} in two digests"
+            carried[event_id] = did
+    assert sorted(carried) == sorted(f"ev_{n}" for n in range(numbers)), "no event lost"
+    for number in range(numbers):
+        assert await store.refers_to(number) == carried[f"ev_{number}"]
+    first_claims = {}
+    for due, at in claims:
+        first_claims.setdefault(due.digest_id, (due, at))
+    for due, at in first_claims.values():
+        times = flushes.get(due.group_id, [])
+        # the first event waits group_wait, unless the group's last digest was
+        # long enough ago (then the digest goes when group_interval since it ends)
+        assert at >= due.opened_at + WAIT or any(
+            flushed <= due.opened_at and at >= flushed + INTERVAL for flushed in times
+        ), "sent before group_wait"
+        before = [flushed for flushed in times if flushed < at]  # not its own
+        assert not before or at >= before[-1] + INTERVAL, "two digests within group_interval"
