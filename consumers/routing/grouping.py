@@ -33,6 +33,7 @@ from collections.abc import Sequence
 
 import orjson
 
+from eventbus.logs import HotLogger
 from eventbus.paths import Reader, reader
 from eventbus.settings import Settings
 
@@ -40,6 +41,9 @@ from ..store import PENDING_DIGEST, DeliveryStatus, Grouped
 from ..work import Target, Work
 
 __all__ = ["Grouper", "group_id"]
+
+# The line per delivery, as dispatch writes for the deliveries it sends.
+_delivery_log = HotLogger("eventbus.delivery")
 
 
 def group_id(subscription: str, channel: str, values: Sequence[str | None]) -> str:
@@ -89,10 +93,20 @@ class Grouper:
         )
         # Written by the commit script, which names the digest (see above).
         work.settlement.records.remove(record)
+        gid = group_id(sub.name, target.channel_name, values)
+        _delivery_log.get().info(
+            "delivery.grouped",
+            event_id=record.event_id,
+            delivery_id=record.id,
+            channel=record.channel,
+            subscription=sub.name,
+            event_type=record.event_type,
+            group_id=gid,
+        )
         work.settlement.grouped.append(
             Grouped(
                 record=record,
-                group_id=group_id(sub.name, target.channel_name, values),
+                group_id=gid,
                 values=orjson.dumps(dict(zip(paths, values, strict=True))),
                 payload=work.payload,
                 wait=sub.group_wait,

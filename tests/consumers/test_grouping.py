@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 import pytest
 import redis.asyncio as aioredis
+import structlog.testing
 
 from consumers.channels.base import OutcomeClass, SendResult
 from consumers.digests import (
@@ -381,3 +382,13 @@ async def test_a_removed_subscription_ends_the_flush_with_a_failed_digest(
     assert digest is not None and digest.status is DeliveryStatus.FAILED
     assert "subscription removed" in (digest.reason or "")
     assert await w.redis.zcard(w.keys.groups) == 0, "the group is not claimed forever"
+
+
+def test_grouper_logs_a_line_per_grouped_delivery() -> None:
+    work = work_for(event(event="host.down"), spec(group_by=["event"]))
+    with structlog.testing.capture_logs() as logs:
+        Grouper().apply([work], now=1.0)
+    [line] = [entry for entry in logs if entry["event"] == "delivery.grouped"]
+    assert line["delivery_id"] == work.settlement.grouped[0].record.id
+    assert line["group_id"] == work.settlement.grouped[0].group_id
+    assert line["subscription"] == "pager" and line["channel"] == "hook"
