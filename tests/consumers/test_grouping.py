@@ -392,3 +392,30 @@ def test_grouper_logs_a_line_per_grouped_delivery() -> None:
     assert line["delivery_id"] == work.settlement.grouped[0].record.id
     assert line["group_id"] == work.settlement.grouped[0].group_id
     assert line["subscription"] == "pager" and line["channel"] == "hook"
+
+
+@pytest.mark.integration
+async def test_a_rate_limited_digest_waits_without_counting_an_attempt(
+    grouping: dict[str, Any],
+) -> None:
+    s, clock = grouping["settings"](), grouping["clock"]
+    limited = SendResult(OutcomeClass.RATE_LIMITED, retry_after=5.0)
+    fake = FakeChannel("fake", limited)
+    w = grouping["worker"](s, fake)
+    await w.start()
+    await publish(w, host_down(1), host_down(2))
+    await w.drain()
+    clock.now += 30
+    await w.drain()
+    [first] = fake.sent
+    record = await w.store.get(first.delivery_id)
+    assert record is not None and record.status is DeliveryStatus.RETRYING
+    assert record.attempts == 0, "being rate limited is not a failed attempt"
+    assert await w.redis.zcard(w.keys.groups) == 0, "the flush is done: the retry has the digest"
+
+    clock.now += 5
+    await w.drain()
+    assert [m.delivery_id for m in fake.sent] == [first.delivery_id] * 2
+    record = await w.store.get(first.delivery_id)
+    assert record is not None and record.status is DeliveryStatus.DELIVERED
+    assert record.attempts == 1
