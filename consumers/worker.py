@@ -8,7 +8,8 @@ One worker is one consumer in the group. Its loops run under a supervisor
 that restarts a crashed loop with capped exponential backoff, so a Redis
 outage is survived, not fatal. In-flight work is bounded by
 ``consumer.max_in_flight``: the reader asks only for as many entries as there
-is room for, so a slow channel slows reading, not memory.
+is room for, so a slow channel slows reading, not memory. The retry loop
+also claims due digests of grouping subscriptions (``consumers.flushing``).
 
 Stopping (``stop()``, SIGTERM in the CLI) stops reading, waits up to
 ``consumer.drain_timeout`` for in-flight deliveries, commits what finished and
@@ -32,6 +33,7 @@ from eventbus.settings import Settings
 
 from .channels.base import Channel
 from .dispatch import Dispatcher
+from .flushing import Flusher
 from .health import Health
 from .metrics import Metrics
 from .pipeline import Pipeline
@@ -41,6 +43,7 @@ from .store import (
     DeadLetterOrder,
     DeadLetters,
     DeliveryStore,
+    GroupQueue,
     Maintenance,
     RetryQueue,
     Settlement,
@@ -98,6 +101,7 @@ class Worker:
             metrics=self.metrics,
             clock=clock,
         )
+        self.flusher = Flusher(GroupQueue(redis, self.keys), self.pipeline, clock)
         self._stopping = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
 
@@ -179,14 +183,15 @@ class Worker:
             room = min(await self._room(), batch)
             entries = await self.streams.read(self.group, self.name, room, None)
             jobs = await self.retries.claim(self.clock(), self._lease, room)
-            if not entries and not jobs:
+            digests = await self.flusher.flush_due(self._lease, room - len(entries) - len(jobs))
+            if not entries and not jobs and not digests:
                 if not self.pipeline.in_flight:
                     return done
                 await self.pipeline.idle()
                 continue
             await self.pipeline.take_entries(entries)
             await self.pipeline.take_retries(jobs)
-            done += len(entries) + len(jobs)
+            done += len(entries) + len(jobs) + digests
 
     # -- loops -------------------------------------------------------------------
 
@@ -253,7 +258,8 @@ class Worker:
             room = await self._room()
             jobs = await self.retries.claim(self.clock(), self._lease, min(room, 100))
             await self.pipeline.take_retries(jobs)
-            if not jobs:
+            digests = await self.flusher.flush_due(self._lease, min(room, 100) - len(jobs))
+            if not jobs and not digests:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), self.config.retry_poll)
 

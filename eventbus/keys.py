@@ -68,6 +68,24 @@ class Keys:
         return f"{self.tag}:retry:{delivery_id}"
 
     @property
+    def groups(self) -> str:
+        """Sorted set of digest group ids by the time their next digest is due."""
+        return f"{self.tag}:groups"
+
+    def group(self, group_id: str) -> str:
+        """Hash: one digest group (subscription, channel, values, open digest, last flush)."""
+        return f"{self.tag}:group:{group_id}"
+
+    def digest(self, digest_id: str) -> str:
+        """Base of a digest's keys: ``<base>:ids`` (sorted set), ``<base>:events`` (hash)."""
+        return f"{self.tag}:digest:{digest_id}"
+
+    @property
+    def digest_sequence(self) -> str:
+        """Counter numbering digests, so a digest id is never used twice."""
+        return f"{self.tag}:digests:seq"
+
+    @property
     def channel_state(self) -> str:
         """Hash: channel name -> JSON state (disabled, reason, last outcome)."""
         return f"{self.tag}:channels"

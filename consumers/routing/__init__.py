@@ -61,6 +61,7 @@ class Router:
         self.settings = settings
         self.silences.reconfigure(settings)
         self.cooldowns.reconfigure(settings)
+        self.grouper.reconfigure(settings)
         self.kinds = {spec.name: spec.kind for spec in settings.channels}
 
     def route(self, work: Work, now: float) -> None:
@@ -86,6 +87,7 @@ class Router:
         self.grouper.apply(routed, now)
         for work, count in zip(routed, before, strict=True):
             self._count(work, count)
+            self._count_grouped(work)
 
     def _count(self, work: Work, before: int) -> None:
         """Count the routed records the stages added to ``work`` since ``before``."""
@@ -94,3 +96,10 @@ class Router:
         for record in work.settlement.records[before:]:
             if record.status.routed:
                 self.metrics.routed(record.subscription, record.status.value)
+
+    def _count_grouped(self, work: Work) -> None:
+        """Grouped records travel in the settlement's own section (the script names the digest)."""
+        if self.metrics is None:
+            return
+        for folded in work.settlement.grouped:
+            self.metrics.routed(folded.record.subscription, folded.record.status.value)

@@ -7,6 +7,7 @@ name too). Nothing here imports the pipeline: dispatch hands the store a
 
 from .commit import Committer
 from .deadletters import DeadLetter, DeadLetters
+from .groups import DueGroup, GroupQueue
 from .maintenance import GroupStats, Maintenance, safe_min_id
 from .migration import MigrationReport, fold_legacy_stream, migrate_layout
 from .records import (
@@ -20,11 +21,12 @@ from .records import (
     note_duplicate,
 )
 from .retries import RetryJob, RetryPolicy, RetryQueue
-from .settlement import DeadLetterOrder, Settlement
+from .settlement import PENDING_DIGEST, DeadLetterOrder, Grouped, GroupFlush, Settlement
 from .silences import Silence, SilenceError, SilenceStore
 
 __all__ = [
     "DUPLICATE",
+    "PENDING_DIGEST",
     "Attempt",
     "ChannelState",
     "Committer",
@@ -34,7 +36,11 @@ __all__ = [
     "DeliveryRecord",
     "DeliveryStatus",
     "DeliveryStore",
+    "DueGroup",
+    "GroupFlush",
+    "GroupQueue",
     "GroupStats",
+    "Grouped",
     "Maintenance",
     "MigrationReport",
     "RetryJob",
