@@ -31,7 +31,8 @@ from .urls import ParsedURL, parse_url, split_list
 
 __all__ = ["CONTENT_MAX_BYTES", "TOPIC_MAX", "ZulipChannel", "create", "warnings"]
 
-# Zulip's defaults (a server may allow more; shoutrrr falls back to these too).
+# Zulip's defaults. shoutrrr asks the server for its own limits first
+# (/api/v1/register); we stay within the defaults servers start with.
 CONTENT_MAX_BYTES: Final = 10000
 TOPIC_MAX: Final = 60
 _URL_KEYS: Final = ("stream", "topic", "title", "type", "to", "read_by_sender")

@@ -85,6 +85,21 @@ def fields_of(url: str) -> dict[str, Any]:
             id=f"{TESTS}: query parameters",
         ),
         pytest.param(
+            f"opsgenie://api.opsgenie.com/{KEY}?alias=Life+is+too+short+for+no+alias"
+            "&description=Every+alert+needs+a+description&actions=An+action"
+            '&tags=["tag1","tag2"]&entity=An+example+entity&source=The+source&priority=P1'
+            "&user=Dracula&note=Here+is+a+note",
+            {
+                "alias": "Life is too short for no alias",
+                "actions": ["An action"],
+                "tags": ["tag1", "tag2"],
+                "entity": "An example entity",
+                "priority": "P1",
+                "note": "Here is a note",
+            },
+            id=f"{DOCS}: optional parameters",
+        ),
+        pytest.param(
             f"opsgenie://api.opsgenie.com/{KEY}?alias=Life is+too%20short+for+no+alias",
             {"alias": "Life is too short for no alias"},
             id=f"{TESTS}: differently escaped spaces",

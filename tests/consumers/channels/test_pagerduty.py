@@ -81,6 +81,11 @@ def _fields(channel: Any) -> dict[str, Any]:
             id=f"{DOCS}: acknowledge (accepted, reported, sent as trigger)",
         ),
         pytest.param(
+            f"pagerduty:///{KEY}?action=resolve",
+            {"endpoint": "https://events.pagerduty.com/v2/enqueue"},
+            id=f"{DOCS}: resolve (accepted, reported, sent as trigger)",
+        ),
+        pytest.param(
             f"pagerduty://events.pagerduty.com/{MOCK_KEY}",
             {"endpoint": "https://events.pagerduty.com/v2/enqueue"},
             id=f"{TESTS}: simple URL",
