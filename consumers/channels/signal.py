@@ -22,6 +22,7 @@ import httpx
 from eventbus.errors import ChannelConfigError
 from eventbus.settings import ChannelSpec
 
+from ._format import tagged_text
 from ._http import HttpChannel, PlannedRequest, basic_auth
 from ._options import Options, base_url, channel_url, timeout_of
 from .base import ChannelDeps, Message
@@ -70,7 +71,11 @@ class SignalChannel(HttpChannel):
         headers = {"Content-Type": "application/json"}
         if self._auth:
             headers["Authorization"] = self._auth
-        body = {"message": message.text, "number": self.source, "recipients": self.recipients}
+        body = {
+            "message": tagged_text(message),
+            "number": self.source,
+            "recipients": self.recipients,
+        }
         return [
             PlannedRequest(
                 "POST", f"{self.base}/v2/send", headers=headers, json=body, secrets=self._secrets

@@ -20,6 +20,7 @@ import httpx
 from eventbus.errors import ChannelConfigError
 from eventbus.settings import ChannelSpec
 
+from ._format import tagged_text
 from ._http import HttpChannel, PlannedRequest, provider_result
 from ._options import Options, base_url, channel_url, timeout_of
 from .base import ChannelDeps, Message, OutcomeClass, SendResult
@@ -71,7 +72,7 @@ class WecomChannel(HttpChannel):
         return f"wecom bot ***{where}"
 
     def plan(self, message: Message) -> list[PlannedRequest]:
-        text: dict[str, Any] = {"content": _cut_bytes(message.text, CONTENT_MAX_BYTES)}
+        text: dict[str, Any] = {"content": _cut_bytes(tagged_text(message), CONTENT_MAX_BYTES)}
         if self.mentioned:
             text["mentioned_list"] = self.mentioned
         if self.mentioned_mobiles:

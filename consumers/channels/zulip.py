@@ -24,6 +24,7 @@ import httpx
 from eventbus.errors import ChannelConfigError
 from eventbus.settings import ChannelSpec
 
+from ._format import headline, tagged_text
 from ._http import HttpChannel, PlannedRequest, basic_auth, provider_result
 from ._options import Options, base_url, channel_url, timeout_of
 from .base import ChannelDeps, Message, OutcomeClass, SendResult
@@ -91,8 +92,8 @@ class ZulipChannel(HttpChannel):
         # topic is prepended to the content.
         topic = self.topic or self.title
         if not topic:
-            return _cut(message.title, TOPIC_MAX), message.body or message.title
-        content = message.text
+            return _cut(headline(message), TOPIC_MAX), message.body or message.title
+        content = tagged_text(message)
         if self.topic and self.title:
             content = f"{self.title}\n\n{content}"
         return topic, content

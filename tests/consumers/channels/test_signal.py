@@ -235,3 +235,24 @@ def test_urls_verify_masks_the_token() -> None:
     assert "Authorization: Bearer ***" in result.stdout
     assert '"number": "+1234567890"' in result.stdout
     assert TOKEN not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("severity", "first_line"),
+    [
+        pytest.param(None, "capsule.create failed: capsule c1 (team-1)", id="none"),
+        pytest.param("info", "capsule.create failed: capsule c1 (team-1)", id="info"),
+        pytest.param(
+            "critical", "[CRITICAL] capsule.create failed: capsule c1 (team-1)", id="critical"
+        ),
+    ],
+)
+async def test_the_severity_tags_the_title_and_the_link_follows(
+    severity: str | None, first_line: str
+) -> None:
+    recorder = Recorder(lambda request: httpx.Response(201, json={"timestamp": 1}))
+    async with mock_client(recorder) as client:
+        message = make_message(severity=severity, link="https://ops.example.com/c1")
+        await build(client, "signal://h/+1234567890/+0987654321").send(message)
+    lines = recorder.json()["message"].split("\n")
+    assert (lines[0], lines[-1]) == (first_line, "https://ops.example.com/c1")

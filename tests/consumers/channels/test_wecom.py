@@ -193,3 +193,11 @@ def test_urls_verify_masks_the_key() -> None:
     assert "POST https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=***" in result.stdout
     assert '"msgtype": "text"' in result.stdout
     assert KEY not in result.stdout + result.stderr
+
+
+async def test_the_severity_tags_the_title() -> None:
+    recorder = Recorder(lambda request: httpx.Response(200, json=OK))
+    async with mock_client(recorder) as client:
+        await build(client, f"wecom://{KEY}").send(make_message(severity="warning"))
+    content = recorder.json()["text"]["content"]
+    assert content.startswith("[WARNING] capsule.create failed: capsule c1 (team-1)\n")

@@ -331,3 +331,17 @@ def test_urls_verify_masks_the_key() -> None:
     assert "Authorization: Basic ***" in result.stdout
     assert '"to": "alerts"' in result.stdout
     assert KEY not in result.stdout + result.stderr
+
+
+async def test_the_severity_tags_the_topic_or_the_content() -> None:
+    recorder = Recorder(lambda request: httpx.Response(200, json={"result": "success"}))
+    async with mock_client(recorder) as client:
+        message = make_message(severity="error")
+        await build(client, f"zulip://{BOT}?stream=s").send(message)
+        await build(client, f"zulip://{BOT}?stream=s&topic=ops").send(message)
+    first, second = (
+        {k: v[0] for k, v in parse_qs(request.content.decode()).items()}
+        for request in recorder.requests
+    )
+    assert first["topic"] == f"[ERROR] {TITLE}"
+    assert second["topic"] == "ops" and second["content"].startswith(f"[ERROR] {TITLE}\n")
