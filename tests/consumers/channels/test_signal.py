@@ -11,10 +11,12 @@ from typing import Any
 import httpx
 import pytest
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 
 from consumers.channels.base import ChannelDeps, OutcomeClass
 from consumers.channels.registry import create_channel
-from consumers.channels.signal import SignalChannel
+from consumers.channels.signal import SignalChannel, parse_recipients
 from consumers.outbound import make_http_client
 from consumers.ratelimit import limiter_for
 from eventbus.cli import cli
@@ -256,3 +258,17 @@ async def test_the_severity_tags_the_title_and_the_link_follows(
         await build(client, "signal://h/+1234567890/+0987654321").send(message)
     lines = recorder.json()["message"].split("\n")
     assert (lines[0], lines[-1]) == (first_line, "https://ops.example.com/c1")
+
+
+_PHONES = st.from_regex(r"\+[0-9]{6,14}", fullmatch=True)
+# base64 ids; a segment after a '/' never starts with '+' (that would be a number)
+_GROUPS = st.from_regex(
+    r"group\.[A-Za-z0-9+=_-]{1,12}(/[A-Za-z0-9=_-][A-Za-z0-9+=_-]{0,7}){0,2}", fullmatch=True
+)
+
+
+@given(st.lists(st.one_of(_PHONES, _GROUPS), min_size=1, max_size=6))
+def test_recipients_split_over_path_segments_come_back_whole(recipients: list[str]) -> None:
+    # a group id's '/' makes it span segments; the next '+number' or 'group.' ends it
+    segments = [segment for recipient in recipients for segment in recipient.split("/")]
+    assert parse_recipients(segments) == recipients

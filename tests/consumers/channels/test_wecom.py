@@ -9,6 +9,8 @@ from __future__ import annotations
 import httpx
 import pytest
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 
 from consumers.channels.base import ChannelDeps, OutcomeClass
 from consumers.channels.registry import create_channel
@@ -201,3 +203,13 @@ async def test_the_severity_tags_the_title() -> None:
         await build(client, f"wecom://{KEY}").send(make_message(severity="warning"))
     content = recorder.json()["text"]["content"]
     assert content.startswith("[WARNING] capsule.create failed: capsule c1 (team-1)\n")
+
+
+@given(st.text(max_size=3000))
+def test_content_is_valid_utf8_within_the_limit_whatever_the_text(body: str) -> None:
+    channel = build(httpx.AsyncClient(), f"wecom://{KEY}")
+    assert isinstance(channel, WecomChannel)
+    (request,) = channel.plan(make_message(body=body))
+    content = request.json["text"]["content"]
+    assert len(content.encode()) <= CONTENT_MAX_BYTES
+    assert content.startswith("capsule.create failed")
