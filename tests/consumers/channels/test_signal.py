@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from click.testing import CliRunner
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from consumers.channels.base import ChannelDeps, OutcomeClass
@@ -267,6 +267,7 @@ _GROUPS = st.from_regex(
 )
 
 
+@settings(deadline=None)
 @given(st.lists(st.one_of(_PHONES, _GROUPS), min_size=1, max_size=6))
 def test_recipients_split_over_path_segments_come_back_whole(recipients: list[str]) -> None:
     # a group id's '/' makes it span segments; the next '+number' or 'group.' ends it
