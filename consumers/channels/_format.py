@@ -19,6 +19,7 @@ __all__ = [
     "plain_text",
     "severity_look",
     "split_text",
+    "tagged_text",
 ]
 
 _MDV2_SPECIAL = re.compile(r"([_*\[\]()~`>#+\-=|{}.!\\])")
@@ -128,3 +129,8 @@ def headline(message: Message, prefix: str = "") -> str:
     severity = message.event.severity
     tag = SEVERITY_LOOKS[severity].tag if severity is not None else ""
     return f"{tag} {title}" if tag else title
+
+
+def tagged_text(message: Message) -> str:
+    """``plain_text`` with the title as ``headline`` gives it (the severity tag)."""
+    return headline(message) + plain_text(message)[len(message.title) :]

@@ -34,14 +34,19 @@ from . import (
     matrix,
     mattermost,
     ntfy,
+    opsgenie,
+    pagerduty,
     pushbullet,
     pushover,
     rocketchat,
+    signal,
     slack,
     smtp,
     teams,
     telegram,
     webhook,
+    wecom,
+    zulip,
 )
 from ._suggest import SuggestingError, did_you_mean
 from .base import Channel, ChannelDeps
@@ -96,6 +101,11 @@ CHANNEL_TYPES: Final[Mapping[str, ChannelType]] = {
         ChannelType("lark", lark.create, ("lark",)),
         ChannelType("pushbullet", pushbullet.create, ("pushbullet",)),
         ChannelType("rocketchat", rocketchat.create, ("rocketchat",), rocketchat.warnings),
+        ChannelType("signal", signal.create, ("signal",)),
+        ChannelType("wecom", wecom.create, ("wecom",)),
+        ChannelType("zulip", zulip.create, ("zulip",), zulip.warnings),
+        ChannelType("pagerduty", pagerduty.create, ("pagerduty",), pagerduty.warnings),
+        ChannelType("opsgenie", opsgenie.create, ("opsgenie",)),
     )
 }
 

@@ -43,6 +43,11 @@ SCHEMES: dict[str, str] = {
     "lark": "lark://open.larksuite.com/TOKEN?secret=SECRET",
     "pushbullet": "pushbullet://TOKEN[/device/#channel/email]",
     "rocketchat": "rocketchat://[sender@]host/TOKEN_A/TOKEN_B[/channel]",
+    "signal": "signal://host:8080/+SOURCE_NUMBER/+RECIPIENT_NUMBER",
+    "wecom": "wecom://WEBHOOK_KEY",
+    "zulip": "zulip://BOT%40example.com:API_KEY@example.zulipchat.com/?stream=alerts",
+    "pagerduty": "pagerduty:///INTEGRATION_KEY",
+    "opsgenie": "opsgenie://api.opsgenie.com/API_KEY",
 }
 
 # Services whose path names targets, as shoutrrr reads them: an '@' there is

@@ -273,5 +273,66 @@ SERVICES: Final[Mapping[str, Service]] = {
                 _optional("channel", "Channel or @user (empty: the webhook's)", "path"),
             ),
         ),
+        Service(
+            "signal",
+            "signal",
+            "Signal through a signal-cli REST API server",
+            (
+                _optional("user", "Basic auth user name (empty: none)", "user"),
+                _optional("password", "Basic auth password", "password", secret=True),
+                Part("host", "signal-cli REST API host", "host", default="localhost"),
+                Part("port", "Port", "port", default="8080"),
+                Part("source", "Sending number (+15551234567)", "path"),
+                Part("recipients", "Recipients (+number or group.ID, separated by /)", "segments"),
+                _optional("token", "Bearer token (empty: none)", "query", secret=True),
+            ),
+        ),
+        Service(
+            "wecom",
+            "wecom",
+            "WeCom (WeChat Work) group bot",
+            (
+                Part("key", "Webhook key (the key= of the bot's webhook URL)", "host", True),
+                _optional("mentioned_list", "Mention user ids (comma-separated, @all)", "query"),
+            ),
+        ),
+        Service(
+            "zulip",
+            "zulip",
+            "Zulip bot",
+            (
+                Part("bot_email", "Bot e-mail", "user"),
+                Part("api_key", "Bot API key", "password", True),
+                Part("host", "Zulip host (example.zulipchat.com)", "host"),
+                Part("stream", "Stream", "query"),
+                _optional("topic", "Topic (empty: the notification title)", "query"),
+            ),
+        ),
+        Service(
+            "pagerduty",
+            "pagerduty",
+            "PagerDuty Events API v2",
+            (
+                _optional("host", "Events API host (empty: events.pagerduty.com)", "host"),
+                Part("integration_key", "Integration key (32 hex digits)", "path", True),
+                _optional("severity", "Severity (empty: the event's)", "query"),
+                _optional("source", "Source (empty: the event's resource)", "query"),
+            ),
+        ),
+        Service(
+            "opsgenie",
+            "opsgenie",
+            "Opsgenie alerts",
+            (
+                Part(
+                    "host",
+                    "API host (api.eu.opsgenie.com for EU)",
+                    "host",
+                    default="api.opsgenie.com",
+                ),
+                Part("api_key", "API integration key", "path", True),
+                _optional("responders", "Responders (team:NAME,user:EMAIL)", "query"),
+            ),
+        ),
     )
 }

@@ -207,6 +207,72 @@ ROUND_TRIPS = [
         {"user": "bot@x", "host": "chat.example.com", "path": ("A#1", "B/2", "@alice")},
         id="rocketchat",
     ),
+    pytest.param(
+        "signal",
+        {
+            "user": "u",
+            "password": NASTY,
+            "host": "signal.example.com",
+            "port": "8080",
+            "source": "+15551234567",
+            "recipients": "+15557654321/group.ABC/D+E=",
+            "token": NASTY,
+        },
+        {
+            "password": NASTY,
+            "port": 8080,
+            "path": ("+15551234567", "+15557654321", "group.ABC", "D+E="),
+            "query": {"token": NASTY},
+        },
+        id="signal",
+    ),
+    pytest.param(
+        "wecom",
+        {"key": "693axxx6-7aoc", "mentioned_list": "@all,bob"},
+        {"host": "693axxx6-7aoc", "query": {"mentioned_list": "@all,bob"}},
+        id="wecom",
+    ),
+    pytest.param(
+        "zulip",
+        {
+            "bot_email": "bot@example.com",
+            "api_key": NASTY,
+            "host": "z.example.com",
+            "stream": "ops & alerts",
+            "topic": NASTY,
+        },
+        {
+            "user": "bot@example.com",
+            "password": NASTY,
+            "query": {"stream": "ops & alerts", "topic": NASTY},
+        },
+        id="zulip",
+    ),
+    pytest.param(
+        "pagerduty",
+        {
+            "host": "",
+            "integration_key": "eb243592faa24ba2a5511afdf565c889",
+            "severity": "critical",
+            "source": "db 1",
+        },
+        {
+            "host": "",
+            "path": ("eb243592faa24ba2a5511afdf565c889",),
+            "query": {"severity": "critical", "source": "db 1"},
+        },
+        id="pagerduty",
+    ),
+    pytest.param(
+        "opsgenie",
+        {"host": "api.eu.opsgenie.com", "api_key": "k#1/2", "responders": "team:NOC,user:a@b.c"},
+        {
+            "host": "api.eu.opsgenie.com",
+            "path": ("k#1/2",),
+            "query": {"responders": "team:NOC,user:a@b.c"},
+        },
+        id="opsgenie",
+    ),
 ]
 
 
@@ -280,6 +346,30 @@ USABLE = {
         "token_b=B2",
         "channel=general",
     ],
+    "signal": [
+        "user=",
+        "password=",
+        "host=signal.example.com",
+        "port=8080",
+        "source=+15551234567",
+        "recipients=+15557654321",
+        "token=",
+    ],
+    "wecom": ["key=693axxx6-7aoc-4bc4-97a0-0ec2sifa5aaa", "mentioned_list="],
+    "zulip": [
+        "bot_email=bot@example.com",
+        "api_key=k#y",
+        "host=example.zulipchat.com",
+        "stream=alerts",
+        "topic=",
+    ],
+    "pagerduty": [
+        "host=",
+        "integration_key=eb243592faa24ba2a5511afdf565c889",
+        "severity=",
+        "source=",
+    ],
+    "opsgenie": ["host=api.eu.opsgenie.com", "api_key=eb243592-faa2", "responders=team:NOC"],
 }
 
 
