@@ -11,6 +11,7 @@ not keys (a cluster broadcasts them to every node) and keep the untagged
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 __all__ = ["Keys", "LegacyKeys"]
@@ -112,6 +113,20 @@ class Keys:
     def silences_changed(self) -> str:
         """Pub/Sub channel: a notice that the silences changed (not a key)."""
         return f"{self.prefix}:silences:changed"
+
+    def alert(self, team_id: str, key: str) -> str:
+        """JSON string: the state of one alert (team, key); see ``consumers.store.alerts``."""
+        digest = hashlib.sha256(f"{team_id}\x00{key}".encode()).hexdigest()[:32]
+        return f"{self.tag}:alert:{digest}"
+
+    @property
+    def alerts(self) -> str:
+        """Sorted set of alert keys (``alert()`` names) by last change."""
+        return f"{self.tag}:alerts"
+
+    def alert_events(self, alert_id: str) -> str:
+        """Sorted set of the event ids folded into one alert (by time), and their deliveries."""
+        return f"{self.tag}:alert:{alert_id}:events"
 
     @property
     def layout(self) -> str:

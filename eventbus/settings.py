@@ -175,6 +175,9 @@ class ApiToken(_Section):
     name: Name
     token: SecretStr
     teams: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
+    role: Literal["read", "operate"] = Field(
+        "read", description="read: look only; operate: also acknowledge, resolve, change"
+    )
 
 
 class HttpSettings(_Section):

@@ -5,6 +5,7 @@ name too). Nothing here imports the pipeline: dispatch hands the store a
 ``Settlement``, and ``Committer`` writes it together with the XACK.
 """
 
+from .alerts import Alert, AlertStatus, AlertStore, Transition
 from .commit import Committer
 from .deadletters import DeadLetter, DeadLetters
 from .groups import DueGroup, GroupQueue
@@ -27,6 +28,9 @@ from .silences import Silence, SilenceError, SilenceStore
 __all__ = [
     "DUPLICATE",
     "PENDING_DIGEST",
+    "Alert",
+    "AlertStatus",
+    "AlertStore",
     "Attempt",
     "ChannelState",
     "Committer",
@@ -50,6 +54,7 @@ __all__ = [
     "Silence",
     "SilenceError",
     "SilenceStore",
+    "Transition",
     "delivery_id",
     "fold_legacy_stream",
     "migrate_layout",
