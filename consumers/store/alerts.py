@@ -63,6 +63,9 @@ class Alert:
     count: int  # events folded in
     last_event: str  # event id
     summary: str  # the rendered title of the raising event
+    event_type: str = ""  # the raising event's type (CLI ack/resolve publish it)
+    resource_type: str = ""
+    resource_id: str = ""
     acknowledged_by: str | None = None
     acknowledged_at: float | None = None
     resolved_at: float | None = None
