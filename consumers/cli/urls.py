@@ -36,6 +36,9 @@ from .generate import command as generate
 
 __all__ = ["command"]
 
+# query keys holding a secret whatever the service (pushover's encryption key)
+_SECRET_KEYS = frozenset({"encryptionkey", "key", "token", "password", "pass"})
+
 # Signs the sample request of a plain webhook URL; it signs nothing real.
 _SAMPLE_SECRET = "whsec_" + base64.b64encode(b"eventbus urls verify: sample key").decode()
 
@@ -111,9 +114,13 @@ def _verify_one(index: int, url: str, client: Any, show_body: bool) -> bool:
     click.echo(f"  service:    {channel.type}")
     click.echo(f"  target:     {hide(channel.describe())}")
     if parsed is not None:
+        if parsed.apprise:
+            click.echo(f"  apprise:    {parsed.apprise}:// URL, read as the shoutrrr URL below")
         click.echo(f"  url:        {hide(_redacted_url(parsed))}")
         for key, value in parsed.raw_query:
             click.echo(f"    {key} = {_shown_query_value(key, value, hide)}")
+        for warning in parsed.warnings():
+            click.secho(f"  warning:    {warning}", fg="yellow")
     else:
         click.echo(
             "  signing:    Standard Webhooks; shown with a sample secret "
@@ -161,6 +168,8 @@ def _shown_query_value(key: str, value: str, hide: Callable[[str], str]) -> str:
     # "@Name=value" sets a header (generic://): its value is masked like the
     # request's headers, whatever the name, but for the few never secret.
     if key.startswith("@") and key[1:].lower() not in SHOWN_HEADERS:
+        return MASK
+    if key.lower() in _SECRET_KEYS:
         return MASK
     return hide(value)
 
