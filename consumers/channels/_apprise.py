@@ -344,15 +344,19 @@ def translate(scheme: str, rest: str) -> str | None:
 
 def _shared_apprise_layout(scheme: str, rest: str) -> bool:
     """A discord/slack/ntfy/matrix URL laid out as Apprise's (shoutrrr's are read as such)."""
-    authority, _, tail = rest.partition("/")
-    path = [s for s in tail.partition("?")[0].split("/") if s]
-    if scheme == "discord":  # shoutrrr: discord://TOKEN@ID[/raw]
-        return bool(path) and path != ["raw"]
+    body = rest.partition("?")[0]
+    authority, _, tail = body.partition("/")
+    path = [s for s in tail.split("/") if s]
+    if scheme == "discord":
+        # shoutrrr: discord://TOKEN@ID[/raw]; Apprise: discord://[NAME@]ID/TOKEN, where a
+        # webhook token is long (68 characters) and the id a number
+        host = authority.rpartition("@")[2]
+        return len(path) == 1 and len(path[0]) >= 32 and host.isdigit()
     if scheme == "slack":  # shoutrrr: slack://[botname@]A/B/C (no channel), tokens in userinfo
         host = authority.rpartition("@")[2].lower()
         return host.startswith("xox") or len(path) >= 3
     if scheme == "ntfy":  # shoutrrr needs a topic path: ntfy://TOPIC is Apprise's ntfy.sh
         return not path and _TOPIC.match(authority.partition("?")[0]) is not None
     if scheme == "matrix":  # shoutrrr names rooms in ?rooms=, never in the path
-        return bool(path) or "#" in rest.partition("?")[0]
+        return bool(path) or "#" in body
     return False

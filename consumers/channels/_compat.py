@@ -17,7 +17,7 @@ nicholas-fedor/shoutrrr (``pkg/services/<kind>/<name>/<name>_config.go``).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -47,7 +47,6 @@ ALIASES: Final[Mapping[str, Mapping[str, str]]] = {
 }
 
 _OFF = frozenset({"", "no", "false", "0", "off", "n"})
-_ON = frozenset({"", "yes", "true", "1", "on", "y"})
 _VERIFY = "eventbus always verifies TLS certificates (trust a private CA on the host instead)"
 _SEVERITY = "eventbus colours the embed by the event's outcome and severity"
 
@@ -67,7 +66,7 @@ UNHONOURED: Final[Mapping[str, Mapping[str, Unhonoured]]] = {
         "colorinfo": Unhonoured(_SEVERITY),
         "colordebug": Unhonoured(_SEVERITY),
         "splitlines": Unhonoured(
-            "eventbus sends one embed per message (split only at Discord's size limit)", _ON
+            "eventbus sends one embed per message (split only at Discord's size limit)", _OFF
         ),
         "json": Unhonoured(
             "eventbus always sends an embed, not the message text as a raw JSON payload", _OFF
@@ -78,7 +77,8 @@ UNHONOURED: Final[Mapping[str, Mapping[str, Unhonoured]]] = {
     "pushover": {
         "encryptionkey": Unhonoured(
             "end-to-end encryption is not implemented: messages go to Pushover unencrypted "
-            "(over TLS); remove the key to silence this warning"
+            "(over TLS); remove the key to silence this warning",
+            frozenset({""}),
         )
     },
 }
@@ -98,12 +98,17 @@ def canonical_key(scheme: str, key: str) -> str:
     return ALIASES.get(scheme, {}).get(key, key)
 
 
-def url_warnings(scheme: str, query: Mapping[str, str], path: tuple[str, ...] = ()) -> list[str]:
-    """One sentence per accepted key of ``query`` that eventbus will not act on."""
+def url_warnings(
+    scheme: str, pairs: Iterable[tuple[str, str]], path: tuple[str, ...] = ()
+) -> list[str]:
+    """One sentence per accepted query key (as written) that eventbus will not act on."""
     table = UNHONOURED.get(scheme, {})
     found = []
-    for key, value in query.items():
-        entry = table.get(key)
+    query = {}
+    for key, value in pairs:
+        canonical = canonical_key(scheme, key.lower())
+        query[canonical] = value
+        entry = table.get(canonical)
         if entry is not None and value.strip().lower() not in entry.harmless:
             found.append(f"{scheme} URL key {key!r} is accepted but not honoured: {entry.reason}")
     found += _value_warnings(scheme, query)

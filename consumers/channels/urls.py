@@ -137,7 +137,7 @@ class ParsedURL:
 
     def warnings(self) -> list[str]:
         """The accepted shoutrrr keys this URL sets that eventbus does not act on."""
-        return url_warnings(self.scheme, self.query, self.path)
+        return url_warnings(self.scheme, self.raw_query, self.path)
 
     def check_keys(self, known: Iterable[str]) -> None:
         """Reject query keys the service does not know (typos would be silently ignored).
