@@ -2,8 +2,10 @@
 
 ``eventbus urls generate SERVICE`` (``generate.py``) builds one from its parts.
 
-For each URL (a shoutrrr-style service URL, or a plain ``http(s)://`` URL,
-which is a ``webhook`` channel): the service, the redacted settings, the
+For each URL (a shoutrrr-style service URL, an Apprise URL of a common
+service, or a plain ``http(s)://`` URL, which is a ``webhook`` channel): the
+service, how an Apprise URL was read, the redacted settings, the shoutrrr
+keys accepted but not honoured (warnings), the
 rate limit, and the exact request(s) a sample notification would make (method, endpoint with
 secrets masked, headers, body). The plan comes from the same channel code
 that sends; nothing is sent. Exit 2 if any URL is invalid.
@@ -58,6 +60,7 @@ Examples:
   eventbus urls verify 'telegram://123456:AAE-bot-token@telegram?chats=-1001234567890'
   eventbus urls verify 'discord://TOKEN@123456789012345678' 'ntfy://ntfy.sh/alerts'
   eventbus urls verify 'https://hooks.example.com/eventbus'   # a webhook URL
+  eventbus urls verify 'tgram://123456789:AAE-bot-token/-1001234567890'   # Apprise's form
 
 Quote URLs in the shell ('&' and '?' are special). Nothing is sent.""",
 )
