@@ -40,6 +40,7 @@ APPRISE_SCHEMES: Final = {
     "mmosts": "mattermost",
     "workflow": "teams",
     "workflows": "teams",
+    "msteams": "teams",  # only to say what replaced it
 }
 
 
@@ -315,6 +316,12 @@ def _mail(parts: _Parts, secure: bool) -> str:
 def translate(scheme: str, rest: str) -> str | None:
     """The shoutrrr URL an Apprise URL (``scheme://rest``) means, or None if it is not one."""
     scheme = scheme.lower()
+    if scheme == "msteams":
+        raise ChannelConfigError(
+            "msteams:// is Apprise's Office 365 connector form, which Microsoft retired: "
+            "create a Power Automate workflow and use workflow://HOST/WORKFLOW_ID/SIGNATURE "
+            "or teams://?host=<percent-encoded workflow URL>"
+        )
     if scheme == "tgram":
         body, mark, query = rest.partition("?")
         authority, _, tail = body.partition("/")

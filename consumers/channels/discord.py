@@ -123,8 +123,9 @@ def create(spec: ChannelSpec, deps: ChannelDeps) -> DiscordChannel:
     api_base = base_url(opts.string("api_base"), DEFAULT_API_BASE)
     opts.done()
     url.check_keys(_URL_KEYS)
+    # shoutrrr reads the token from the user name only (discord_config.go)
     token = require(
-        url.password or url.user,
+        url.user,
         "discord webhook token",
         "write discord://TOKEN@WEBHOOK_ID (from .../api/webhooks/WEBHOOK_ID/TOKEN)",
     )

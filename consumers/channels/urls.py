@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl, unquote
 from eventbus.errors import ChannelConfigError
 from eventbus.settings import ChannelSpec
 
-from ._apprise import translate
+from ._apprise import APPRISE_SCHEMES, translate
 from ._compat import UNHONOURED, canonical_key, url_warnings
 from ._suggest import did_you_mean
 
@@ -233,10 +233,10 @@ def _scheme(url: str, known: list[str]) -> tuple[str, str, str]:
     full_scheme, rest = match.group(1).lower(), match.group(2)
     scheme, _, subscheme = full_scheme.partition("+")
     if scheme not in known:
-        hint = did_you_mean([scheme], known)
+        hint = did_you_mean([scheme], [*known, *APPRISE_SCHEMES])
         raise ChannelConfigError(
-            f"unknown URL scheme {full_scheme!r}: use one of {', '.join(known)}"
-            + (f"; {hint}" if hint else "")
+            f"unknown URL scheme {full_scheme!r}: use one of {', '.join(known)} "
+            f"(or Apprise's {', '.join(sorted(APPRISE_SCHEMES))})" + (f"; {hint}" if hint else "")
         )
     if not rest.startswith("//"):
         raise ChannelConfigError(

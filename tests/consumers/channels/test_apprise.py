@@ -217,6 +217,9 @@ def test_apprise_mail_urls(
         pytest.param("matrixs://localhost/#room", "t2bot", id="matrix-no-credentials"),
         pytest.param("workflow://host/workflow", "WORKFLOW_ID/SIGNATURE", id="workflow-no-sig"),
         pytest.param("mailto://localhost", "needs a sender", id="mailto-no-sender"),
+        pytest.param(
+            "msteams://team/tokenA/tokenB/tokenC", "retired", id="msteams-connector"
+        ),  # Apprise's former apprise/plugins/msteams.py layout
         pytest.param("pover://tokenonly", "USER_KEY@API_TOKEN", id="pover-no-user"),
         pytest.param(
             "tgram://123456789:abcdefg_hijklmnop/1?silent=maybe&footer=no",

@@ -223,6 +223,12 @@ REFUSED = [
     # (url, source, what the error says)
     pytest.param("discord://@123456789", DISCORD_CONFIG, "token", id="discord-no-token"),
     pytest.param("discord://token@", DISCORD_CONFIG, "webhook id", id="discord-no-id"),
+    pytest.param(
+        "discord://:token@123456789",
+        "pkg/services/chat/discord/discord_config.go",  # Token `url:"user"`
+        "token",
+        id="discord-token-as-password",
+    ),
     pytest.param("discord://token@123456789/invalid", DISCORD_CONFIG, "path", id="discord-path"),
     pytest.param(
         "discord://token@123456789?invalid_key=value", DISCORD_CONFIG, "unknown", id="discord-key"
