@@ -6,12 +6,19 @@ from: the plugin's ``templates`` or the plugin's test module.
 
 from __future__ import annotations
 
-import pytest
+import contextlib
 
+import httpx
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from consumers.channels._apprise import APPRISE_SCHEMES
 from consumers.channels.urls import parse_url
 from eventbus.errors import ChannelConfigError
 
 from .parity import Case, case, check, made
+from .support import build
 
 HOOK_TOKEN = "B" * 68  # Discord webhook tokens are 68 characters
 SLACK_HOOK_URL = "https://hooks.slack.com/services/T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7FQ"
@@ -251,3 +258,17 @@ def test_shoutrrr_layouts_of_shared_schemes_stay_shoutrrr(url: str) -> None:
     except ChannelConfigError:  # pragma: no cover - every URL here parses
         raise
     assert parsed.apprise == ""
+
+
+APPRISE_TAIL = st.text(alphabet="ab1:/@#?&=%.-_ xoxb", max_size=60)
+# one client for every example: building channels makes no request
+CLIENT = httpx.AsyncClient()
+
+
+@settings(deadline=None, max_examples=60)
+@given(APPRISE_TAIL)
+def test_any_apprise_url_parses_or_says_why(tail: str) -> None:
+    # whatever follows an Apprise (or shared) scheme, the only failure is a config error
+    for scheme in (*APPRISE_SCHEMES, "discord", "slack", "ntfy", "matrix"):
+        with contextlib.suppress(ChannelConfigError):
+            build(CLIENT, f"{scheme}://{tail}")
