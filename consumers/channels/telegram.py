@@ -257,8 +257,10 @@ def create(spec: ChannelSpec, deps: ChannelDeps) -> TelegramChannel:
             "write telegram://BOT_TOKEN@telegram?chats=... (the token has the form 123:ABC)",
         )
         chats_raw = url.get("chats", "") or ""
-        # shoutrrr's defaults (telegram_config.go): no parse mode, previews on
-        parse_mode = _parse_mode(url.get("parsemode") or "None")
+        # shoutrrr's default (telegram_config.go) for previews: on. Its parse
+        # mode defaults to None; eventbus keeps HTML, escaped, for a bold title
+        # (parseMode=None sends the plain text).
+        parse_mode = _parse_mode(url.get("parsemode"))
         notification = url.flag("notification", True)
         preview = url.flag("preview", True)
         title = url.get("title", "") or ""

@@ -100,17 +100,24 @@ ACCEPTED = [
         json={"channel": "C0123456789", "username": "ops"},
         id="slack-bot",
     ),
-    # -- telegram: shoutrrr's defaults are no parse mode and previews on
+    # -- telegram: previews on by default, as in shoutrrr; HTML (escaped) by default
     case(
         "telegram://12345:mock-token@telegram/?chats=@channel1",
         TELEGRAM_TEST,  # with a chat Telegram accepts (see STRICTER)
         TELEGRAM,
-        json={
-            "chat_id": "@channel1",
-            "text": "capsule.create failed: capsule c1 (team-1)\n"
-            "Outcome: error\nError: quota exceeded\nhttps://example.com/c1",
-        },
+        json={"chat_id": "@channel1", "parse_mode": "HTML", "link_preview_options": None},
         id="telegram-defaults",
+    ),
+    case(
+        "telegram://12345:mock-token@telegram/?chats=@channel1&parseMode=None",
+        "pkg/services/chat/telegram/telegram_parsemode.go",  # None, Markdown, HTML, MarkdownV2
+        TELEGRAM,
+        json={
+            "parse_mode": None,
+            "text": "capsule.create failed: capsule c1 (team-1)\nOutcome: error\n"
+            "Error: quota exceeded\nhttps://example.com/c1",
+        },
+        id="telegram-plain",
     ),
     case(
         "telegram://12345:mock-token@telegram/?channels=-1001,-1002",

@@ -30,7 +30,7 @@ SECRET_PART = TOKEN.split(":", 1)[1]
         pytest.param(
             f"telegram://{TOKEN}@telegram?chats=@mychannel",
             ["@mychannel"],
-            None,  # shoutrrr's default parse mode
+            "HTML",
             id="channel-username",
         ),
         pytest.param(
@@ -48,7 +48,7 @@ SECRET_PART = TOKEN.split(":", 1)[1]
         pytest.param(
             f"telegram://{TOKEN}@telegram?chats=1&notification=no&preview=yes&title=Prod",
             ["1"],
-            None,
+            "HTML",
             id="shoutrrr-options",
         ),
     ],
