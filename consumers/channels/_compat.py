@@ -23,6 +23,7 @@ from typing import Final
 
 __all__ = [
     "ALIASES",
+    "CARD_COLORS",
     "UNHONOURED",
     "Unhonoured",
     "canonical_key",
@@ -84,6 +85,16 @@ UNHONOURED: Final[Mapping[str, Mapping[str, Unhonoured]]] = {
 }
 
 
+# shoutrrr's teams_service.go colorToEnum: colour names -> Adaptive Card colours
+CARD_COLORS: Final[Mapping[str, str]] = {
+    **dict.fromkeys(("red", "attention", "danger"), "attention"),
+    **dict.fromkeys(("orange", "yellow", "warning", "warn"), "warning"),
+    **dict.fromkeys(("green", "good", "success"), "good"),
+    **dict.fromkeys(("blue", "accent"), "accent"),
+    "dark": "dark",
+    "light": "light",
+    "default": "default",
+}
 # shoutrrr's teams_validation.go: the hosts a Power Automate workflow URL has
 _WORKFLOW_URL = re.compile(
     r"^https://[a-zA-Z0-9][a-zA-Z0-9.-]*\.logic\.azure(?:\.[a-z]{2,})?(:\d+)?/"
@@ -124,6 +135,12 @@ def _value_warnings(scheme: str, query: Mapping[str, str]) -> list[str]:
         return [
             "smtp URL auth=OAuth2 is accepted but not honoured: eventbus logs in with the "
             "password (PLAIN/LOGIN/CRAM-MD5 as the server offers), not XOAUTH2"
+        ]
+    color = query.get("color", "").strip().lower()
+    if scheme == "teams" and color and color not in CARD_COLORS:
+        return [
+            f"teams URL color={query['color']!r} is not an Adaptive Card colour: the title "
+            f"uses the default colour (use one of {', '.join(sorted(CARD_COLORS))})"
         ]
     workflow = query.get("host", "")
     if scheme == "teams" and workflow and not _WORKFLOW_URL.match(workflow):

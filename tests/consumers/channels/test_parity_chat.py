@@ -6,13 +6,14 @@ eventbus is deliberately stricter than shoutrrr, the case says why.
 
 from __future__ import annotations
 
+import json
 from urllib.parse import quote
 
 import pytest
 
 from eventbus.errors import ChannelConfigError
 
-from .parity import Case, case, check, made
+from .parity import Case, case, check, first_request, made
 
 SLACK_HOOK = "AAAAAAAAA-BBBBBBBBB-123456789123456789123456"
 SLACK_HOOK_URL = "https://hooks.slack.com/services/AAAAAAAAA/BBBBBBBBB/123456789123456789123456"
@@ -192,6 +193,19 @@ ACCEPTED = [
     # -- teams: the workflow URL, percent-encoded, in host=
     case(f"teams://?host={quote(WORKFLOW, safe='')}", TEAMS, WORKFLOW, id="teams-workflow"),
     case(
+        f"teams://?host={quote(WORKFLOW, safe='')}&title=Alert&color=Red",
+        "docs/services/chat/teams/index.md",  # red is Adaptive Card's "attention"
+        WORKFLOW,
+        id="teams-title-color",
+    ),
+    case(
+        f"teams://?host={quote(WORKFLOW, safe='')}&color=%23ff0000",
+        "pkg/services/chat/teams/teams_service.go",  # colorToEnum: anything else is default
+        WORKFLOW,
+        warns=("not an Adaptive Card colour",),
+        id="teams-unknown-color-warns",
+    ),
+    case(
         "teams://?host=" + quote("https://example.com/webhook", safe=""),
         TEAMS,  # ValidateWebhookURL refuses it at send time: eventbus warns
         "https://example.com/webhook",
@@ -204,6 +218,12 @@ ACCEPTED = [
 @pytest.mark.parametrize("item", ACCEPTED)
 def test_shoutrrr_url_makes_the_same_request(item: Case) -> None:
     check(item)
+
+
+def test_teams_colour_names_become_adaptive_card_colours() -> None:
+    # pkg/services/chat/teams/teams_service.go: colorToEnum
+    card = first_request(made(f"teams://?host={quote(WORKFLOW, safe='')}&title=Alert&color=Red"))
+    assert card.json is not None and '"color": "attention"' in json.dumps(card.json)
 
 
 @pytest.mark.parametrize(
