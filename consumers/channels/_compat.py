@@ -136,6 +136,12 @@ def _value_warnings(scheme: str, query: Mapping[str, str]) -> list[str]:
             "smtp URL auth=OAuth2 is accepted but not honoured: eventbus logs in with the "
             "password (PLAIN/LOGIN/CRAM-MD5 as the server offers), not XOAUTH2"
         ]
+    fields = sorted(key for key in query if key.startswith("$") and len(key) > 1)
+    if scheme == "generic" and fields and query.get("template", "").lower() != "json":
+        return [
+            f"generic URL field(s) {', '.join(map(repr, fields))} are accepted but not "
+            "honoured: without template=json the body is plain text (add template=json)"
+        ]
     color = query.get("color", "").strip().lower()
     if scheme == "teams" and color and color not in CARD_COLORS:
         return [

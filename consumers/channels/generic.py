@@ -180,8 +180,7 @@ def create(spec: ChannelSpec, deps: ChannelDeps) -> GenericChannel:
         raise ChannelConfigError(
             "generic contenttype is JSON but the body would be plain text: add template=json"
         )
-    if extra and not template:
-        raise ChannelConfigError("generic $field=value needs template=json (a JSON body)")
+    # shoutrrr drops $field=value from a plain-text body; url_warnings says so
     method = (url.get("method") or "POST").upper()
     if method not in _METHODS:
         raise ChannelConfigError(

@@ -24,7 +24,7 @@ from .base import ChannelDeps, Message
 
 __all__ = ["GotifyChannel", "create"]
 
-_URL_KEYS = ("priority", "title", "disabletls", "useheader", "extras", "date")
+_URL_KEYS = ("priority", "title", "disabletls", "useheader", "extras", "date", "token")
 # shoutrrr's gotify_validation.go: a 15-character application token starting
 # with 'A', or a newer "gtfyX." token of at least 49 characters.
 _TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_")
@@ -98,6 +98,13 @@ def create(spec: ChannelSpec, deps: ChannelDeps) -> GotifyChannel:
             "gotify URL has no application token: write gotify://host[/subpath]/TOKEN"
         )
     *subpath, token = url.path
+    if url.get("token") is not None:
+        # shoutrrr's docs also write the API URL: gotify://host[/path]/message?token=T
+        if token != "message":
+            raise ChannelConfigError(
+                "gotify URL has both a token path and token=: write gotify://host/TOKEN"
+            )
+        token = url.get("token") or ""
     if not _token_ok(token):
         raise ChannelConfigError(
             "gotify token (the last path segment) does not look like an application token "

@@ -139,6 +139,29 @@ ACCEPTED = [
         "https://my.gotify.tld/message",
         id="gotify-enhanced-token",
     ),
+    case(
+        "gotify://gotify.example.com:443/path/to/gotify/message?token=AzyoeNS.D4iJLVa"
+        "&title=Great+News&priority=1",
+        "docs/services/push/gotify/index.md",  # the docs' API-URL form
+        "https://gotify.example.com:443/path/to/gotify/message",
+        headers={"X-Gotify-Key": "AzyoeNS.D4iJLVa"},
+        json={"priority": 1},
+        id="gotify-docs-token-query",
+    ),
+    case(
+        "gotify://gotify.example.com/message?token=AzyoeNS.D4iJLVa&date=2023-12-25%2010:00:00",
+        "docs/services/push/gotify/index.md",  # "Basic date-time format", read as UTC
+        "https://gotify.example.com/message",
+        json={"date": "2023-12-25T10:00:00Z"},
+        id="gotify-docs-basic-date",
+    ),
+    case(
+        "gotify://gotify.example.com/message?token=AzyoeNS.D4iJLVa&date=1703498400",
+        "docs/services/push/gotify/index.md",  # "Unix timestamp"
+        "https://gotify.example.com/message",
+        json={"date": "2023-12-25T10:00:00Z"},
+        id="gotify-docs-unix-date",
+    ),
     # -- pushover: pushover://shoutrrr:TOKEN@USER
     case(
         "pushover://:apptoken@usertoken?title=Plain+Title",
@@ -197,6 +220,13 @@ ACCEPTED = [
         "https://host.tld/webhook",
         json={"header": "capsule.create failed: capsule c1 (team-1)"},
         id="generic-json-keys",
+    ),
+    case(
+        "generic://example.com?$projection=retroazimuthal",
+        GENERIC_DOCS,  # without template=json shoutrrr drops the field: eventbus warns
+        "https://example.com/",
+        warns=("'$projection'",),
+        id="generic-field-without-json-warns",
     ),
     case(
         "generic://host.tld/webhook?template=json&$context=inside+joke",
@@ -305,6 +335,18 @@ REFUSED = [
         GOTIFY,
         "JSON object",
         id="gotify-bad-extras",
+    ),
+    pytest.param(
+        "gotify://gotify.example.com/message?date=invalid-date&token=AzyoeNS.D4iJLVa",
+        "docs/services/push/gotify/index.md",
+        "not a date",
+        id="gotify-bad-date",
+    ),
+    pytest.param(
+        "gotify://example.com/message?token=AzyoeNS.D4iJLVa&priority=15",
+        "docs/services/push/gotify/index.md",  # "Validation Failure Example"
+        "-2 to 10",
+        id="gotify-priority-15",
     ),
     pytest.param(
         "pushover://:apptoken@usertoken?encryptionkey=0123456789abcdef",
