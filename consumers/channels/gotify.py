@@ -100,7 +100,7 @@ def create(spec: ChannelSpec, deps: ChannelDeps) -> GotifyChannel:
     *subpath, token = url.path
     if url.get("token") is not None:
         # shoutrrr's docs also write the API URL: gotify://host[/path]/message?token=T
-        if token != "message":
+        if url.path[-1] != "message":
             raise ChannelConfigError(
                 "gotify URL has both a token path and token=: write gotify://host/TOKEN"
             )
