@@ -185,8 +185,9 @@ def _fix_for(spec: ChannelSpec, error: ChannelConfigError) -> str:
     """
     if isinstance(error, SuggestingError) and error.fix:
         return error.fix
-    if spec.url is None or spec.kind not in CHANNEL_TYPES:
+    kind = APPRISE_SCHEMES.get(spec.kind, spec.kind)
+    if spec.url is None or kind not in CHANNEL_TYPES:
         return ""
-    if spec.kind == "webhook" or CHANNEL_TYPES[spec.kind].schemes:
+    if kind == "webhook" or CHANNEL_TYPES[kind].schemes:
         return f"check it with: eventbus urls verify '<the {spec.kind} URL>'"
     return ""

@@ -71,3 +71,13 @@ def test_config_check_names_unhonoured_keys(tmp_path: Path) -> None:
     assert "warning: pushover URL key 'key' is accepted but not honoured" in result.output
     assert "ab" * 32 not in result.output
     assert "ops" in result.output and "telegram" in result.output
+
+
+def test_config_check_points_a_broken_apprise_url_at_urls_verify() -> None:
+    from consumers.channels.registry import channel_problems
+    from eventbus.settings import Settings
+
+    settings = Settings(channels=[{"name": "phone", "url": "pover://tokenonly"}])
+    [(_, message, fix)] = list(channel_problems(settings))
+    assert "USER_KEY@API_TOKEN" in message
+    assert fix == "check it with: eventbus urls verify '<the pover URL>'"
