@@ -29,7 +29,7 @@ from eventbus.settings import ChannelSpec
 
 from ..channels._http import SHOWN_HEADERS, USER_AGENT, HttpChannel, PlannedRequest
 from ..channels.base import Channel, ChannelDeps, Message
-from ..channels.registry import create_channel
+from ..channels.registry import channel_warnings, create_channel
 from ..channels.smtp import SmtpChannel
 from ..channels.urls import ParsedURL, parse_url
 from ..ratelimit import limiter_for
@@ -122,13 +122,15 @@ def _verify_one(index: int, url: str, client: Any, show_body: bool) -> bool:
         click.echo(f"  url:        {hide(_redacted_url(parsed))}")
         for key, value in parsed.raw_query:
             click.echo(f"    {key} = {_shown_query_value(key, value, hide)}")
-        for warning in parsed.warnings():
-            click.secho(f"  warning:    {warning}", fg="yellow")
     else:
         click.echo(
             "  signing:    Standard Webhooks; shown with a sample secret "
             "(set secret: whsec_... on the channel to sign with yours)"
         )
+    # The URL's keys accepted but not acted on, and the service's own advice
+    # (the same lines `config check` prints for a channel).
+    for warning in channel_warnings(spec):
+        click.secho(f"  warning:    {warning}", fg="yellow")
     click.echo(f"  rate limit: {limiter.describe() if limiter else 'none'}")
     if isinstance(channel, HttpChannel | SmtpChannel):
         _print_plan(channel.plan(_sample_message()), hide, show_body)

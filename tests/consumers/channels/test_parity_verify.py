@@ -81,3 +81,27 @@ def test_config_check_points_a_broken_apprise_url_at_urls_verify() -> None:
     [(_, message, fix)] = list(channel_problems(settings))
     assert "USER_KEY@API_TOKEN" in message
     assert fix == "check it with: eventbus urls verify '<the pover URL>'"
+
+
+@pytest.mark.parametrize(
+    ("url", "warning"),
+    [
+        pytest.param(
+            "zulip://bot%40example.com:abcdefgh@chat.example.com/?stream=ops&unknownkey=1",
+            "'unknownkey' are ignored",
+            id="zulip-unknown-key",
+        ),
+        pytest.param(
+            "rocketchat://user@chat.example.com/tokenA/tokenB/%23ops?foo=bar",
+            "'foo' have no effect",
+            id="rocketchat-any-key",
+        ),
+    ],
+)
+def test_verify_prints_the_services_own_warnings(url: str, warning: str) -> None:
+    # A service's own advice (not only the URL table's) reaches urls verify,
+    # as it reaches config check.
+    result = CliRunner().invoke(cli, ["urls", "verify", "--no-body", url])
+    assert result.exit_code == 0, result.output
+    assert "warning:" in result.output and warning in result.output
+    assert "##" not in result.output, "a %23-encoded channel is named once"
