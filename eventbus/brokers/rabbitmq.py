@@ -1,0 +1,463 @@
+"""RabbitMQ backend (aio-pika): the same ``Broker`` guarantees on a second engine.
+
+Wraps one robust aio-pika connection (it reconnects with backoff and restores
+channels and consumers). Publishing goes through one channel with publisher
+confirms: ``publish`` returns once RabbitMQ confirmed a persistent message
+that reached the group queue (``mandatory``), and raises ``BrokerError`` on a
+nack, a return (unroutable) or a timeout (``broker.socket_timeout``). The
+message id is the event id, so receivers deduplicate as on Redis.
+
+Each consumer gets its own channel (prefetch = ``consumer.max_in_flight``,
+manual ack). Closing it, or losing the connection, hands its unacked
+messages back at once. RabbitMQ counts deliveries (``x-delivery-count``);
+a message past ``x-delivery-limit`` (= ``consumer.max_receives``) is
+dead-lettered by the server with the reason ``delivery_limit``. Delivery
+records, retries and routing state stay in Redis in this mode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import itertools
+import logging
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Self
+
+import aio_pika
+import orjson
+from aio_pika import exceptions as amqp_errors
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
+from aiormq.exceptions import ChannelAccessRefused
+
+from ..errors import BrokerError, BrokerUnavailable, EventBusError
+from ..live import live_message
+from ..settings import Settings, redact_url
+from .base import DeadLetter, Received
+from .rabbitmq_topology import Topology
+
+__all__ = ["RabbitMQ", "Topology"]
+
+log = logging.getLogger(__name__)
+
+_UNAVAILABLE = (
+    amqp_errors.AMQPConnectionError,
+    amqp_errors.ChannelInvalidStateError,
+    ConnectionError,
+    OSError,
+)
+_REASON = "x-eventbus-reason"
+_ERROR = "x-eventbus-error"
+_AT = "x-eventbus-at"
+
+
+@dataclass(slots=True)
+class _Consumer:
+    channel: AbstractChannel
+    queue: AbstractQueue
+    tag: str
+    inbox: asyncio.Queue[AbstractIncomingMessage] = field(default_factory=asyncio.Queue)
+
+
+class RabbitMQ:
+    """The ``Broker`` on RabbitMQ; ``async with`` (or ``start``/``close``) around its use.
+
+    ``group`` is the consumer group whose queue publishing declares, so an
+    event published before any worker started is kept, not returned.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        prefix: str = "eventbus",
+        *,
+        group: str | None = "delivery",
+        max_receives: int = 5,
+        prefetch: int = 256,
+        timeout: float = 5.0,
+    ) -> None:
+        self._url = url
+        self.url_redacted = redact_url(url)
+        self.topology = Topology(prefix, max_receives)
+        self.group = group
+        self.max_receives = max_receives
+        self.prefetch = prefetch
+        self.timeout = timeout
+        self._connection: AbstractRobustConnection | None = None
+        self._channel: AbstractChannel | None = None
+        self._exchanges: tuple[AbstractExchange, AbstractExchange, AbstractExchange] | None = None
+        self._groups: set[str] = set()
+        self._consumers: dict[tuple[str, str], _Consumer] = {}
+        self._held: dict[str, tuple[tuple[str, str], AbstractIncomingMessage]] = {}
+        self._handles = itertools.count(1)
+        self._closed = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        consumer = settings.consumer
+        return cls(
+            settings.broker.amqp_url.get_secret_value(),
+            settings.broker.prefix,
+            group=consumer.group,
+            max_receives=consumer.max_receives,
+            prefetch=consumer.max_in_flight,
+            timeout=settings.broker.socket_timeout,
+        )
+
+    def __repr__(self) -> str:
+        return f"RabbitMQ({self.url_redacted!r}, prefix={self.topology.prefix!r})"
+
+    # -- lifecycle ------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect, declare the exchanges and the group queue (idempotent)."""
+        if self._closed:
+            raise EventBusError("this RabbitMQ broker is closed; create a new one")
+        if self._connection is not None:
+            return
+        with self._translated("connect"):
+            self._connection = await aio_pika.connect_robust(self._url, timeout=self.timeout)
+            self._channel = await self._connection.channel(
+                publisher_confirms=True, on_return_raises=True
+            )
+            self._exchanges = await self.topology.declare_exchanges(self._channel)
+        if self.group is not None:
+            await self.ensure_group(self.group)
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._connection is not None:
+            with contextlib.suppress(*_UNAVAILABLE, amqp_errors.AMQPError):
+                await self._connection.close()
+        self._connection = self._channel = self._exchanges = None
+        self._consumers.clear()
+        self._held.clear()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    def _open(self) -> tuple[AbstractChannel, tuple[AbstractExchange, ...]]:
+        if self._channel is None or self._exchanges is None:
+            state = "closed" if self._closed else "not started"
+            raise EventBusError(f"this RabbitMQ broker is {state}: use 'async with' or start()")
+        return self._channel, self._exchanges
+
+    @contextlib.contextmanager
+    def _translated(self, what: str) -> Iterator[None]:
+        """aio-pika's errors as ``BrokerError``; the password never in the text."""
+        try:
+            yield
+        except TimeoutError as exc:
+            raise BrokerError(
+                f"{what}: RabbitMQ at {self.url_redacted} did not answer within "
+                f"{self.timeout:g}s (broker.socket_timeout)"
+            ) from exc
+        except amqp_errors.PublishError as exc:
+            raise BrokerError(
+                f"{what}: RabbitMQ returned the message as unroutable: no queue of "
+                f"exchange {self.topology.events!r} takes it; start a worker or run "
+                "'eventbus broker setup' to declare the group queue"
+            ) from exc
+        except amqp_errors.DeliveryError as exc:
+            raise BrokerError(f"{what}: RabbitMQ refused the message (nack)") from exc
+        except amqp_errors.ChannelPreconditionFailed as exc:
+            raise BrokerError(
+                f"{what}: {self._scrub(exc)}; a queue or exchange of prefix "
+                f"{self.topology.prefix!r} exists with other arguments (e.g. another "
+                "consumer.max_receives): delete it or match its arguments"
+            ) from exc
+        except ChannelAccessRefused as exc:
+            raise BrokerError(
+                f"{what}: {self._scrub(exc)}; this user may not configure the vhost: "
+                "run 'eventbus broker setup' as a user who may"
+            ) from exc
+        except _UNAVAILABLE as exc:
+            raise BrokerUnavailable(
+                f"{what}: RabbitMQ at {self.url_redacted} is unreachable "
+                f"({type(exc).__name__}: {self._scrub(exc)})"
+            ) from exc
+        except amqp_errors.AMQPError as exc:
+            raise BrokerError(f"{what}: RabbitMQ error: {self._scrub(exc)}") from exc
+
+    def _scrub(self, exc: BaseException) -> str:
+        text = str(exc)
+        password = self._url.partition("://")[2].rpartition("@")[0].partition(":")[2]
+        return text.replace(password, "***") if password else text
+
+    # -- publishing -----------------------------------------------------------
+
+    async def publish(self, team_id: str, payload: str) -> str:
+        """Publish durably (confirmed) and mirror live; returns the event id."""
+        return await self._publish_one("publish", team_id, payload)
+
+    async def publish_many(self, items: Sequence[tuple[str, str]]) -> list[str]:
+        """Every message in flight at once; returns once all are confirmed."""
+        sends = (self._publish_one("publish_many", team, payload) for team, payload in items)
+        return list(await asyncio.gather(*sends))
+
+    async def publish_transient(self, team_id: str, payload: str) -> int:
+        """Live only (not persistent, not mandatory); 0: RabbitMQ does not count listeners."""
+        _channel, (_events, live, _dlq) = self._open()
+        event_type, _event_id = _envelope_keys(payload)
+        message = aio_pika.Message(
+            live_message(None, payload).encode(),
+            headers={"team_id": team_id},
+            content_type="application/json",
+        )
+        with self._translated("publish_transient"):
+            await live.publish(message, event_type, mandatory=False, timeout=self.timeout)
+        return 0
+
+    async def _publish_one(self, what: str, team_id: str, payload: str) -> str:
+        _channel, (events, live, _dlq) = self._open()
+        event_type, event_id = _envelope_keys(payload)
+        body = payload.encode()
+        durable = aio_pika.Message(
+            body,
+            message_id=event_id,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            content_type="application/json",
+            headers={"team_id": team_id},
+        )
+        mirror = aio_pika.Message(
+            live_message(None, payload).encode(),
+            message_id=event_id,
+            content_type="application/json",
+            headers={"team_id": team_id, "durable": True},
+        )
+        with self._translated(what):
+            await events.publish(durable, event_type, mandatory=True, timeout=self.timeout)
+        try:
+            await live.publish(mirror, event_type, mandatory=False, timeout=self.timeout)
+        except (TimeoutError, amqp_errors.AMQPError, *_UNAVAILABLE) as exc:
+            # The event is stored; the live mirror is best effort, as on Redis.
+            log.warning("broker.live_mirror_failed: %s", type(exc).__name__)
+        return event_id or ""
+
+    # -- consuming ------------------------------------------------------------
+
+    async def ensure_group(self, group: str) -> None:
+        channel, _exchanges = self._open()
+        if group in self._groups:
+            return
+        with self._translated(f"declare the queue of group {group!r}"):
+            await self.topology.declare_group(channel, group)
+        self._groups.add(group)
+
+    async def _consumer(self, group: str, name: str) -> _Consumer:
+        key = (group, name)
+        found = self._consumers.get(key)
+        if found is not None:
+            return found
+        await self.ensure_group(group)
+        assert self._connection is not None
+        with self._translated(f"consume from group {group!r}"):
+            channel = await self._connection.channel()
+            await channel.set_qos(prefetch_count=self.prefetch)
+            queue = await channel.get_queue(self.topology.queue(group), ensure=False)
+            inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+
+            async def take(message: AbstractIncomingMessage) -> None:
+                inbox.put_nowait(message)
+
+            tag = await queue.consume(take, no_ack=False, consumer_tag=f"{name}-{id(inbox):x}")
+        self._consumers[key] = found = _Consumer(channel, queue, tag, inbox)
+        return found
+
+    async def consume(
+        self, group: str, consumer: str, count: int, block: float | None
+    ) -> list[Received]:
+        """Up to ``count`` messages; over-received ones go back to be dead-lettered."""
+        held = await self._consumer(group, consumer)
+        waiting: list[AbstractIncomingMessage] = []
+        if held.inbox.empty() and block:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(block):
+                    waiting.append(await held.inbox.get())
+        out: list[Received] = []
+        while len(out) < count and (waiting or not held.inbox.empty()):
+            message = waiting.pop() if waiting else held.inbox.get_nowait()
+            if _stale(message):
+                continue  # from a channel lost since: RabbitMQ hands it out again
+            receives = int(str((message.headers or {}).get("x-delivery-count") or 0)) + 1
+            if receives > self.max_receives:
+                # One more return passes x-delivery-limit: the server dead-letters it.
+                await self._settle(message, requeue=True)
+                continue
+            handle = f"{next(self._handles)}"
+            self._held[handle] = ((group, consumer), message)
+            out.append(Received(handle, message.body, receives))
+        return out
+
+    async def ack(self, group: str, ids: Sequence[str]) -> None:
+        for handle in ids:
+            held = self._held.pop(handle, None)
+            if held is not None:
+                await self._settle(held[1])
+
+    async def _settle(self, message: AbstractIncomingMessage, requeue: bool = False) -> None:
+        """Ack (or return) one message; a failure is logged: it will come back."""
+        try:
+            if requeue:
+                await message.nack(requeue=True)
+            else:
+                await message.ack()
+        except (amqp_errors.AMQPError, *_UNAVAILABLE) as exc:
+            log.warning("broker.ack_failed: %s (the message will be received again)", exc)
+
+    async def dead_letter(self, group: str, message: Received, reason: str, error: str) -> str:
+        """Publish to the dead letters (confirmed) with the reason, then ack."""
+        _channel, (_events, _live, dlq) = self._open()
+        held = self._held.get(message.id)
+        original = held[1].message_id if held is not None else None
+        dead_id = original or _body_id(message.payload or b"")
+        headers = {_REASON: reason, _ERROR: error[:2000], _AT: repr(time.time())}
+        letter = aio_pika.Message(
+            message.payload or b"",
+            message_id=dead_id,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            headers={**headers, "x-eventbus-group": group},
+        )
+        with self._translated("dead letter"):
+            await dlq.publish(letter, "", timeout=self.timeout)
+        await self.ack(group, [message.id])
+        return dead_id
+
+    async def release(self, group: str, consumer: str) -> None:
+        """Cancel and close the consumer's channel: RabbitMQ requeues what it held."""
+        held = self._consumers.pop((group, consumer), None)
+        if held is None:
+            return
+        for handle in [h for h, (key, _m) in self._held.items() if key == (group, consumer)]:
+            del self._held[handle]
+        with contextlib.suppress(amqp_errors.AMQPError, *_UNAVAILABLE):
+            await held.channel.close()
+
+    # -- dead letters ---------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _dead_queue(self) -> AsyncIterator[AbstractQueue]:
+        """The dead-letter queue on a channel of its own: what is not acked goes back."""
+        assert self._connection is not None
+        self._open()
+        with self._translated("read the dead letters"):
+            channel = await self._connection.channel()
+            try:
+                yield await channel.get_queue(self.topology.dlq, ensure=False)
+            finally:
+                with contextlib.suppress(amqp_errors.AMQPError, *_UNAVAILABLE):
+                    await channel.close()
+
+    async def dead_letters(self, count: int = 100) -> list[DeadLetter]:
+        out: list[DeadLetter] = []
+        async with self._dead_queue() as queue:
+            while len(out) < count:
+                message = await queue.get(no_ack=False, fail=False, timeout=self.timeout)
+                if message is None:
+                    break
+                out.append(_dead_letter(message, self.max_receives))
+        return out
+
+    async def redrive(self, ids: Sequence[str] | None = None) -> list[tuple[str, str]]:
+        """Publish dead letters to the events exchange again, then drop them here."""
+        wanted = None if ids is None else set(ids)
+        moved: list[tuple[str, str]] = []
+        async with self._dead_queue() as queue:
+            while True:
+                message = await queue.get(no_ack=False, fail=False, timeout=self.timeout)
+                if message is None:
+                    break
+                letter = _dead_letter(message, self.max_receives)
+                if wanted is not None and letter.id not in wanted:
+                    continue
+                team = str((message.headers or {}).get("team_id") or "")
+                new_id = await self._publish_one("redrive", team, message.body.decode())
+                await message.ack()
+                moved.append((letter.id, new_id))
+        return moved
+
+    # -- live mirror ----------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def live(self) -> AsyncIterator[AsyncIterator[bytes]]:
+        """An exclusive auto-delete queue bound to ``<prefix>.live``, for this reader only."""
+        self._open()
+        assert self._connection is not None
+        inbox: asyncio.Queue[bytes] = asyncio.Queue(maxsize=10000)
+
+        async def take(message: AbstractIncomingMessage) -> None:
+            with contextlib.suppress(asyncio.QueueFull):  # best effort, as Pub/Sub
+                inbox.put_nowait(message.body)
+
+        with self._translated("subscribe to the live mirror"):
+            channel = await self._connection.channel()
+            queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+            await queue.bind(self.topology.live, "#")
+            await queue.consume(take, no_ack=True)
+        try:
+            yield _drain(inbox)
+        finally:
+            with contextlib.suppress(amqp_errors.AMQPError, *_UNAVAILABLE):
+                await channel.close()
+
+
+def _stale(message: AbstractIncomingMessage) -> bool:
+    try:
+        return bool(message.channel.is_closed)
+    except amqp_errors.ChannelInvalidStateError:
+        return True
+
+
+async def _drain(inbox: asyncio.Queue[bytes]) -> AsyncIterator[bytes]:
+    while True:
+        yield await inbox.get()
+
+
+def _envelope_keys(payload: str) -> tuple[str, str | None]:
+    """(event type, event id) of an envelope: the routing key and the message id."""
+    try:
+        data: Any = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise BrokerError(f"publish: the payload is not JSON ({exc})") from exc
+    event_type = data.get("event") if isinstance(data, dict) else None
+    if not isinstance(event_type, str) or not event_type:
+        raise BrokerError("publish: the payload is not an envelope with an 'event' type")
+    event_id = data.get("id")
+    return event_type, event_id if isinstance(event_id, str) and event_id else None
+
+
+def _body_id(body: bytes) -> str:
+    return "sha256:" + hashlib.sha256(body).hexdigest()[:24]
+
+
+def _dead_letter(message: AbstractIncomingMessage, max_receives: int) -> DeadLetter:
+    headers: dict[str, Any] = dict(message.headers or {})
+    dead_id = message.message_id or _body_id(message.body)
+    reason = str(headers.get(_REASON) or headers.get("x-first-death-reason") or "")
+    error = str(headers.get(_ERROR) or "")
+    at = float(str(headers.get(_AT) or 0))
+    deaths = headers.get("x-death")
+    if isinstance(deaths, list) and deaths and isinstance(deaths[0], dict):
+        when = deaths[0].get("time")
+        at = at or (when.timestamp() if isinstance(when, datetime) else 0.0)
+    if reason == "delivery_limit" and not error:
+        queue = headers.get("x-first-death-queue", "")
+        error = (
+            f"received more than {max_receives} times (x-delivery-limit of queue "
+            f"{queue}) without being acknowledged"
+        )
+    return DeadLetter(dead_id, message.message_id or "", reason, error, at, message.body)
