@@ -19,17 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import itertools
 import logging
-import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Self
+from typing import Self
 
 import aio_pika
-import orjson
 from aio_pika import exceptions as amqp_errors
 from aio_pika.abc import (
     AbstractChannel,
@@ -41,8 +37,8 @@ from aio_pika.abc import (
 from aiormq.exceptions import ChannelAccessRefused
 
 from ..errors import BrokerError, BrokerUnavailable, EventBusError
-from ..live import live_message
 from ..settings import Settings, redact_url
+from . import rabbitmq_messages as messages
 from .base import DeadLetter, Received
 from .rabbitmq_topology import Topology
 
@@ -56,9 +52,6 @@ _UNAVAILABLE = (
     ConnectionError,
     OSError,
 )
-_REASON = "x-eventbus-reason"
-_ERROR = "x-eventbus-error"
-_AT = "x-eventbus-at"
 
 
 @dataclass(slots=True)
@@ -212,35 +205,19 @@ class RabbitMQ:
     async def publish_transient(self, team_id: str, payload: str) -> int:
         """Live only (not persistent, not mandatory); 0: RabbitMQ does not count listeners."""
         _channel, (_events, live, _dlq) = self._open()
-        event_type, _event_id = _envelope_keys(payload)
-        message = aio_pika.Message(
-            live_message(None, payload).encode(),
-            headers={"team_id": team_id},
-            content_type="application/json",
-        )
+        event_type, event_id = messages.envelope_keys(payload)
+        message = messages.live(team_id, payload, event_id, durable=False)
         with self._translated("publish_transient"):
             await live.publish(message, event_type, mandatory=False, timeout=self.timeout)
         return 0
 
     async def _publish_one(self, what: str, team_id: str, payload: str) -> str:
         _channel, (events, live, _dlq) = self._open()
-        event_type, event_id = _envelope_keys(payload)
-        body = payload.encode()
-        durable = aio_pika.Message(
-            body,
-            message_id=event_id,
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            content_type="application/json",
-            headers={"team_id": team_id},
-        )
-        mirror = aio_pika.Message(
-            live_message(None, payload).encode(),
-            message_id=event_id,
-            content_type="application/json",
-            headers={"team_id": team_id, "durable": True},
-        )
+        event_type, event_id = messages.envelope_keys(payload)
+        durable = messages.durable_message(team_id, payload, event_id)
         with self._translated(what):
             await events.publish(durable, event_type, mandatory=True, timeout=self.timeout)
+        mirror = messages.live(team_id, payload, event_id, durable=True)
         try:
             await live.publish(mirror, event_type, mandatory=False, timeout=self.timeout)
         except (TimeoutError, amqp_errors.AMQPError, *_UNAVAILABLE) as exc:
@@ -323,15 +300,11 @@ class RabbitMQ:
         """Publish to the dead letters (confirmed) with the reason, then ack."""
         _channel, (_events, _live, dlq) = self._open()
         held = self._held.get(message.id)
-        original = held[1].message_id if held is not None else None
-        dead_id = original or _body_id(message.payload or b"")
-        headers = {_REASON: reason, _ERROR: error[:2000], _AT: repr(time.time())}
-        letter = aio_pika.Message(
-            message.payload or b"",
-            message_id=dead_id,
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            headers={**headers, "x-eventbus-group": group},
-        )
+        original = held[1] if held is not None else None
+        body = message.payload or b""
+        dead_id = (original.message_id if original else None) or messages.body_id(body)
+        team = str(((original.headers or {}) if original else {}).get("team_id") or "")
+        letter = messages.dead_message(body, dead_id, team, group, reason, error)
         with self._translated("dead letter"):
             await dlq.publish(letter, "", timeout=self.timeout)
         await self.ack(group, [message.id])
@@ -369,7 +342,7 @@ class RabbitMQ:
                 message = await queue.get(no_ack=False, fail=False, timeout=self.timeout)
                 if message is None:
                     break
-                out.append(_dead_letter(message, self.max_receives))
+                out.append(messages.read_dead(message, self.max_receives))
         return out
 
     async def redrive(self, ids: Sequence[str] | None = None) -> list[tuple[str, str]]:
@@ -381,7 +354,7 @@ class RabbitMQ:
                 message = await queue.get(no_ack=False, fail=False, timeout=self.timeout)
                 if message is None:
                     break
-                letter = _dead_letter(message, self.max_receives)
+                letter = messages.read_dead(message, self.max_receives)
                 if wanted is not None and letter.id not in wanted:
                     continue
                 team = str((message.headers or {}).get("team_id") or "")
@@ -425,39 +398,3 @@ def _stale(message: AbstractIncomingMessage) -> bool:
 async def _drain(inbox: asyncio.Queue[bytes]) -> AsyncIterator[bytes]:
     while True:
         yield await inbox.get()
-
-
-def _envelope_keys(payload: str) -> tuple[str, str | None]:
-    """(event type, event id) of an envelope: the routing key and the message id."""
-    try:
-        data: Any = orjson.loads(payload)
-    except orjson.JSONDecodeError as exc:
-        raise BrokerError(f"publish: the payload is not JSON ({exc})") from exc
-    event_type = data.get("event") if isinstance(data, dict) else None
-    if not isinstance(event_type, str) or not event_type:
-        raise BrokerError("publish: the payload is not an envelope with an 'event' type")
-    event_id = data.get("id")
-    return event_type, event_id if isinstance(event_id, str) and event_id else None
-
-
-def _body_id(body: bytes) -> str:
-    return "sha256:" + hashlib.sha256(body).hexdigest()[:24]
-
-
-def _dead_letter(message: AbstractIncomingMessage, max_receives: int) -> DeadLetter:
-    headers: dict[str, Any] = dict(message.headers or {})
-    dead_id = message.message_id or _body_id(message.body)
-    reason = str(headers.get(_REASON) or headers.get("x-first-death-reason") or "")
-    error = str(headers.get(_ERROR) or "")
-    at = float(str(headers.get(_AT) or 0))
-    deaths = headers.get("x-death")
-    if isinstance(deaths, list) and deaths and isinstance(deaths[0], dict):
-        when = deaths[0].get("time")
-        at = at or (when.timestamp() if isinstance(when, datetime) else 0.0)
-    if reason == "delivery_limit" and not error:
-        queue = headers.get("x-first-death-queue", "")
-        error = (
-            f"received more than {max_receives} times (x-delivery-limit of queue "
-            f"{queue}) without being acknowledged"
-        )
-    return DeadLetter(dead_id, message.message_id or "", reason, error, at, message.body)
