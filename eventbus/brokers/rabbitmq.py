@@ -46,6 +46,10 @@ __all__ = ["RabbitMQ", "Topology"]
 
 log = logging.getLogger(__name__)
 
+# Seconds between reconnection attempts of the robust connection (aio-pika's
+# default is 5; a worker should be back soon after RabbitMQ is).
+RECONNECT_INTERVAL = 2.0
+
 _UNAVAILABLE = (
     amqp_errors.AMQPConnectionError,
     amqp_errors.ChannelInvalidStateError,
@@ -119,7 +123,9 @@ class RabbitMQ:
         if self._connection is not None:
             return
         with self._translated("connect"):
-            self._connection = await aio_pika.connect_robust(self._url, timeout=self.timeout)
+            self._connection = await aio_pika.connect_robust(
+                self._url, timeout=self.timeout, reconnect_interval=RECONNECT_INTERVAL
+            )
             self._channel = await self._connection.channel(
                 publisher_confirms=True, on_return_raises=True
             )
@@ -208,18 +214,22 @@ class RabbitMQ:
         event_type, event_id = messages.envelope_keys(payload)
         message = messages.live(team_id, payload, event_id, durable=False)
         with self._translated("publish_transient"):
-            await live.publish(message, event_type, mandatory=False, timeout=self.timeout)
+            async with asyncio.timeout(self.timeout):
+                await live.publish(message, event_type, mandatory=False, timeout=self.timeout)
         return 0
 
     async def _publish_one(self, what: str, team_id: str, payload: str) -> str:
-        _channel, (events, live, _dlq) = self._open()
+        channel, (events, live, _dlq) = self._open()
         event_type, event_id = messages.envelope_keys(payload)
         durable = messages.durable_message(team_id, payload, event_id)
         with self._translated(what):
-            await events.publish(durable, event_type, mandatory=True, timeout=self.timeout)
+            async with asyncio.timeout(self.timeout):  # waiting for a reconnection included
+                await _restored(channel)
+                await events.publish(durable, event_type, mandatory=True, timeout=self.timeout)
         mirror = messages.live(team_id, payload, event_id, durable=True)
         try:
-            await live.publish(mirror, event_type, mandatory=False, timeout=self.timeout)
+            async with asyncio.timeout(self.timeout):
+                await live.publish(mirror, event_type, mandatory=False, timeout=self.timeout)
         except (TimeoutError, amqp_errors.AMQPError, *_UNAVAILABLE) as exc:
             # The event is stored; the live mirror is best effort, as on Redis.
             log.warning("broker.live_mirror_failed: %s", type(exc).__name__)
@@ -245,7 +255,8 @@ class RabbitMQ:
         with self._translated(f"consume from group {group!r}"):
             channel = await self._connection.channel()
             await channel.set_qos(prefetch_count=self.prefetch)
-            queue = await channel.get_queue(self.topology.queue(group), ensure=False)
+            # Declared, not just named: a robust channel declares it again on reconnect.
+            queue = await self.topology.declare_group(channel, group)
             inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
 
             async def take(message: AbstractIncomingMessage) -> None:
@@ -386,6 +397,12 @@ class RabbitMQ:
         finally:
             with contextlib.suppress(amqp_errors.AMQPError, *_UNAVAILABLE):
                 await channel.close()
+
+
+async def _restored(channel: AbstractChannel) -> None:
+    """Wait while the robust connection restores ``channel`` (the caller bounds it)."""
+    if channel.is_closed and isinstance(channel, aio_pika.RobustChannel):
+        await channel.ready()
 
 
 def _stale(message: AbstractIncomingMessage) -> bool:

@@ -1,0 +1,173 @@
+"""What only the RabbitMQ backend has: its topology, nacks, outages, credentials."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from urllib.parse import urlsplit, urlunsplit
+
+import aio_pika
+import pytest
+
+from eventbus.brokers.rabbitmq import RabbitMQ, Topology
+from eventbus.errors import BrokerError, BrokerUnavailable, EventBusError
+from tests.consumers.server.test_probes import Proxy
+
+from .conftest import GROUP, delete_topology, envelope
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def rabbit(amqp_url: str, prefix: str) -> AsyncIterator[RabbitMQ]:
+    try:
+        async with RabbitMQ(amqp_url, prefix, max_receives=3, prefetch=10) as broker:
+            yield broker
+    finally:
+        await delete_topology(amqp_url, prefix, [GROUP, "other"])
+
+
+@pytest.fixture
+async def channel(amqp_url: str) -> AsyncIterator[aio_pika.abc.AbstractChannel]:
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        yield await connection.channel()
+    finally:
+        await connection.close()
+
+
+def with_port(url: str, port: int, password: str | None = None) -> str:
+    parts = urlsplit(url)
+    user = parts.username or "guest"
+    secret = password if password is not None else parts.password or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:{secret}@127.0.0.1:{port}"))
+
+
+async def test_topology_is_declared_as_documented_and_again_without_error(
+    rabbit: RabbitMQ, amqp_url: str, prefix: str, channel: aio_pika.abc.AbstractChannel
+) -> None:
+    names = Topology(prefix)
+    async with RabbitMQ(amqp_url, prefix, max_receives=3):  # a second process: same topology
+        pass
+    for exchange in (names.events, names.live, names.dlq):
+        await channel.get_exchange(exchange, ensure=True)  # passive: raises if missing
+    group = await channel.declare_queue(
+        names.queue(GROUP), durable=True, arguments=Topology(prefix, 3).group_arguments()
+    )
+    assert group.arguments is not None and group.arguments["x-queue-type"] == "quorum"
+    # Routing key = event type: a queue bound to "host.*" sees only host events.
+    hosts = await channel.declare_queue(exclusive=True)
+    await hosts.bind(names.events, "host.*")
+    await rabbit.publish("team-1", envelope(1, event="capsule.create"))
+    await rabbit.publish("team-1", envelope(2, event="host.down"))
+    message = await hosts.get(timeout=5)
+    assert json.loads(message.body)["event"] == "host.down"
+    assert message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
+    assert message.message_id == json.loads(message.body)["id"]
+    assert await hosts.get(fail=False) is None
+
+
+async def test_a_group_queue_with_another_delivery_limit_is_a_clear_error(
+    rabbit: RabbitMQ, amqp_url: str, prefix: str
+) -> None:
+    other = RabbitMQ(amqp_url, prefix, max_receives=7)
+    with pytest.raises(BrokerError, match=r"other arguments \(e.g. another consumer.max_receives"):
+        await other.start()
+    await other.close()
+
+
+async def test_a_nacked_publish_raises(
+    rabbit: RabbitMQ, prefix: str, channel: aio_pika.abc.AbstractChannel
+) -> None:
+    # A full queue that rejects publishes makes RabbitMQ nack the message.
+    full = await channel.declare_queue(
+        f"{prefix}.other",
+        durable=True,
+        arguments={"x-max-length": 0, "x-overflow": "reject-publish"},
+    )
+    await full.bind(Topology(prefix).events, "#")
+    with pytest.raises(BrokerError, match="refused the message"):
+        await rabbit.publish("team-1", envelope(1))
+
+
+async def test_an_unroutable_publish_says_how_to_fix_it(amqp_url: str, prefix: str) -> None:
+    try:
+        async with RabbitMQ(amqp_url, prefix, group=None) as broker:
+            with pytest.raises(BrokerError, match="unroutable.*eventbus broker setup"):
+                await broker.publish("team-1", envelope(1))
+            with pytest.raises(BrokerError, match="not an envelope"):
+                await broker.publish("team-1", '{"no": "event"}')
+    finally:
+        await delete_topology(amqp_url, prefix, [])
+
+
+async def test_a_closed_connection_hands_unacked_messages_to_another_process(
+    rabbit: RabbitMQ, amqp_url: str, prefix: str
+) -> None:
+    await rabbit.publish("team-1", envelope(1))
+    crashing = await RabbitMQ(amqp_url, prefix, max_receives=3).__aenter__()
+    [held] = await crashing.consume(GROUP, "crashing", 10, 5)
+    await crashing.close()  # the process is gone: no ack, no release
+    [again] = await rabbit.consume(GROUP, "survivor", 10, 5)
+    assert (again.payload, again.receives) == (held.payload, 2)
+    await rabbit.ack(GROUP, [again.id])
+
+
+async def test_the_connection_comes_back_after_an_outage(amqp_url: str, prefix: str) -> None:
+    parts = urlsplit(amqp_url)
+    proxy = Proxy((parts.hostname or "127.0.0.1", parts.port or 5672))
+    await proxy.start()
+    broker = RabbitMQ(with_port(amqp_url, proxy.port), prefix, max_receives=3, timeout=2)
+    try:
+        await broker.start()
+        await broker.publish("team-1", envelope(1))
+        [held] = await broker.consume(GROUP, "steady", 10, 5)
+        await proxy.stop()
+        for number in (2, 3):  # down, then reconnecting: each fails within the timeout
+            async with asyncio.timeout(2 * 2 + 1):
+                with pytest.raises(BrokerError):
+                    await broker.publish("team-1", envelope(number))
+        await proxy.start()
+        # Reconnected: the unacked message comes again, the stale handle acks nothing.
+        [again] = await broker.consume(GROUP, "steady", 10, 15)
+        assert (again.payload, again.receives) == (held.payload, 2)
+        await broker.ack(GROUP, [held.id, again.id])
+        await broker.publish("team-1", envelope(3))
+    finally:
+        await broker.close()
+        await proxy.stop()
+        await delete_topology(amqp_url, prefix, [GROUP])
+
+
+async def test_the_password_is_never_shown(amqp_url: str, prefix: str) -> None:
+    closed = with_port(amqp_url, 1, password="s3cret-pw")
+    broker = RabbitMQ(closed, prefix, timeout=2)
+    assert "s3cret-pw" not in repr(broker)
+    with pytest.raises(BrokerUnavailable) as refused:
+        await broker.start()
+    assert "s3cret-pw" not in str(refused.value) and "***" in str(refused.value)
+    wrong = RabbitMQ(with_port(amqp_url, urlsplit(amqp_url).port or 5672, "s3cret-pw"), prefix)
+    with pytest.raises(BrokerError) as denied:
+        await wrong.start()
+    assert "s3cret-pw" not in str(denied.value)
+
+
+async def test_using_a_broker_before_start_or_after_close_is_a_clear_error(
+    amqp_url: str, prefix: str
+) -> None:
+    broker = RabbitMQ(amqp_url, prefix)
+    with pytest.raises(EventBusError, match="not started"):
+        await broker.publish("team-1", envelope(1))
+    await broker.close()
+    with pytest.raises(EventBusError, match="closed"):
+        await broker.start()
+
+
+async def test_publish_transient_reaches_only_live_readers(rabbit: RabbitMQ) -> None:
+    async with rabbit.live() as feed:
+        assert await rabbit.publish_transient("team-1", envelope(5, event="host.up")) == 0
+        async with asyncio.timeout(5):
+            message = json.loads(await anext(feed))
+    assert "stream_id" not in message and message["event"]["event"] == "host.up"
+    assert await rabbit.consume(GROUP, "none", 10, 0.3) == []
