@@ -94,7 +94,7 @@ async def test_a_nacked_publish_raises(
 async def test_an_unroutable_publish_says_how_to_fix_it(amqp_url: str, prefix: str) -> None:
     try:
         async with RabbitMQ(amqp_url, prefix, group=None) as broker:
-            with pytest.raises(BrokerError, match="unroutable.*eventbus broker setup"):
+            with pytest.raises(BrokerError, match=r"unroutable.*eventbus broker setup"):
                 await broker.publish("team-1", envelope(1))
             with pytest.raises(BrokerError, match="not an envelope"):
                 await broker.publish("team-1", '{"no": "event"}')
