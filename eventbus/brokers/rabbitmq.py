@@ -23,7 +23,7 @@ import itertools
 import logging
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 import aio_pika
 from aio_pika import exceptions as amqp_errors
@@ -39,7 +39,7 @@ from aiormq.exceptions import ChannelAccessRefused
 from ..errors import BrokerError, BrokerUnavailable, EventBusError
 from ..settings import Settings, redact_url
 from . import rabbitmq_messages as messages
-from .base import DeadLetter, Received
+from .base import Broker, DeadLetter, Received
 from .rabbitmq_topology import Topology
 
 __all__ = ["RabbitMQ", "Topology"]
@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 # Seconds between reconnection attempts of the robust connection (aio-pika's
 # default is 5; a worker should be back soon after RabbitMQ is).
 RECONNECT_INTERVAL = 2.0
+# Publishes of one publish_many call awaiting their confirmation at once.
+MAX_IN_FLIGHT = 1000
 
 _UNAVAILABLE = (
     amqp_errors.AMQPConnectionError,
@@ -204,9 +206,17 @@ class RabbitMQ:
         return await self._publish_one("publish", team_id, payload)
 
     async def publish_many(self, items: Sequence[tuple[str, str]]) -> list[str]:
-        """Every message in flight at once; returns once all are confirmed."""
-        sends = (self._publish_one("publish_many", team, payload) for team, payload in items)
-        return list(await asyncio.gather(*sends))
+        """Up to ``MAX_IN_FLIGHT`` messages awaiting confirmation at once; returns when
+        all are confirmed, or raises the first failure once every one is settled."""
+        ids: list[str] = []
+        for first in range(0, len(items), MAX_IN_FLIGHT):
+            chunk = items[first : first + MAX_IN_FLIGHT]
+            sends = (self._publish_one("publish_many", team, payload) for team, payload in chunk)
+            for outcome in await asyncio.gather(*sends, return_exceptions=True):
+                if isinstance(outcome, BaseException):
+                    raise outcome
+                ids.append(outcome)
+        return ids
 
     async def publish_transient(self, team_id: str, payload: str) -> int:
         """Live only (not persistent, not mandatory); 0: RabbitMQ does not count listeners."""
@@ -415,3 +425,7 @@ def _stale(message: AbstractIncomingMessage) -> bool:
 async def _drain(inbox: asyncio.Queue[bytes]) -> AsyncIterator[bytes]:
     while True:
         yield await inbox.get()
+
+
+if TYPE_CHECKING:  # mypy checks that RabbitMQ keeps the Broker protocol
+    _CONFORMS: type[Broker] = RabbitMQ

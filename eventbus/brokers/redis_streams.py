@@ -10,7 +10,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import redis.asyncio as aioredis
 import redis.exceptions as rexc
@@ -20,7 +20,7 @@ from redis.backoff import ExponentialBackoff
 from ..errors import BrokerError, BrokerUnavailable
 from ..keys import Keys
 from ..live import live_message, lua_live_message
-from .base import DeadLetter, Received
+from .base import Broker, DeadLetter, Received
 from .packing import hiredis_connection_class
 
 __all__ = [
@@ -353,3 +353,7 @@ async def _live_messages(pubsub: Any) -> AsyncIterator[bytes]:
         if message is not None and message.get("type") == "pmessage":
             data = message["data"]
             yield data if isinstance(data, bytes) else str(data).encode()
+
+
+if TYPE_CHECKING:  # mypy checks that RedisStreams keeps the Broker protocol
+    _CONFORMS: type[Broker] = RedisStreams

@@ -12,6 +12,7 @@ from click.testing import Result
 from eventbus.brokers.rabbitmq import Topology
 from eventbus.keys import Keys
 from tests.eventbus.cli_support import no_secrets, run
+from tests.test_extras import BASE_ONLY, RABBITMQ, python
 
 from .conftest import delete_topology
 
@@ -75,3 +76,34 @@ def test_an_unreachable_rabbitmq_exits_3_without_the_password(prefix: str) -> No
     assert done.exit_code == 3
     assert "broker.amqp_url" in done.output and "ops:***@" in done.output
     no_secrets(done.output)
+
+
+def test_setup_on_rabbitmq_without_the_extra_says_which_install_fixes_it() -> None:
+    code = (
+        "import os\n"
+        "os.environ['EVENTBUS_BROKER__KIND'] = 'rabbitmq'\n"
+        "from eventbus.cli import main\n"
+        "main(['broker', 'setup'])"
+    )
+    done = python(RABBITMQ, code)
+    assert done.returncode == 2, done.stderr
+    assert "pip install 'eventbus[rabbitmq]'" in done.stderr
+
+
+async def test_the_base_install_sets_up_redis_without_aio_pika(
+    redis: aioredis.Redis, redis_url: str, prefix: str
+) -> None:
+    code = (
+        "import os, sys\n"
+        f"os.environ.update(EVENTBUS_BROKER__REDIS_URL={redis_url!r}, "
+        f"EVENTBUS_BROKER__PREFIX={prefix!r})\n"
+        "from eventbus.cli import main\n"
+        "try:\n"
+        "    main(['broker', 'setup'])\n"
+        "finally:\n"
+        "    assert 'aio_pika' not in sys.modules\n"
+    )
+    done = await asyncio.to_thread(python, BASE_ONLY, code)
+    assert done.returncode == 0, done.stderr
+    assert f"stream {{{prefix}}}:events, group delivery" in done.stdout
+    assert len(await redis.xinfo_groups(Keys(prefix).events)) == 1
