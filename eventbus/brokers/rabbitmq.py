@@ -356,6 +356,12 @@ class RabbitMQ:
                 with contextlib.suppress(amqp_errors.AMQPError, *_UNAVAILABLE):
                     await channel.close()
 
+    async def dead_letter_count(self) -> int:
+        """How many dead letters wait in ``<prefix>.dlq`` (not counting any being read)."""
+        async with self._dead_queue() as queue:
+            declared = await queue.declare(timeout=self.timeout)  # passive: only reads
+        return int(declared.message_count or 0)
+
     async def dead_letters(self, count: int = 100) -> list[DeadLetter]:
         out: list[DeadLetter] = []
         async with self._dead_queue() as queue:
