@@ -160,9 +160,14 @@ async def run(total: int, rounds: int) -> Result:
         result.ratio("publish_many/bare", OURS_PUBLISH, BARE_PUBLISH)
         result.ratio("consume/bare", OURS_CONSUME, BARE_CONSUME)
         result.set_target("consume/bare", ">=", 0.7, "consume + record + ack at least 0.7 of bare")
-        result.notes.append(
-            f"publish_many/bare = {result.ratios['publish_many/bare']:g} (target >= 0.7)"
-        )
+        result.notes += [
+            f"publish_many/bare = {result.ratios['publish_many/bare']:g} (target >= 0.7)",
+            "RabbitMQ.consume writes a received batch in one Redis pipeline, then acks it "
+            "(as the worker commits a batch); the bare consumer makes one Redis write per "
+            "message and acks it, as the issue describes: that is why ours is ahead",
+            "Absolute rates are low here: every confirm and ack goes through the quorum "
+            "queue's log on a 2-core machine shared with Redis and the test sessions",
+        ]
     finally:
         await broker.close()
         channel = await connection.channel()
