@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Self
 
@@ -34,12 +34,12 @@ from aio_pika.abc import (
     AbstractQueue,
     AbstractRobustConnection,
 )
-from aiormq.exceptions import ChannelAccessRefused
 
-from ..errors import BrokerError, BrokerUnavailable, EventBusError
+from ..errors import BrokerError, EventBusError
 from ..settings import Settings, redact_url
 from . import rabbitmq_messages as messages
 from .base import Broker, DeadLetter, Received
+from .rabbitmq_errors import UNAVAILABLE, Translator
 from .rabbitmq_topology import Topology
 
 __all__ = ["RabbitMQ", "Topology"]
@@ -51,13 +51,6 @@ log = logging.getLogger(__name__)
 RECONNECT_INTERVAL = 2.0
 # Publishes of one publish_many call awaiting their confirmation at once.
 MAX_IN_FLIGHT = 1000
-
-_UNAVAILABLE = (
-    amqp_errors.AMQPConnectionError,
-    amqp_errors.ChannelInvalidStateError,
-    ConnectionError,
-    OSError,
-)
 
 
 @dataclass(slots=True)
@@ -100,6 +93,8 @@ class RabbitMQ:
         self._held: dict[str, tuple[tuple[str, str], AbstractIncomingMessage]] = {}
         self._handles = itertools.count(1)
         self._closed = False
+        self._opening = asyncio.Lock()
+        self._translated = Translator(url, self.topology, timeout)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Self:
@@ -133,12 +128,12 @@ class RabbitMQ:
             )
             self._exchanges = await self.topology.declare_exchanges(self._channel)
         if self.group is not None:
-            await self.ensure_group(self.group)
+            await self._routable(self.group)
 
     async def close(self) -> None:
         self._closed = True
         if self._connection is not None:
-            with contextlib.suppress(*_UNAVAILABLE, amqp_errors.AMQPError):
+            with contextlib.suppress(*UNAVAILABLE, amqp_errors.AMQPError):
                 await self._connection.close()
         self._connection = self._channel = self._exchanges = None
         self._consumers.clear()
@@ -156,48 +151,6 @@ class RabbitMQ:
             state = "closed" if self._closed else "not started"
             raise EventBusError(f"this RabbitMQ broker is {state}: use 'async with' or start()")
         return self._channel, self._exchanges
-
-    @contextlib.contextmanager
-    def _translated(self, what: str) -> Iterator[None]:
-        """aio-pika's errors as ``BrokerError``; the password never in the text."""
-        try:
-            yield
-        except TimeoutError as exc:
-            raise BrokerError(
-                f"{what}: RabbitMQ at {self.url_redacted} did not answer within "
-                f"{self.timeout:g}s (broker.socket_timeout)"
-            ) from exc
-        except amqp_errors.PublishError as exc:
-            raise BrokerError(
-                f"{what}: RabbitMQ returned the message as unroutable: no queue of "
-                f"exchange {self.topology.events!r} takes it; start a worker or run "
-                "'eventbus broker setup' to declare the group queue"
-            ) from exc
-        except amqp_errors.DeliveryError as exc:
-            raise BrokerError(f"{what}: RabbitMQ refused the message (nack)") from exc
-        except amqp_errors.ChannelPreconditionFailed as exc:
-            raise BrokerError(
-                f"{what}: {self._scrub(exc)}; a queue or exchange of prefix "
-                f"{self.topology.prefix!r} exists with other arguments (e.g. another "
-                "consumer.max_receives): delete it or match its arguments"
-            ) from exc
-        except ChannelAccessRefused as exc:
-            raise BrokerError(
-                f"{what}: {self._scrub(exc)}; this user may not configure the vhost: "
-                "run 'eventbus broker setup' as a user who may"
-            ) from exc
-        except _UNAVAILABLE as exc:
-            raise BrokerUnavailable(
-                f"{what}: RabbitMQ at {self.url_redacted} is unreachable "
-                f"({type(exc).__name__}: {self._scrub(exc)})"
-            ) from exc
-        except amqp_errors.AMQPError as exc:
-            raise BrokerError(f"{what}: RabbitMQ error: {self._scrub(exc)}") from exc
-
-    def _scrub(self, exc: BaseException) -> str:
-        text = str(exc)
-        password = self._url.partition("://")[2].rpartition("@")[0].partition(":")[2]
-        return text.replace(password, "***") if password else text
 
     # -- publishing -----------------------------------------------------------
 
@@ -240,7 +193,7 @@ class RabbitMQ:
         try:
             async with asyncio.timeout(self.timeout):
                 await live.publish(mirror, event_type, mandatory=False, timeout=self.timeout)
-        except (TimeoutError, amqp_errors.AMQPError, *_UNAVAILABLE) as exc:
+        except (TimeoutError, amqp_errors.AMQPError, *UNAVAILABLE) as exc:
             # The event is stored; the live mirror is best effort, as on Redis.
             log.warning("broker.live_mirror_failed: %s", type(exc).__name__)
         return event_id or ""
@@ -248,18 +201,48 @@ class RabbitMQ:
     # -- consuming ------------------------------------------------------------
 
     async def ensure_group(self, group: str) -> None:
-        channel, _exchanges = self._open()
+        """Declare the group's queue with this broker's arguments; other ones are an error."""
+        self._open()
         if group in self._groups:
             return
-        with self._translated(f"declare the queue of group {group!r}"):
+        async with self._own_channel(f"declare the queue of group {group!r}") as channel:
             await self.topology.declare_group(channel, group)
         self._groups.add(group)
+
+    async def _routable(self, group: str) -> None:
+        """For publishing: the group's queue as it exists (whatever its delivery limit,
+        which is the workers' business), declared only if missing."""
+        self._open()
+        try:
+            async with self._own_channel(f"find the queue of group {group!r}") as channel:
+                queue = await channel.declare_queue(self.topology.queue(group), passive=True)
+                await queue.bind(self.topology.events, "#")
+        except BrokerError as exc:
+            if not isinstance(exc.__cause__, amqp_errors.ChannelNotFoundEntity):
+                raise
+            await self.ensure_group(group)
+
+    @contextlib.asynccontextmanager
+    async def _own_channel(self, what: str) -> AsyncIterator[AbstractChannel]:
+        """A channel for one declaration: an error closes it, not the publishing one."""
+        assert self._connection is not None
+        with self._translated(what):
+            channel = await self._connection.channel()
+            try:
+                yield channel
+            finally:
+                if not channel.is_closed:
+                    await channel.close()
 
     async def _consumer(self, group: str, name: str) -> _Consumer:
         key = (group, name)
         found = self._consumers.get(key)
         if found is not None:
             return found
+        async with self._opening:  # two first consume() calls open one channel
+            return self._consumers.get(key) or await self._open_consumer(group, name)
+
+    async def _open_consumer(self, group: str, name: str) -> _Consumer:
         await self.ensure_group(group)
         assert self._connection is not None
         with self._translated(f"consume from group {group!r}"):
@@ -273,7 +256,7 @@ class RabbitMQ:
                 inbox.put_nowait(message)
 
             tag = await queue.consume(take, no_ack=False, consumer_tag=f"{name}-{id(inbox):x}")
-        self._consumers[key] = found = _Consumer(channel, queue, tag, inbox)
+        self._consumers[(group, name)] = found = _Consumer(channel, queue, tag, inbox)
         return found
 
     async def consume(
@@ -314,17 +297,24 @@ class RabbitMQ:
                 await message.nack(requeue=True)
             else:
                 await message.ack()
-        except (amqp_errors.AMQPError, *_UNAVAILABLE) as exc:
+        except (amqp_errors.AMQPError, *UNAVAILABLE) as exc:
             log.warning("broker.ack_failed: %s (the message will be received again)", exc)
 
     async def dead_letter(self, group: str, message: Received, reason: str, error: str) -> str:
-        """Publish to the dead letters (confirmed) with the reason, then ack."""
+        """Publish to the dead letters (confirmed) with the reason, then ack.
+
+        A message this consumer no longer holds (its channel was lost) is left
+        alone, returning "": RabbitMQ hands it out again, to be judged again.
+        """
         _channel, (_events, _live, dlq) = self._open()
         held = self._held.get(message.id)
-        original = held[1] if held is not None else None
+        if held is None or _stale(held[1]):
+            log.warning("broker.dead_letter_skipped: the message is no longer held")
+            return ""
+        original = held[1]
         body = message.payload or b""
-        dead_id = (original.message_id if original else None) or messages.body_id(body)
-        team = str(((original.headers or {}) if original else {}).get("team_id") or "")
+        dead_id = original.message_id or messages.body_id(body)
+        team = str((original.headers or {}).get("team_id") or "")
         letter = messages.dead_message(body, dead_id, team, group, reason, error)
         with self._translated("dead letter"):
             await dlq.publish(letter, "", timeout=self.timeout)
@@ -338,7 +328,7 @@ class RabbitMQ:
             return
         for handle in [h for h, (key, _m) in self._held.items() if key == (group, consumer)]:
             del self._held[handle]
-        with contextlib.suppress(amqp_errors.AMQPError, *_UNAVAILABLE):
+        with contextlib.suppress(amqp_errors.AMQPError, *UNAVAILABLE):
             await held.channel.close()
 
     # -- dead letters ---------------------------------------------------------
@@ -353,7 +343,7 @@ class RabbitMQ:
             try:
                 yield await channel.get_queue(self.topology.dlq, ensure=False)
             finally:
-                with contextlib.suppress(amqp_errors.AMQPError, *_UNAVAILABLE):
+                with contextlib.suppress(amqp_errors.AMQPError, *UNAVAILABLE):
                     await channel.close()
 
     async def dead_letter_count(self) -> int:
@@ -411,7 +401,7 @@ class RabbitMQ:
         try:
             yield _drain(inbox)
         finally:
-            with contextlib.suppress(amqp_errors.AMQPError, *_UNAVAILABLE):
+            with contextlib.suppress(amqp_errors.AMQPError, *UNAVAILABLE):
                 await channel.close()
 
 

@@ -68,13 +68,29 @@ async def test_topology_is_declared_as_documented_and_again_without_error(
     assert await hosts.get(fail=False) is None
 
 
-async def test_a_group_queue_with_another_delivery_limit_is_a_clear_error(
+async def test_another_delivery_limit_stops_a_consumer_not_a_publisher(
     rabbit: RabbitMQ, amqp_url: str, prefix: str
 ) -> None:
-    other = RabbitMQ(amqp_url, prefix, max_receives=7)
-    with pytest.raises(BrokerError, match=r"other arguments \(e.g. another consumer.max_receives"):
-        await other.start()
-    await other.close()
+    # The queue exists with x-delivery-limit 3 (the fixture's max_receives).
+    async with RabbitMQ(amqp_url, prefix, max_receives=7) as other:
+        assert await other.publish("team-1", envelope(1))  # publishing takes the queue as is
+        with pytest.raises(BrokerError, match=r"other arguments \(e.g. another consumer.max_"):
+            await other.consume(GROUP, "mismatched", 10, 0.1)
+        assert await other.publish("team-1", envelope(2))  # the publishing channel is intact
+    [first, second] = await rabbit.consume(GROUP, "matching", 10, 5)
+    assert first.receives == second.receives == 1
+
+
+async def test_a_lost_message_is_not_dead_lettered_twice(
+    rabbit: RabbitMQ, amqp_url: str, prefix: str
+) -> None:
+    await rabbit.publish("team-1", envelope(1))
+    [held] = await rabbit.consume(GROUP, "slow", 10, 5)
+    await rabbit.release(GROUP, "slow")  # gone back to the queue meanwhile
+    assert await rabbit.dead_letter(GROUP, held, "invalid", "late") == ""
+    assert await rabbit.dead_letters() == []
+    [again] = await rabbit.consume(GROUP, "next", 10, 5)
+    assert again.receives == 2
 
 
 async def test_a_nacked_publish_raises(
