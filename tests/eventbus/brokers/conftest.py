@@ -20,6 +20,7 @@ import redis.asyncio as aioredis
 from aio_pika.abc import AbstractIncomingMessage
 
 from eventbus.brokers import Broker, RedisStreams
+from eventbus.brokers.embedded import EmbeddedRedis
 from eventbus.brokers.rabbitmq import RabbitMQ, Topology
 from eventbus.envelope import Event, encode
 from eventbus.keys import Keys
@@ -59,7 +60,7 @@ async def receive(broker: Broker, consumer: str, count: int, timeout: float = 10
 async def dead_letter_arrival(backend: Backend) -> AsyncIterator[asyncio.Event]:
     """Set when a dead letter arrives: RabbitMQ dead-letters after the consumer returned."""
     arrived = asyncio.Event()
-    if backend.kind == "redis":  # consume itself wrote it
+    if backend.kind != "rabbitmq":  # consume itself wrote it
         arrived.set()
         yield arrived
         return
@@ -78,13 +79,24 @@ async def dead_letter_arrival(backend: Backend) -> AsyncIterator[asyncio.Event]:
         await connection.close()
 
 
-@pytest.fixture(params=["redis", "rabbitmq"])
+@pytest.fixture(params=["redis", "embedded", "rabbitmq"])
 async def backend(request: pytest.FixtureRequest, prefix: str) -> AsyncIterator[Backend]:
-    maker = _redis_backend if request.param == "redis" else _rabbitmq_backend
-    url = request.getfixturevalue("redis_url" if request.param == "redis" else "amqp_url")
-    async with maker(url, prefix) as made:
-        made.broker = await made.new()
-        yield made
+    """Redis, the embedded development server (fakeredis) behind the same backend, RabbitMQ."""
+    if request.param == "rabbitmq":
+        async with _rabbitmq_backend(request.getfixturevalue("amqp_url"), prefix) as made:
+            made.broker = await made.new()
+            yield made
+        return
+    with contextlib.ExitStack() as servers:
+        url = (
+            request.getfixturevalue("redis_url")
+            if request.param == "redis"
+            else servers.enter_context(EmbeddedRedis()).url
+        )
+        async with _redis_backend(url, prefix) as made:
+            made.kind = request.param
+            made.broker = await made.new()
+            yield made
 
 
 class _Managed:
