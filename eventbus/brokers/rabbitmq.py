@@ -209,6 +209,18 @@ class RabbitMQ:
             await self.topology.declare_group(channel, group)
         self._groups.add(group)
 
+    async def backlog(self, group: str) -> tuple[int, int]:
+        """(messages ready, consumers) of the group's queue: the lag, for metrics.
+
+        Messages handed out and not yet acked are not counted: AMQP does not
+        report them (RabbitMQ's management API does).
+        """
+        self._open()
+        async with self._own_channel(f"read the queue of group {group!r}") as channel:
+            queue = await channel.declare_queue(self.topology.queue(group), passive=True)
+            declared = await queue.declare(timeout=self.timeout)
+        return int(declared.message_count or 0), int(declared.consumer_count or 0)
+
     async def _routable(self, group: str) -> None:
         """For publishing: the group's queue as it exists (whatever its delivery limit,
         which is the workers' business), declared only if missing."""

@@ -14,7 +14,7 @@ from eventbus.brokers.rabbitmq import RabbitMQ, Topology
 from eventbus.errors import BrokerError, BrokerUnavailable, EventBusError
 from tests.consumers.server.test_probes import Proxy
 
-from .conftest import GROUP, delete_topology, envelope
+from .conftest import GROUP, delete_topology, envelope, receive
 
 pytestmark = pytest.mark.integration
 
@@ -187,3 +187,10 @@ async def test_publish_transient_reaches_only_live_readers(rabbit: RabbitMQ) -> 
             message = json.loads(await anext(feed))
     assert "stream_id" not in message and message["event"]["event"] == "host.up"
     assert await rabbit.consume(GROUP, "none", 10, 0.3) == []
+
+
+async def test_the_backlog_counts_messages_ready_and_consumers(rabbit: RabbitMQ) -> None:
+    await rabbit.publish_many([("team-1", envelope(number)) for number in range(3)])
+    assert await rabbit.backlog(GROUP) == (3, 0)
+    assert len(await receive(rabbit, "busy", 3)) == 3  # held, not acked
+    assert await rabbit.backlog(GROUP) == (0, 1)
