@@ -182,13 +182,10 @@ class RabbitMQ:
         return 0
 
     async def _publish_one(self, what: str, team_id: str, payload: str) -> str:
-        channel, (events, live, _dlq) = self._open()
+        _channel, (_events, live, _dlq) = self._open()
         event_type, event_id = messages.envelope_keys(payload)
-        durable = messages.durable_message(team_id, payload, event_id)
-        with self._translated(what):
-            async with asyncio.timeout(self.timeout):  # waiting for a reconnection included
-                await _restored(channel)
-                await events.publish(durable, event_type, mandatory=True, timeout=self.timeout)
+        durable = messages.durable_message(team_id, payload.encode(), event_id)
+        await self._publish_durable(what, durable, event_type)
         mirror = messages.live(team_id, payload, event_id, durable=True)
         try:
             async with asyncio.timeout(self.timeout):
@@ -197,6 +194,13 @@ class RabbitMQ:
             # The event is stored; the live mirror is best effort, as on Redis.
             log.warning("broker.live_mirror_failed: %s", type(exc).__name__)
         return event_id or ""
+
+    async def _publish_durable(self, what: str, message: aio_pika.Message, key: str) -> None:
+        channel, (events, _live, _dlq) = self._open()
+        with self._translated(what):
+            async with asyncio.timeout(self.timeout):  # waiting for a reconnection included
+                await _restored(channel)
+                await events.publish(message, key, mandatory=True, timeout=self.timeout)
 
     # -- consuming ------------------------------------------------------------
 
@@ -386,10 +390,9 @@ class RabbitMQ:
                 letter = messages.read_dead(message, self.max_receives)
                 if wanted is not None and letter.id not in wanted:
                     continue
-                team = str((message.headers or {}).get("team_id") or "")
-                new_id = await self._publish_one("redrive", team, message.body.decode())
+                await self._publish_durable("redrive", *messages.redriven(message, letter))
                 await message.ack()
-                moved.append((letter.id, new_id))
+                moved.append((letter.id, letter.id))
         return moved
 
     # -- live mirror ----------------------------------------------------------

@@ -23,7 +23,15 @@ from ..errors import BrokerError
 from ..live import live_message
 from .base import DeadLetter
 
-__all__ = ["body_id", "dead_message", "durable_message", "envelope_keys", "live", "read_dead"]
+__all__ = [
+    "body_id",
+    "dead_message",
+    "durable_message",
+    "envelope_keys",
+    "live",
+    "read_dead",
+    "redriven",
+]
 
 REASON = "x-eventbus-reason"
 ERROR = "x-eventbus-error"
@@ -45,9 +53,9 @@ def envelope_keys(payload: str) -> tuple[str, str | None]:
     return event_type, event_id if isinstance(event_id, str) and event_id else None
 
 
-def durable_message(team_id: str, payload: str, event_id: str | None) -> aio_pika.Message:
+def durable_message(team_id: str, body: bytes, event_id: str | None) -> aio_pika.Message:
     return aio_pika.Message(
-        payload.encode(),
+        body,
         message_id=event_id,
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         content_type=JSON,
@@ -78,6 +86,20 @@ def dead_message(
     return aio_pika.Message(
         body, message_id=dead_id, delivery_mode=aio_pika.DeliveryMode.PERSISTENT, headers=headers
     )
+
+
+def redriven(message: AbstractIncomingMessage, letter: DeadLetter) -> tuple[aio_pika.Message, str]:
+    """A dead letter as a new durable message, and its routing key.
+
+    The body goes back as it was, even one that is no envelope (the consumer
+    sets it aside again, as on Redis); its routing key is then ``invalid``.
+    """
+    try:
+        event_type, _event_id = envelope_keys(message.body.decode("utf-8", "replace"))
+    except BrokerError:
+        event_type = "invalid"
+    team = str((message.headers or {}).get("team_id") or "")
+    return durable_message(team, message.body, letter.id), event_type
 
 
 def body_id(body: bytes) -> str:

@@ -194,3 +194,17 @@ async def test_the_backlog_counts_messages_ready_and_consumers(rabbit: RabbitMQ)
     assert await rabbit.backlog(GROUP) == (3, 0)
     assert len(await receive(rabbit, "busy", 3)) == 3  # held, not acked
     assert await rabbit.backlog(GROUP) == (0, 1)
+
+
+async def test_a_foreign_message_that_is_no_envelope_is_set_aside_and_redriven_as_it_was(
+    rabbit: RabbitMQ, prefix: str, channel: aio_pika.abc.AbstractChannel
+) -> None:
+    events = await channel.get_exchange(Topology(prefix).events)
+    await events.publish(aio_pika.Message(b"\xffnot json"), "legacy.thing")  # another producer
+    [message] = await rabbit.consume(GROUP, "validator", 10, 5)
+    dead_id = await rabbit.dead_letter(GROUP, message, "invalid_envelope", "not JSON")
+    assert dead_id  # aiormq gives every message an id
+    [(moved, _)] = await rabbit.redrive([dead_id])
+    assert moved == dead_id
+    [back] = await rabbit.consume(GROUP, "validator", 10, 5)
+    assert back.payload == b"\xffnot json"
