@@ -6,6 +6,7 @@ are translated into ``BrokerError`` / ``BrokerUnavailable`` here.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -309,10 +310,11 @@ class RedisStreams:
     @contextlib.asynccontextmanager
     async def live(self) -> AsyncIterator[AsyncIterator[bytes]]:
         """Every team's live channel (``PSUBSCRIBE <prefix>:live:*``) until exit."""
-        pubsub: Any = self.redis.pubsub(ignore_subscribe_messages=True)
-        async with translated("subscribe to the live mirror"):
-            await pubsub.psubscribe(self.keys.live_pattern)
+        pubsub: Any = self.redis.pubsub()
         try:
+            async with translated("subscribe to the live mirror"):
+                await pubsub.psubscribe(self.keys.live_pattern)
+                await _confirmed(pubsub)
             yield _live_messages(pubsub)
         finally:
             with contextlib.suppress(*_UNAVAILABLE, rexc.RedisError):
@@ -344,6 +346,15 @@ def _dead_letter(raw_id: Any, fields: dict[bytes, bytes]) -> DeadLetter:
         at=float(fields.get(b"dlq_at", b"0") or 0),
         payload=fields.get(b"payload", b""),
     )
+
+
+async def _confirmed(pubsub: Any) -> None:
+    """Wait for Redis to confirm the subscription: what is published before is not seen."""
+    async with asyncio.timeout(10):
+        while True:
+            reply = await pubsub.get_message(timeout=10)
+            if reply is not None and reply["type"] == "psubscribe":
+                return
 
 
 async def _live_messages(pubsub: Any) -> AsyncIterator[bytes]:
