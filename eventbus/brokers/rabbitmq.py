@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 # Seconds between reconnection attempts of the robust connection (aio-pika's
 # default is 5; a worker should be back soon after RabbitMQ is).
 RECONNECT_INTERVAL = 2.0
+# Seconds before publishing again on a channel that closed before it could send.
+RETRY_DELAY = 0.2
 # Publishes of one publish_many call awaiting their confirmation at once.
 MAX_IN_FLIGHT = 1000
 
@@ -199,8 +201,15 @@ class RabbitMQ:
         channel, (events, _live, _dlq) = self._open()
         with self._translated(what):
             async with asyncio.timeout(self.timeout):  # waiting for a reconnection included
-                await _restored(channel)
-                await events.publish(message, key, mandatory=True, timeout=self.timeout)
+                while True:
+                    await _restored(channel)
+                    try:
+                        await events.publish(message, key, mandatory=True, timeout=self.timeout)
+                        return
+                    except amqp_errors.ChannelInvalidStateError:
+                        # Closed under us (the server is going away) before it was sent:
+                        # try again once the connection is being restored.
+                        await asyncio.sleep(RETRY_DELAY)
 
     # -- consuming ------------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit, urlunsplit
 
@@ -208,3 +209,46 @@ async def test_a_foreign_message_that_is_no_envelope_is_set_aside_and_redriven_a
     assert moved == dead_id
     [back] = await rabbit.consume(GROUP, "validator", 10, 5)
     assert back.payload == b"\xffnot json"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("rabbitmqctl") is None, reason="needs rabbitmqctl")
+async def test_every_confirmed_event_survives_a_broker_restart_mid_load(
+    amqp_url: str, prefix: str
+) -> None:
+    confirmed: set[str] = set()
+    restarted = asyncio.Event()
+
+    async def rabbitmqctl(command: str) -> None:
+        proc = await asyncio.create_subprocess_exec(
+            "rabbitmqctl", command, stdout=asyncio.subprocess.DEVNULL
+        )
+        assert await proc.wait() == 0, f"rabbitmqctl {command} failed"
+
+    async def restart() -> None:
+        await rabbitmqctl("stop_app")
+        await rabbitmqctl("start_app")
+        restarted.set()
+
+    broker = RabbitMQ(amqp_url, prefix, max_receives=3, timeout=3)
+    try:
+        await broker.start()
+        async with asyncio.timeout(90):
+            after = 0
+            restarting = asyncio.create_task(restart())
+            while after < 10:  # publish all along, until 10 went through after the restart
+                try:
+                    confirmed.add(await broker.publish("team-1", envelope(len(confirmed))))
+                    after += restarted.is_set()
+                except BrokerError:  # down for longer than the timeout: said so
+                    continue
+            await restarting
+        got = await receive(broker, "after", len(confirmed))
+        while more := await broker.consume(GROUP, "after", 100, 1.0):
+            got += more  # stored although its publish raised: allowed, at least once
+        assert confirmed <= {json.loads(m.payload)["id"] for m in got}  # none lost
+    finally:
+        if not restarted.is_set():  # never leave the server stopped
+            await rabbitmqctl("start_app")
+        await broker.close()
+        await delete_topology(amqp_url, prefix, [GROUP])
