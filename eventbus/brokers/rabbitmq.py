@@ -46,13 +46,9 @@ __all__ = ["RabbitMQ", "Topology"]
 
 log = logging.getLogger(__name__)
 
-# Seconds between reconnection attempts of the robust connection (aio-pika's
-# default is 5; a worker should be back soon after RabbitMQ is).
-RECONNECT_INTERVAL = 2.0
-# Seconds before publishing again on a channel that closed before it could send.
-RETRY_DELAY = 0.2
-# Publishes of one publish_many call awaiting their confirmation at once.
-MAX_IN_FLIGHT = 1000
+RECONNECT_INTERVAL = 2.0  # seconds between reconnection attempts (aio-pika's default: 5)
+RETRY_DELAY = 0.2  # seconds before publishing again on a channel closed before it sent
+MAX_IN_FLIGHT = 1000  # publishes of one publish_many call awaiting confirmation at once
 
 
 @dataclass(slots=True)
