@@ -56,7 +56,7 @@ async def test_a_published_event_is_received_once_and_gone_after_ack(backend: Ba
     assert await broker.consume(GROUP, "two", 10, 0.3) == []
 
 
-async def test_rabbitmq_message_id_is_the_event_id(backend: Backend) -> None:
+async def test_publish_returns_the_stream_id_or_on_rabbitmq_the_event_id(backend: Backend) -> None:
     payload = envelope(2)
     returned = await backend.broker.publish("team-1", payload)
     if backend.kind == "rabbitmq":
