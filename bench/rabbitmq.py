@@ -170,9 +170,15 @@ async def run(total: int, rounds: int) -> Result:
         ]
     finally:
         await broker.close()
-        channel = await connection.channel()
-        await topology.delete(channel, [GROUP])
         await connection.close()
+        await _delete(topology)
         await delete_prefix(redis, prefix)
         await redis.aclose()
     return result
+
+
+async def _delete(topology: Topology) -> None:
+    """On a connection of its own: the benchmark's may be the reason it ended."""
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        await topology.delete(await connection.channel(), [GROUP])
