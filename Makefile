@@ -54,6 +54,7 @@ unit: install
 
 schema: install
 	$(PY) -m eventbus.schema > config/eventbus.schema.json
+	$(PY) -m eventbus.schema envelope > config/envelope.schema.json
 
 bench: install
 	$(PY) -m bench

@@ -26,8 +26,9 @@ from eventbus.logs import HotLogger
 from eventbus.settings import Settings, SubscriptionSpec
 from eventbus.subscriptions import Matcher
 
-from .channels.base import Channel, OutcomeClass, SendResult
+from .channels.base import Channel, Message, OutcomeClass, SendResult
 from .deadline import Deadline
+from .digests import digest_message, is_digest, lead_event
 from .metrics import Metrics
 from .rendering import render
 from .routing import Router
@@ -76,6 +77,8 @@ class Dispatcher:
         self.clock = clock
         self.router = router or Router(settings)
         self.metrics = metrics or Metrics()
+        if self.router.metrics is None:  # routing counts what it settles in our metrics
+            self.router.metrics = self.metrics
         self.channel_states: dict[str, ChannelState] = {}
         self.reconfigure(settings, channels)
 
@@ -112,21 +115,25 @@ class Dispatcher:
             settlement.dead_letter = DeadLetterOrder(entry, "invalid_envelope", str(exc))
             return Work(settlement)
         now = self.clock()
+        matched, filtered = self.matcher.select(event)
+        for sub, reason in filtered:
+            self.metrics.filtered(sub.name, reason)
         targets = [
             Target(sub, name, delivery_id(event.id, sub.name, name), 0, now)
-            for sub in self.matcher.match(event)
+            for sub in matched
             for name in dict.fromkeys(sub.channels)
         ]
-        work = Work(settlement, event, payload, targets)
-        self.router.route(work, now)
-        return work
+        # Routing (silences, merging, cooldowns, grouping) comes once the
+        # pipeline has screened the batch: ``Router.decide``.
+        return Work(settlement, event, payload, targets)
 
     def retry_work(self, job: RetryJob) -> Work:
         """The next attempt of a due retry."""
         settlement = Settlement()
         sub = self.subscriptions.get(job.subscription)
         try:
-            event = decode(job.payload, self.limits)
+            payload, limits = job.payload, self.limits
+            event = lead_event(payload, limits) if is_digest(payload) else decode(payload, limits)
         except EnvelopeError as exc:  # cannot happen for a payload we decoded before
             settlement.retries_done.append(job.delivery_id)
             log.error("retry.undecodable", delivery_id=job.delivery_id, error=str(exc))
@@ -139,6 +146,7 @@ class Dispatcher:
                 DeliveryStatus.FAILED,
                 job.attempts,
                 job.created_at,
+                job.delivery_id,  # a digest's is not its first event's
             )
             record.history = list(job.history)
             record.reason = "subscription removed from the configuration"
@@ -232,7 +240,11 @@ class Dispatcher:
             )
             return self._finish(bound, record, settlement, target)
         try:
-            message = render(event, sub, record.id)
+            message: Message
+            if is_digest(payload):
+                message = digest_message(payload, sub, record.id, self.limits)
+            else:
+                message = render(event, sub, record.id)
         except PermanentDeliveryError as exc:
             result = SendResult(OutcomeClass.PERMANENT, error=f"template error: {exc}")
         else:

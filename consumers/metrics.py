@@ -23,10 +23,13 @@ class Metrics:
         self._deliveries()
         self._stream()
         self._http()
+        self._routing()
         # Labelled children of the per-attempt metrics, looked up once each:
         # labels() is a visible cost at thousands of deliveries a second.
         self._attempts: dict[tuple[str, str, str], Any] = {}
         self._seconds: dict[tuple[str, str], Any] = {}
+        self._filtered: dict[tuple[str, str], Any] = {}
+        self._routed: dict[tuple[str, str], Any] = {}
 
     def _deliveries(self) -> None:
         registry = self.registry
@@ -100,6 +103,41 @@ class Metrics:
             "SSE clients disconnected for falling more than http.client_buffer messages behind",
             registry=registry,
         )
+
+    def _routing(self) -> None:
+        registry = self.registry
+        self.events_filtered = Counter(
+            "eventbus_events_filtered",
+            "Events a subscription matched by team, type and outcome but its severity or "
+            "where filters kept out (no record is written for them)",
+            ["subscription", "reason"],
+            registry=registry,
+        )
+        self.deliveries_routed = Counter(
+            "eventbus_deliveries_routed",
+            "Deliveries settled by routing without sending (suppressed, grouped, silenced, "
+            "merged), by subscription",
+            ["subscription", "state"],
+            registry=registry,
+        )
+
+    def filtered(self, subscription: str, reason: str) -> None:
+        """Count an event a subscription's filters kept out (reason: severity or where)."""
+        counter = self._filtered.get((subscription, reason))
+        if counter is None:
+            counter = self._filtered[subscription, reason] = self.events_filtered.labels(
+                subscription, reason
+            )
+        counter.inc()
+
+    def routed(self, subscription: str, state: str) -> None:
+        """Count a delivery routing settled without sending it (its record's state)."""
+        counter = self._routed.get((subscription, state))
+        if counter is None:
+            counter = self._routed[subscription, state] = self.deliveries_routed.labels(
+                subscription, state
+            )
+        counter.inc()
 
     def attempted(self, channel_type: str, outcome: str, seconds: float, channel: str = "") -> None:
         """Count one delivery attempt and observe how long it took."""

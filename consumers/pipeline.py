@@ -46,6 +46,7 @@ from .store import (
     DeliveryRecord,
     DeliveryStatus,
     DeliveryStore,
+    GroupFlush,
     RetryJob,
     Settlement,
 )
@@ -147,6 +148,17 @@ class Pipeline:
                 if job.delivery_id not in self._keys
             ]
         )
+
+    async def take_digests(self, due: Sequence[tuple[RetryJob, GroupFlush]]) -> None:
+        """Start digests of claimed groups: sent as retries, each commit ending its flush."""
+        taken = []
+        for job, flush in due:
+            if job.delivery_id in self._keys:
+                continue  # still sending here past its lease: that one settles it
+            work = self.dispatcher.retry_work(job)
+            work.settlement.flushed.append(flush)
+            taken.append((job.delivery_id, work))
+        await self._take(taken)
 
     async def _take(self, taken: Sequence[tuple[str, Work]]) -> None:
         """Screen works and start them; each is in flight until its settlement is committed.

@@ -72,6 +72,25 @@ class BucketSpec:
 DEFAULT_LIMITS: dict[str, tuple[BucketSpec | None, BucketSpec | None]] = {
     "telegram": (BucketSpec(30, 1.0, 30), BucketSpec(1, 1.0, 3)),
     "discord": (BucketSpec(5, 2.0, 5), None),
+    # Lark/Feishu custom bots: 100 per minute and 5 per second per bot.
+    "lark": (BucketSpec(90, 60.0, 5), None),
+    # No published per-second limit (Pushbullet counts an hourly budget and
+    # answers 429 with X-Ratelimit-Reset; Bark, IFTTT, Join and Rocket.Chat
+    # publish none): a conservative 1/s with bursts of 5.
+    "bark": (BucketSpec(1, 1.0, 5), None),
+    "ifttt": (BucketSpec(1, 1.0, 5), None),
+    "join": (BucketSpec(1, 1.0, 5), None),
+    "pushbullet": (BucketSpec(1, 1.0, 5), None),
+    "rocketchat": (BucketSpec(1, 1.0, 5), None),
+    # Provider limits, kept under with rate * window + burst: WeCom 20 a minute per
+    # bot, Zulip 200 a minute per user, PagerDuty 120 events a minute per key.
+    "wecom": (BucketSpec(18, 60.0, 2), None),
+    "zulip": (BucketSpec(180, 60.0, 20), None),
+    "pagerduty": (BucketSpec(110, 60.0, 10), None),
+    # No published number: Opsgenie's limits depend on the plan; Signal rate limits
+    # accounts unannounced. Conservative defaults (override with rate_limit:).
+    "opsgenie": (BucketSpec(2, 1.0, 10), None),
+    "signal": (BucketSpec(1, 1.0, 5), None),
 }
 
 

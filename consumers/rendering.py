@@ -1,12 +1,17 @@
 """Turning an envelope into a human notification (title + body lines).
 
 The default rendering is a title such as ``capsule.create failed: capsule c1
-(team-1)`` and one line each for outcome, resource, actor, team, error,
-metadata, time and the link. A subscription may replace the title, the body
-and the link with sandboxed templates (``consumers.templates``); a template
-error raises ``TemplateRenderError`` (a ``PermanentDeliveryError``).
-Channels shape the result for their transport (Telegram HTML, Discord
-embeds, e-mail subject + text).
+(team-1)`` and one line each for outcome, severity, resource, actor, team,
+error, metadata, time and the link. The severity line shows the effective
+severity (``Event.level``: when the event has none, ``error`` for a failed
+event, else ``info``); channels add their own mark of it: colour, priority
+or a title tag (``channels._format.severity_look``).
+
+A subscription may replace the title, the body and the link with sandboxed
+templates (``consumers.templates``); a template error raises
+``TemplateRenderError`` (a ``PermanentDeliveryError``). Channels shape the
+result for their transport (Telegram HTML, Discord embeds, e-mail subject +
+text).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ def default_lines(event: Event, link: str | None = None) -> list[str]:
     actor = event.actor.name or event.actor.id or ""
     lines = [
         f"Outcome: {event.outcome_name}",
+        f"Severity: {event.level.value}",
         f"Resource: {event.resource.type} {event.resource.id}",
         f"Actor: {event.actor.type.value}{' ' + actor if actor else ''}",
         f"Team: {event.team_id}",

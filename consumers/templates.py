@@ -132,6 +132,7 @@ def template_context(
         "id": data["id"],
         "type": data["event"],
         "outcome": event.outcome_name,
+        "severity": event.level.value,  # effective: error for a failure without one, else info
         "team": data["team_id"],
         "team_id": data["team_id"],
         "actor": data["actor"],

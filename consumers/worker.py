@@ -8,7 +8,8 @@ One worker is one consumer in the group. Its loops run under a supervisor
 that restarts a crashed loop with capped exponential backoff, so a Redis
 outage is survived, not fatal. In-flight work is bounded by
 ``consumer.max_in_flight``: the reader asks only for as many entries as there
-is room for, so a slow channel slows reading, not memory.
+is room for, so a slow channel slows reading, not memory. The retry loop
+also claims due digests of grouping subscriptions (``consumers.flushing``).
 
 Stopping (``stop()``, SIGTERM in the CLI) stops reading, waits up to
 ``consumer.drain_timeout`` for in-flight deliveries, commits what finished and
@@ -32,17 +33,21 @@ from eventbus.settings import Settings
 
 from .channels.base import Channel
 from .dispatch import Dispatcher
+from .flushing import Flusher
 from .health import Health
 from .metrics import Metrics
 from .pipeline import Pipeline
+from .routing import Cooldowns, Router, SilenceBook
 from .store import (
     Committer,
     DeadLetterOrder,
     DeadLetters,
     DeliveryStore,
+    GroupQueue,
     Maintenance,
     RetryQueue,
     Settlement,
+    SilenceStore,
     fold_legacy_stream,
     migrate_layout,
 )
@@ -81,7 +86,11 @@ class Worker:
         self.dead_letters = DeadLetters(redis, self.keys)
         self.committer = Committer(redis, self.keys, self.group, self.config.record_ttl)
         self.maintenance = Maintenance(redis, self.keys)
-        self.dispatcher = Dispatcher(settings, channels, metrics=self.metrics, clock=clock)
+        self.silences = SilenceBook(SilenceStore(redis, self.keys))
+        router = Router(settings, silences=self.silences, cooldowns=Cooldowns(redis, self.keys))
+        self.dispatcher = Dispatcher(
+            settings, channels, metrics=self.metrics, clock=clock, router=router
+        )
         self.pipeline = Pipeline(
             self.dispatcher,
             self.committer,
@@ -92,6 +101,7 @@ class Worker:
             metrics=self.metrics,
             clock=clock,
         )
+        self.flusher = Flusher(GroupQueue(redis, self.keys), self.pipeline, clock)
         self._stopping = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
 
@@ -105,6 +115,7 @@ class Worker:
         await migrate_layout(self.redis, self.keys.prefix, group=self.group)
         await self.streams.ensure_group(self.group)
         await self._refresh_channel_states()
+        await self.silences.load()
         self.health.set_ready(None)
         log.info(
             "worker.started",
@@ -121,6 +132,7 @@ class Worker:
             "retry": self._retry_loop,
             "reclaim": self._reclaim_loop,
             "maintenance": self._maintenance_loop,
+            "silences": self._silence_loop,
         }
         self._loops = [
             asyncio.create_task(self._supervise(name, loop), name=f"eventbus-{name}")
@@ -171,14 +183,15 @@ class Worker:
             room = min(await self._room(), batch)
             entries = await self.streams.read(self.group, self.name, room, None)
             jobs = await self.retries.claim(self.clock(), self._lease, room)
-            if not entries and not jobs:
+            digests = await self.flusher.flush_due(self._lease, room - len(entries) - len(jobs))
+            if not entries and not jobs and not digests:
                 if not self.pipeline.in_flight:
                     return done
                 await self.pipeline.idle()
                 continue
             await self.pipeline.take_entries(entries)
             await self.pipeline.take_retries(jobs)
-            done += len(entries) + len(jobs)
+            done += len(entries) + len(jobs) + digests
 
     # -- loops -------------------------------------------------------------------
 
@@ -245,7 +258,8 @@ class Worker:
             room = await self._room()
             jobs = await self.retries.claim(self.clock(), self._lease, min(room, 100))
             await self.pipeline.take_retries(jobs)
-            if not jobs:
+            digests = await self.flusher.flush_due(self._lease, min(room, 100) - len(jobs))
+            if not jobs and not digests:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), self.config.retry_poll)
 
@@ -278,6 +292,10 @@ class Worker:
             if cursor == "0-0":
                 break
         return total
+
+    async def _silence_loop(self) -> None:
+        allowance = self.silences.refresh + 60
+        await self.silences.watch(self._stopping, lambda: self.health.beat("silences", allowance))
 
     async def _maintenance_loop(self) -> None:
         last_trim = 0.0

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from .errors import ConfigError, ConfigProblem
+from .filters import operand_paths
 from .settings import PATTERN_RE, Settings, env_config_path, read_environ, redact_url
 from .yamlfile import Loaded, dotted, read_yaml
 
@@ -46,6 +47,7 @@ def load_settings(
     if path is None:
         path = env_config_path(env)
     loaded = read_yaml(Path(path), env) if path else Loaded({})
+    _filters_as_written(loaded)
     where = str(path) if path else "environment"
     try:
         settings = Settings(**loaded.data)
@@ -241,6 +243,30 @@ def _raw_reference_problems(
     return problems
 
 
+def _filters_as_written(loaded: Loaded) -> None:
+    """Put back the text of ``where`` values YAML read as booleans, numbers or dates.
+
+    A filter compares text: ``metadata.version: 1.10`` means ``"1.10"``, not the
+    float 1.1, and ``metadata.enabled: yes`` means ``"yes"``, not ``true``.
+    """
+    subscriptions = loaded.data.get("subscriptions")
+    if not isinstance(subscriptions, list):
+        return
+    for index, sub in enumerate(subscriptions):
+        where = sub.get("where") if isinstance(sub, dict) else None
+        if not isinstance(where, dict):
+            continue
+        for loc in list(operand_paths(where)):
+            text = loaded.written.get(("subscriptions", index, "where", *loc))
+            if text is None:
+                continue
+            parent: Any = where
+            for part in loc[:-1]:
+                parent = parent[part]
+            if not isinstance(parent[loc[-1]], list | dict):
+                parent[loc[-1]] = text
+
+
 def _where(source: str, lines: Mapping[tuple[Any, ...], int], path: tuple[Any, ...]) -> str:
     for cut in range(len(path), 0, -1):
         line = lines.get(tuple(path[:cut]))
@@ -261,6 +287,8 @@ def _validation_problems(exc: ValidationError, loaded: Loaded, where: str) -> li
             value = err.get("input")
             if _is_secret(loc) or isinstance(value, dict | list):
                 shown = ""
+            elif err["type"] == "filter" and value is None:
+                shown = ""  # a filter problem says itself what was wrong
             elif isinstance(value, str) and "://" in value:
                 shown = f" (got {redact_url(value)!r})"  # e.g. a bare channel URL
             else:

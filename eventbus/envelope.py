@@ -29,6 +29,8 @@ __all__ = [
     "ENVELOPE_VERSION",
     "Actor",
     "ActorType",
+    "AlertAction",
+    "AlertRef",
     "EnvelopeLimits",
     "Event",
     "Outcome",
@@ -81,6 +83,32 @@ class Severity(StrEnum):
 
 
 _SEVERITY_RANK = {level: rank for rank, level in enumerate(Severity)}
+
+
+class AlertAction(StrEnum):
+    """What an event does to its alert (see ``Event.alert``)."""
+
+    TRIGGER = "trigger"
+    ACKNOWLEDGE = "acknowledge"
+    RESOLVE = "resolve"
+
+
+AlertKey = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=200, strip_whitespace=True, pattern=_PRINTABLE),
+]
+
+
+class AlertRef(BaseModel):
+    """The alert an event belongs to: ``key`` dedupes within the team (``backup-failed:h1``).
+
+    ``action`` absent follows the outcome: ``success`` resolves, anything else triggers.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key: AlertKey
+    action: AlertAction | None = None
 
 
 class ActorType(StrEnum):
@@ -177,6 +205,7 @@ class Event(BaseModel):
     metadata: dict[MetadataKey, str] = Field(default_factory=dict)
     error: Annotated[str, StringConstraints(max_length=4096)] | None = None
     severity: Severity | None = None
+    alert: AlertRef | None = None
     v: StrictInt = ENVELOPE_VERSION
 
     @field_validator("id")
@@ -261,6 +290,16 @@ class Event(BaseModel):
         if self.severity is not None:
             return self.severity
         return Severity.ERROR if self.outcome is Outcome.ERROR else Severity.INFO
+
+    @property
+    def alert_action(self) -> AlertAction | None:
+        """What this event does to its alert: the given action, else ``resolve`` for a
+        success and ``trigger`` otherwise; ``None`` for an event without ``alert``."""
+        if self.alert is None:
+            return None
+        if self.alert.action is not None:
+            return self.alert.action
+        return AlertAction.RESOLVE if self.outcome is Outcome.SUCCESS else AlertAction.TRIGGER
 
     def to_json(self) -> str:
         return self.model_dump_json(exclude_none=True)

@@ -11,6 +11,7 @@ not keys (a cluster broadcasts them to every node) and keep the untagged
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 __all__ = ["Keys", "LegacyKeys"]
@@ -68,9 +69,64 @@ class Keys:
         return f"{self.tag}:retry:{delivery_id}"
 
     @property
+    def groups(self) -> str:
+        """Sorted set of digest group ids by the time their next digest is due."""
+        return f"{self.tag}:groups"
+
+    def group(self, group_id: str) -> str:
+        """Hash: one digest group (subscription, channel, values, open digest, last flush)."""
+        return f"{self.tag}:group:{group_id}"
+
+    def digest(self, digest_id: str) -> str:
+        """Base of a digest's keys: ``<base>:ids`` (sorted set), ``<base>:events`` (hash)."""
+        return f"{self.tag}:digest:{digest_id}"
+
+    @property
+    def digest_sequence(self) -> str:
+        """Counter numbering digests, so a digest id is never used twice."""
+        return f"{self.tag}:digests:seq"
+
+    @property
     def channel_state(self) -> str:
         """Hash: channel name -> JSON state (disabled, reason, last outcome)."""
         return f"{self.tag}:channels"
+
+    def cooldown(self, subscription: str, values: str) -> str:
+        """String, set NX with the window as expiry: the event holding a cooldown key."""
+        return f"{self.tag}:cooldown:{subscription}:{values}"
+
+    def silence(self, silence_id: str) -> str:
+        """JSON string: one silence, expiring when it ends."""
+        return f"{self.tag}:silence:{silence_id}"
+
+    @property
+    def silences(self) -> str:
+        """Sorted set of silence ids by the time they end."""
+        return f"{self.tag}:silences"
+
+    @property
+    def silences_version(self) -> str:
+        """Counter raised on every change of the silences (workers poll it)."""
+        return f"{self.tag}:silences:version"
+
+    @property
+    def silences_changed(self) -> str:
+        """Pub/Sub channel: a notice that the silences changed (not a key)."""
+        return f"{self.prefix}:silences:changed"
+
+    def alert(self, team_id: str, key: str) -> str:
+        """JSON string: the state of one alert (team, key); see ``consumers.store.alerts``."""
+        digest = hashlib.sha256(f"{team_id}\x00{key}".encode()).hexdigest()[:32]
+        return f"{self.tag}:alert:{digest}"
+
+    @property
+    def alerts(self) -> str:
+        """Sorted set of alert keys (``alert()`` names) by last change."""
+        return f"{self.tag}:alerts"
+
+    def alert_events(self, alert_id: str) -> str:
+        """Sorted set of the event ids folded into one alert (by time), and their deliveries."""
+        return f"{self.tag}:alert:{alert_id}:events"
 
     @property
     def layout(self) -> str:

@@ -15,12 +15,23 @@ from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .catalog import Catalog, Kind
 from .durations import Duration
 from .envelope import EnvelopeLimits, Severity, validate_event_type
+from .filters import FilterError, Filters, check_where, compile_filters
 from .paths import check_path
 
 __all__ = [
@@ -201,6 +212,9 @@ class ApiToken(_Section):
     name: Name
     token: SecretStr
     teams: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
+    role: Literal["read", "operate"] = Field(
+        "read", description="read: look only; operate: also acknowledge, resolve, change"
+    )
 
 
 class HttpSettings(_Section):
@@ -293,10 +307,19 @@ class SubscriptionSpec(_Section):
     link_template: str | None = None
     enabled: bool = True
     # Routing (see the README's "Routing"): which matching events go on, and how.
-    min_severity: Severity | None = None
-    severities: list[Severity] | None = None
+    min_severity: Severity | None = Field(
+        None, description="keep events of this severity and above (debug < info < ... critical)"
+    )
+    severities: list[Severity] | None = Field(
+        None, description="keep events of exactly these severities (not with min_severity)"
+    )
     where: dict[str, Any] | None = Field(
-        None, description="AND of path -> matcher; compiled by eventbus.filters"
+        None,
+        description=(
+            "AND of path -> matcher. Paths: event, outcome, severity, team_id, error, "
+            "actor.type|id|name, resource.type|id, metadata.<key>. Compiled at load "
+            "(eventbus.filters)."
+        ),
     )
     cooldown: Duration | None = None
     cooldown_key: list[str] = Field(default_factory=lambda: ["team", "event", "resource"])
@@ -304,6 +327,34 @@ class SubscriptionSpec(_Section):
     group_wait: Duration = 30.0
     group_interval: Duration = 300.0
     digest_max_events: int = Field(50, ge=1, le=1000)
+    _filters: Filters | None = PrivateAttr(None)
+
+    @property
+    def filters(self) -> Filters | None:
+        """The compiled severity and ``where`` filters; ``None`` when it filters nothing."""
+        # Read from pydantic's store directly: ``self._filters`` goes through a
+        # failed attribute lookup first, ten times slower.
+        private = self.__pydantic_private__
+        return private.get("_filters") if private else None
+
+    @field_validator("where")
+    @classmethod
+    def _check_where(cls, where: dict[str, Any] | None) -> dict[str, Any] | None:
+        # Here too, not only when compiling below: a where problem is then
+        # reported even when another key of the subscription is wrong.
+        try:
+            check_where(where or {})
+        except FilterError as exc:
+            raise _filter_errors(cls.__name__, exc, within="where") from None
+        return where
+
+    @model_validator(mode="after")
+    def _compile_filters(self) -> SubscriptionSpec:
+        try:
+            self._filters = compile_filters(self.min_severity, self.severities, self.where)
+        except FilterError as exc:
+            raise _filter_errors(type(self).__name__, exc) from None
+        return self
 
     @field_validator("cooldown_key", "group_by")
     @classmethod
@@ -322,6 +373,26 @@ class SubscriptionSpec(_Section):
                     "with * or ? as wildcards, e.g. 'capsule.*' or 'host.down'"
                 )
         return patterns
+
+
+def _filter_errors(title: str, exc: FilterError, within: str = "") -> ValidationError:
+    """``exc`` as a ValidationError keeping each problem's location (``where.error.regex``).
+
+    pydantic prefixes those locations with the subscription's own, so a
+    configuration error names the line of the offending key. ``within``: the
+    field being validated, which pydantic adds itself.
+    """
+    return ValidationError.from_exception_data(
+        title,
+        [
+            InitErrorDetails(
+                type=PydanticCustomError("filter", "{reason}", {"reason": problem.message}),
+                loc=problem.loc[1:] if within and problem.loc[:1] == (within,) else problem.loc,
+                input=problem.value,
+            )
+            for problem in exc.problems
+        ],
+    )
 
 
 class Settings(BaseSettings):

@@ -37,10 +37,16 @@ class _AliasBomb(Exception):
 
 @dataclass
 class Loaded:
-    """A file's data, ``lines[path]`` for each value, and the problems found reading it."""
+    """A file's data, ``lines[path]`` for each value, and the problems found reading it.
+
+    ``written[path]`` is the text of each unquoted scalar YAML read as something
+    other than a string (``true``, ``yes``, ``1.10``, ``007``, a date): where a
+    value is compared as text (``where`` filters), that is what the user meant.
+    """
 
     data: dict[str, Any]
     lines: dict[tuple[Any, ...], int] = field(default_factory=dict)
+    written: dict[tuple[Any, ...], str] = field(default_factory=dict)
     problems: list[ConfigProblem] = field(default_factory=list)
     # node ids converted so far (a second visit is an alias), those being
     # converted now (a visit to one of them is a recursive alias), and how many
@@ -161,6 +167,8 @@ def _convert_node(
     if isinstance(node, yaml.SequenceNode):
         return [_convert(v, (*path, i), loaded, env, source) for i, v in enumerate(node.value)]
     value = _safe_scalar(node, path, loaded, source) if isinstance(node, yaml.ScalarNode) else None
+    if value is not None and not isinstance(value, str) and getattr(node, "style", "") is None:
+        loaded.written[path] = str(node.value)
     if isinstance(value, str) and "$" in value:
         value = _substitute(value, path, loaded, env, source, node.start_mark.line + 1)
     return value

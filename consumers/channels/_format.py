@@ -1,21 +1,25 @@
-"""Shaping a rendered message for a transport: splitting, escaping, colours."""
+"""Shaping a rendered message for a transport: splitting, escaping, colours, severity."""
 
 from __future__ import annotations
 
 import html
 import re
+from dataclasses import dataclass
 
-from eventbus.envelope import Outcome
+from eventbus.envelope import Outcome, Severity
 
 from .base import Message
 
 __all__ = [
+    "SEVERITY_LOOKS",
+    "SeverityLook",
     "escape_html",
     "escape_markdown_v2",
-    "outcome_color",
-    "outcome_emoji",
+    "headline",
     "plain_text",
+    "severity_look",
     "split_text",
+    "tagged_text",
 ]
 
 _MDV2_SPECIAL = re.compile(r"([_*\[\]()~`>#+\-=|{}.!\\])")
@@ -70,18 +74,63 @@ def escape_markdown_v2(text: str) -> str:
     return _MDV2_SPECIAL.sub(r"\\\1", text)
 
 
-def outcome_color(message: Message) -> int:
-    """Embed / card colour: green success, red error, blue for no outcome."""
-    if message.event.outcome is Outcome.SUCCESS:
-        return 0x2ECC71
-    if message.event.outcome is Outcome.ERROR:
-        return 0xE74C3C
-    return 0x3498DB
+@dataclass(frozen=True, slots=True)
+class SeverityLook:
+    """How each kind of channel shows one severity (``Event.level``).
+
+    ``tag`` prefixes titles on channels that have no colour or priority
+    (Telegram, Teams, Google Chat, Matrix, e-mail subjects, console, generic);
+    it is empty below ``warning``, so routine events are not all tagged, and
+    only used when the event sets its severity (see ``headline``). A
+    channel's own URL option (``color=``, ``priority=``, ``tags=``) wins.
+    """
+
+    color: int  # Discord embed; Slack / Mattermost attachment as #RRGGBB
+    tag: str
+    ntfy_priority: int  # 1 (min) .. 5 (max)
+    ntfy_tags: str  # emoji short codes
+    pushover_priority: int  # -2 .. 2 (2: emergency, repeated until acknowledged)
+    gotify_priority: int  # 0 .. 10
+    teams_color: str  # an Adaptive Card TextBlock colour
+
+    @property
+    def hex_color(self) -> str:
+        return f"#{self.color:06X}"
 
 
-def outcome_emoji(message: Message) -> str:
-    if message.event.outcome is Outcome.SUCCESS:
-        return "white_check_mark"
-    if message.event.outcome is Outcome.ERROR:
-        return "rotating_light"
-    return "information_source"
+SEVERITY_LOOKS: dict[Severity, SeverityLook] = {
+    Severity.DEBUG: SeverityLook(0x95A5A6, "", 2, "mag", -1, 2, "Default"),
+    Severity.INFO: SeverityLook(0x3498DB, "", 3, "information_source", 0, 4, "Accent"),
+    Severity.WARNING: SeverityLook(0xF39C12, "[WARNING]", 4, "warning", 0, 6, "Warning"),
+    Severity.ERROR: SeverityLook(0xE74C3C, "[ERROR]", 4, "rotating_light", 1, 8, "Attention"),
+    Severity.CRITICAL: SeverityLook(0x992D22, "[CRITICAL]", 5, "sos", 2, 10, "Attention"),
+}
+# An info event that succeeded keeps the green of success.
+_INFO_SUCCESS = SeverityLook(0x2ECC71, "", 3, "white_check_mark", 0, 4, "Good")
+
+
+def severity_look(message: Message) -> SeverityLook:
+    """The presentation of the message's effective severity (``Event.level``)."""
+    event = message.event
+    level = event.level
+    if level is Severity.INFO and event.outcome is Outcome.SUCCESS:
+        return _INFO_SUCCESS
+    return SEVERITY_LOOKS[level]
+
+
+def headline(message: Message, prefix: str = "") -> str:
+    """The title with the severity tag and a channel's own ``title=`` prefix.
+
+    e.g. ``[CRITICAL] prod: host.down failed: host h1 (ops)``. A failed event
+    without a severity (``error`` by default) gets no tag: its title already
+    says "failed".
+    """
+    title = f"{prefix}: {message.title}" if prefix else message.title
+    severity = message.event.severity
+    tag = SEVERITY_LOOKS[severity].tag if severity is not None else ""
+    return f"{tag} {title}" if tag else title
+
+
+def tagged_text(message: Message) -> str:
+    """``plain_text`` with the title as ``headline`` gives it (the severity tag)."""
+    return headline(message) + plain_text(message)[len(message.title) :]

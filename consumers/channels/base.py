@@ -20,6 +20,7 @@ from eventbus.redaction import Redactor
 from eventbus.settings import SecuritySettings
 
 __all__ = [
+    "AlertNotice",
     "Channel",
     "ChannelDeps",
     "Message",
@@ -41,6 +42,41 @@ class OutcomeClass(StrEnum):
     RATE_LIMITED = "rate_limited"
 
 
+@dataclass(frozen=True, slots=True)
+class AlertNotice:
+    """The alert a message is about, and what just happened to it.
+
+    Channels read this (never the store): a resolve notice looks different
+    (``RESOLVED: ...``, green where a service has colours, how long the alert
+    was open, how many events it folded in), and PagerDuty or Opsgenie send
+    the matching action with ``dedup_key`` = team + key.
+    """
+
+    id: str
+    team_id: str
+    key: str
+    transition: str  # raised | touched | acknowledged | resolved | repeat
+    status: str  # firing | acknowledged | resolved
+    severity: str
+    first_seen: float
+    last_seen: float
+    count: int
+    summary: str
+    acknowledged_by: str | None = None
+    resolved_at: float | None = None
+    reason: str | None = None  # why it resolved (e.g. auto-resolve), or a comment
+
+    @property
+    def dedup_key(self) -> str:
+        """The key PagerDuty/Opsgenie dedupe on: team and alert key."""
+        return f"{self.team_id}:{self.key}"
+
+    @property
+    def open_for(self) -> float:
+        end = self.resolved_at if self.resolved_at is not None else self.last_seen
+        return max(0.0, end - self.first_seen)
+
+
 class Message:
     """A notification rendered from an envelope for one subscription.
 
@@ -53,6 +89,7 @@ class Message:
         "_body",
         "_render",
         "_title",
+        "alert",
         "delivery_id",
         "event",
         "link",
@@ -71,6 +108,7 @@ class Message:
         link: str | None = None,
         test: bool = False,
         render: Callable[[Message], tuple[str, str]] | None = None,
+        alert: AlertNotice | None = None,
     ) -> None:
         if render is None and (title is None or body is None):
             raise TypeError("Message needs a title and a body, or render")
@@ -82,6 +120,7 @@ class Message:
         self.subscription = subscription
         self.link = link
         self.test = test
+        self.alert = alert  # set when the message is an alert's notification
 
     def __repr__(self) -> str:
         return (

@@ -3,7 +3,8 @@
 On a terminal the notification is printed as text: the title, then the body
 with its real line breaks, indented. Anywhere else (a pipe, the journal, a
 container log) it is one structured ``notification`` log line, so JSON logs
-stay one object per line.
+stay one object per line. Titles carry the severity tag from ``warning`` up
+(``[ERROR] ...``); the log line has a ``severity`` field.
 
 Title and body are publishers' text: C0/C1 control characters in them are
 written as escapes (``eventbus.terminal.printable``), so an event cannot set
@@ -20,6 +21,7 @@ import structlog
 from eventbus.settings import ChannelSpec
 from eventbus.terminal import printable
 
+from ._format import headline
 from ._options import unknown_options
 from .base import ChannelDeps, Message, OutcomeClass, SendResult
 
@@ -43,7 +45,7 @@ class ConsoleChannel:
 
     async def send(self, message: Message) -> SendResult:
         stream = self._stream or sys.stdout
-        title = printable(message.title)
+        title = printable(headline(message))
         body = printable(message.body, keep_newlines=True)
         if _is_terminal(stream):
             lines = [f"[{printable(self.name)}] {title}"]
@@ -61,6 +63,7 @@ class ConsoleChannel:
                 channel=self.name,
                 title=title,
                 body=body,
+                severity=message.event.level.value,
                 delivery_id=message.delivery_id,
             )
         return SendResult(OutcomeClass.DELIVERED)

@@ -1,6 +1,8 @@
 """``discord``: a Discord webhook, ``discord://TOKEN@WEBHOOK_ID``.
 
-The message goes out as an embed coloured by outcome (green / red / blue).
+The message goes out as an embed coloured by severity (``_format.SEVERITY_LOOKS``:
+grey debug, blue info or green for success, orange warning, red error,
+dark red critical) unless the URL's ``color=`` fixes it.
 A body over the 4096-character embed limit becomes several messages.
 Discord answers 429 with ``Retry-After`` (and ``retry_after`` in JSON);
 both feed the rate limiter.
@@ -16,7 +18,7 @@ import httpx
 from eventbus.errors import ChannelConfigError
 from eventbus.settings import ChannelSpec
 
-from ._format import outcome_color, split_text
+from ._format import severity_look, split_text
 from ._http import HttpChannel, PlannedRequest
 from ._options import Options, base_url, channel_url, require, timeout_of
 from .base import ChannelDeps, Message
@@ -72,7 +74,7 @@ class DiscordChannel(HttpChannel):
         if message.link and message.link not in body:
             body = f"{body}\n{message.link}" if body else message.link
         pieces = split_text(body, DESCRIPTION_MAX) if body else [""]
-        color = self._color if self._color is not None else outcome_color(message)
+        color = self._color if self._color is not None else severity_look(message).color
         requests = []
         for index, piece in enumerate(pieces):
             embed: dict[str, Any] = {"description": piece, "color": color}

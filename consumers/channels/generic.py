@@ -21,7 +21,7 @@ import httpx
 from eventbus.errors import ChannelConfigError
 from eventbus.settings import ChannelSpec
 
-from ._format import plain_text
+from ._format import headline, plain_text
 from ._http import SHOWN_HEADERS, HttpChannel, PlannedRequest
 from ._options import Options, channel_url, timeout_of
 from .base import ChannelDeps, Message
@@ -74,7 +74,7 @@ class GenericChannel(HttpChannel):
         return f"generic {self.method} {self.mask(self.endpoint.split('?', 1)[0])}"
 
     def plan(self, message: Message) -> list[PlannedRequest]:
-        title = f"{self._title_prefix}: {message.title}" if self._title_prefix else message.title
+        title = headline(message, self._title_prefix)
         headers = dict(self._headers)
         if self.json_template:
             body: dict[str, Any] = {

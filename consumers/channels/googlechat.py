@@ -10,6 +10,7 @@ import httpx
 from eventbus.errors import ChannelConfigError
 from eventbus.settings import ChannelSpec
 
+from ._format import headline
 from ._http import HttpChannel, PlannedRequest
 from ._options import Options, base_url, channel_url, timeout_of
 from .base import ChannelDeps, Message
@@ -53,7 +54,8 @@ class GoogleChatChannel(HttpChannel):
                 threadKey=self._thread_key,
                 messageReplyOption="REPLY_MESSAGE_FALLBACK_TO_NEW_THREAD",
             )
-        text = f"*{message.title}*\n{message.body}" if message.body else f"*{message.title}*"
+        title = headline(message)
+        text = f"*{title}*\n{message.body}" if message.body else f"*{title}*"
         if message.link and message.link not in text:
             text += f"\n{message.link}"
         if len(text) > TEXT_MAX:

@@ -2,6 +2,8 @@
 
 The application token is sent in the ``X-Gotify-Key`` header rather than in
 the query string (shoutrrr's way), so it stays out of proxy access logs.
+The priority follows the severity (debug 2, info 4, warning 6, error 8,
+critical 10) unless the URL's ``priority=`` fixes it.
 """
 
 from __future__ import annotations
@@ -10,10 +12,10 @@ from typing import Any
 
 import httpx
 
-from eventbus.envelope import Outcome
 from eventbus.errors import ChannelConfigError
 from eventbus.settings import ChannelSpec
 
+from ._format import severity_look
 from ._http import HttpChannel, PlannedRequest
 from ._options import Options, channel_url, timeout_of
 from .base import ChannelDeps, Message
@@ -21,7 +23,6 @@ from .base import ChannelDeps, Message
 __all__ = ["GotifyChannel", "create"]
 
 _URL_KEYS = ("priority", "title", "disabletls")
-_OUTCOME_PRIORITY = {Outcome.ERROR: 8, Outcome.SUCCESS: 4, None: 4}
 
 
 class GotifyChannel(HttpChannel):
@@ -51,7 +52,7 @@ class GotifyChannel(HttpChannel):
         title = f"{self._title_prefix}: {message.title}" if self._title_prefix else message.title
         priority = self._priority
         if priority is None:
-            priority = _OUTCOME_PRIORITY[message.event.outcome]
+            priority = severity_look(message).gotify_priority
         body: dict[str, Any] = {
             "title": title,
             "message": message.body or message.title,

@@ -23,7 +23,7 @@ import httpx
 from eventbus.errors import ChannelConfigError
 from eventbus.settings import ChannelSpec
 
-from ._format import plain_text
+from ._format import headline, plain_text
 from ._http import HttpChannel, PlannedRequest, provider_result
 from ._options import Options, channel_url, timeout_of
 from .base import ChannelDeps, Message, OutcomeClass, SendResult
@@ -98,7 +98,7 @@ class MatrixChannel(HttpChannel):
         )
 
     def send_request(self, room: str, index: int, message: Message) -> PlannedRequest:
-        title = f"{self._title_prefix}: {message.title}" if self._title_prefix else message.title
+        title = headline(message, self._title_prefix)
         text = plain_text(message).replace(message.title, title, 1)
         body_html = html.escape(text[len(title) :].lstrip("\n")).replace("\n", "<br>")
         content: dict[str, Any] = {

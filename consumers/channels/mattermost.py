@@ -1,4 +1,8 @@
-"""``mattermost``: an incoming webhook, ``mattermost://[user@]host[:port]/TOKEN[/channel]``."""
+"""``mattermost``: an incoming webhook, ``mattermost://[user@]host[:port]/TOKEN[/channel]``.
+
+The title is the message text; the body goes in an attachment coloured by
+severity (``_format.SEVERITY_LOOKS``), as on Slack.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import httpx
 from eventbus.errors import ChannelConfigError
 from eventbus.settings import ChannelSpec
 
+from ._format import plain_text, severity_look
 from ._http import HttpChannel, PlannedRequest
 from ._options import Options, channel_url, timeout_of
 from .base import ChannelDeps, Message
@@ -48,10 +53,14 @@ class MattermostChannel(HttpChannel):
 
     def plan(self, message: Message) -> list[PlannedRequest]:
         title = f"{self._title_prefix}: {message.title}" if self._title_prefix else message.title
-        text = f"**{title}**\n{message.body}" if message.body else f"**{title}**"
-        if message.link and message.link not in text:
-            text += f"\n{message.link}"
-        payload: dict[str, Any] = {"text": text}
+        body = message.body
+        if message.link and message.link not in f"{title}\n{body}":
+            body = f"{body}\n{message.link}" if body else message.link
+        payload: dict[str, Any] = {"text": f"**{title}**"}
+        if body:
+            look = severity_look(message)
+            fallback = plain_text(message).replace(message.title, title, 1)
+            payload["attachments"] = [{"color": look.hex_color, "text": body, "fallback": fallback}]
         if self._username:
             payload["username"] = self._username
         if self.channel:

@@ -2,7 +2,8 @@
 
 The body is the plain text; title, priority, tags and click URL travel in
 headers (RFC 2047-encoded when they are not ASCII). Priority and tags follow
-the outcome unless the URL fixes them. ``ntfy://:TOKEN@host/topic`` sends an
+the severity (debug 2, info 3, warning and error 4, critical 5) unless the
+URL's ``priority=`` / ``tags=`` fix them. ``ntfy://:TOKEN@host/topic`` sends an
 access token instead of a user name and password.
 """
 
@@ -13,10 +14,10 @@ from email.header import Header
 
 import httpx
 
-from eventbus.envelope import Outcome
 from eventbus.errors import ChannelConfigError
 from eventbus.settings import ChannelSpec
 
+from ._format import severity_look
 from ._http import HttpChannel, PlannedRequest
 from ._options import Options, channel_url, timeout_of
 from .base import ChannelDeps, Message
@@ -43,12 +44,6 @@ _SHOWN = frozenset({
     "markdown", "cache", "firebase",
 })  # fmt: skip
 _PRIORITY_NAMES = {"min": 1, "low": 2, "default": 3, "high": 4, "max": 5, "urgent": 5}
-_OUTCOME_PRIORITY = {Outcome.ERROR: 4, Outcome.SUCCESS: 3, None: 3}
-_OUTCOME_TAGS = {
-    Outcome.ERROR: "rotating_light",
-    Outcome.SUCCESS: "white_check_mark",
-    None: "information_source",
-}
 
 
 def _header(value: str) -> str:
@@ -92,12 +87,12 @@ class NtfyChannel(HttpChannel):
 
     def plan(self, message: Message) -> list[PlannedRequest]:
         title = f"{self._title_prefix}: {message.title}" if self._title_prefix else message.title
-        outcome = message.event.outcome
+        look = severity_look(message)
         headers = {
             "Content-Type": "text/plain; charset=utf-8",
             "Title": _header(title),
-            "Priority": str(self._priority or _OUTCOME_PRIORITY[outcome]),
-            "Tags": _header(self._tags or _OUTCOME_TAGS[outcome]),
+            "Priority": str(self._priority or look.ntfy_priority),
+            "Tags": _header(self._tags or look.ntfy_tags),
             **self._extra,
         }
         if message.link and "Click" not in headers:

@@ -1,17 +1,20 @@
 """``pushover``: ``pushover://shoutrrr:APITOKEN@USERKEY/?devices=a,b``.
 
 Pushover limits a message to 1024 characters and a title to 250; longer
-text is cut with an ellipsis (the link, if any, travels in ``url``).
+text is cut with an ellipsis (the link, if any, travels in ``url``). The
+priority follows the severity (debug -1, info and warning 0, error 1,
+critical 2, the emergency priority, repeated every minute for an hour until
+acknowledged) unless the URL's ``priority=`` fixes it.
 """
 
 from __future__ import annotations
 
 import httpx
 
-from eventbus.envelope import Outcome
 from eventbus.errors import ChannelConfigError
 from eventbus.settings import ChannelSpec
 
+from ._format import severity_look
 from ._http import HttpChannel, PlannedRequest, provider_result
 from ._options import Options, base_url, channel_url, timeout_of
 from .base import ChannelDeps, Message, SendResult
@@ -62,7 +65,7 @@ class PushoverChannel(HttpChannel):
         title = f"{self._title_prefix}: {message.title}" if self._title_prefix else message.title
         priority = self._priority
         if priority is None:
-            priority = 1 if message.event.outcome is Outcome.ERROR else 0
+            priority = severity_look(message).pushover_priority
         form = {
             "token": self._token,
             "user": self._user,

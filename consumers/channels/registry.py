@@ -22,20 +22,31 @@ from eventbus.errors import ChannelConfigError
 from eventbus.settings import ChannelSpec, Settings
 
 from . import (
+    bark,
     console,
     discord,
     generic,
     googlechat,
     gotify,
+    ifttt,
+    join,
+    lark,
     matrix,
     mattermost,
     ntfy,
+    opsgenie,
+    pagerduty,
+    pushbullet,
     pushover,
+    rocketchat,
+    signal,
     slack,
     smtp,
     teams,
     telegram,
     webhook,
+    wecom,
+    zulip,
 )
 from ._suggest import SuggestingError, did_you_mean
 from .base import Channel, ChannelDeps
@@ -84,6 +95,17 @@ CHANNEL_TYPES: Final[Mapping[str, ChannelType]] = {
         ChannelType("mattermost", mattermost.create, ("mattermost",)),
         ChannelType("googlechat", googlechat.create, ("googlechat",)),
         ChannelType("generic", generic.create, ("generic",)),
+        ChannelType("bark", bark.create, ("bark",)),
+        ChannelType("ifttt", ifttt.create, ("ifttt",)),
+        ChannelType("join", join.create, ("join",)),
+        ChannelType("lark", lark.create, ("lark",)),
+        ChannelType("pushbullet", pushbullet.create, ("pushbullet",)),
+        ChannelType("rocketchat", rocketchat.create, ("rocketchat",), rocketchat.warnings),
+        ChannelType("signal", signal.create, ("signal",)),
+        ChannelType("wecom", wecom.create, ("wecom",)),
+        ChannelType("zulip", zulip.create, ("zulip",), zulip.warnings),
+        ChannelType("pagerduty", pagerduty.create, ("pagerduty",), pagerduty.warnings),
+        ChannelType("opsgenie", opsgenie.create, ("opsgenie",)),
     )
 }
 

@@ -4,6 +4,9 @@
   (the legacy ``slack://A/B/C`` form too);
 - ``slack://xoxb:REST@CHANNEL`` posts as a bot with token ``xoxb-REST``; the
   Web API answers HTTP 200 with ``ok: false`` on errors, so the body is checked.
+
+The attachment is coloured by severity (``_format.SEVERITY_LOOKS``) unless the
+URL's ``color=`` fixes it.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import httpx
 from eventbus.errors import ChannelConfigError
 from eventbus.settings import ChannelSpec
 
+from ._format import severity_look
 from ._http import HttpChannel, PlannedRequest, provider_result
 from ._options import Options, base_url, channel_url, timeout_of
 from .base import ChannelDeps, Message, OutcomeClass, SendResult
@@ -27,7 +31,6 @@ DEFAULT_HOOKS_BASE = "https://hooks.slack.com"
 DEFAULT_WEB_API_BASE = "https://slack.com"
 _URL_KEYS = ("botname", "icon", "color", "title", "thread_ts")
 _BOT_PREFIXES = ("xoxb", "xoxp")
-_COLORS = {"success": "#2ECC71", "error": "#E74C3C", "none": "#3498DB"}
 
 
 def escape_mrkdwn(text: str) -> str:
@@ -82,7 +85,7 @@ class SlackChannel(HttpChannel):
         if message.link and message.link not in body:
             body = f"{body}\n<{message.link}>"
         attachment: dict[str, Any] = {
-            "color": self._color or _COLORS[message.event.outcome_name],
+            "color": self._color or severity_look(message).hex_color,
             "text": escape_mrkdwn(body),
             "fallback": escape_mrkdwn(message.text),
         }

@@ -33,7 +33,7 @@ from eventbus.redaction import Redactor
 from eventbus.settings import ChannelSpec
 
 from ..netguard import ForbiddenTarget, TargetPolicy
-from ._format import plain_text
+from ._format import headline, plain_text
 from ._http import PlannedRequest
 from ._options import Options, channel_url, timeout_of
 from .base import ChannelDeps, Message, OutcomeClass, SendResult, timed
@@ -127,10 +127,7 @@ class SmtpChannel:
 
     def build(self, message: Message) -> EmailMessage:
         mail = EmailMessage()
-        subject = message.title
-        if self._subject_prefix:
-            subject = f"{self._subject_prefix}: {subject}"
-        mail["Subject"] = subject
+        mail["Subject"] = headline(message, self._subject_prefix)
         mail["From"] = (
             formataddr((self._from_name, self.sender)) if self._from_name else self.sender
         )

@@ -3,6 +3,8 @@ request is received"), ``teams://?host=<percent-encoded workflow URL>``.
 
 The old Office 365 connector format is retired, so the message is an
 Adaptive Card. The workflow URL's ``sig`` query parameter is its secret.
+The title carries the severity tag (``[ERROR]``...) and its colour follows
+the severity unless the URL's ``color=`` fixes it.
 """
 
 from __future__ import annotations
@@ -12,10 +14,10 @@ from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
-from eventbus.envelope import Outcome
 from eventbus.errors import ChannelConfigError
 from eventbus.settings import ChannelSpec
 
+from ._format import headline, severity_look
 from ._http import HttpChannel, PlannedRequest
 from ._options import Options, timeout_of
 from .base import ChannelDeps, Message
@@ -24,7 +26,6 @@ from .urls import parse_url
 __all__ = ["TeamsChannel", "adaptive_card", "create"]
 
 _URL_KEYS = ("host", "title", "color")
-_COLOR = {Outcome.ERROR: "Attention", Outcome.SUCCESS: "Good", None: "Accent"}
 
 
 def adaptive_card(title: str, body: str, link: str | None, color: str) -> dict[str, Any]:
@@ -82,11 +83,11 @@ class TeamsChannel(HttpChannel):
         return f"teams workflow {parts.scheme}://{parts.netloc}{parts.path}"
 
     def plan(self, message: Message) -> list[PlannedRequest]:
-        title = f"{self._title_prefix}: {message.title}" if self._title_prefix else message.title
+        title = headline(message, self._title_prefix)
         # Adaptive Card TextBlocks take Markdown, where a single newline is not a break.
         body = message.body.replace("\n", "\n\n")
         card = adaptive_card(
-            title, body, message.link, self._color or _COLOR[message.event.outcome]
+            title, body, message.link, self._color or severity_look(message).teams_color
         )
         return [
             PlannedRequest(

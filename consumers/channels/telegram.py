@@ -8,6 +8,7 @@ Telegram answers errors in JSON with ``ok: false`` (sometimes with HTTP
 200), so the body is always checked. Text over 4096 characters is split
 into several messages on line boundaries; each piece is escaped for the
 parse mode after splitting, so the limit applies to what the user sees.
+The title starts with the severity tag from ``warning`` up (``[CRITICAL] ...``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import httpx
 from eventbus.errors import ChannelConfigError
 from eventbus.settings import ChannelSpec
 
-from ._format import escape_html, escape_markdown_v2, plain_text, split_text
+from ._format import escape_html, escape_markdown_v2, headline, plain_text, split_text
 from ._http import HttpChannel, PlannedRequest
 from ._options import Options, base_url, channel_url, require, timeout_of
 from .base import ChannelDeps, Message, OutcomeClass, SendResult
@@ -102,7 +103,7 @@ class TelegramChannel(HttpChannel):
 
     def pieces(self, message: Message) -> list[str]:
         """The texts to send to each chat, escaped for the parse mode."""
-        title = f"{self._title_prefix}: {message.title}" if self._title_prefix else message.title
+        title = headline(message, self._title_prefix)
         text = plain_text(message).replace(message.title, title, 1)
         parts = split_text(text, MAX_TEXT)
         if self.parse_mode == "HTML":

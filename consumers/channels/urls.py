@@ -37,7 +37,23 @@ SCHEMES: dict[str, str] = {
     "smtp": "smtp://user:pass@host:587/?from=a@example.com&to=b@example.com",
     "teams": "teams://?host=<percent-encoded workflow URL>",
     "telegram": "telegram://TOKEN@telegram?chats=@channel,12345",
+    "bark": "bark://:DEVICE_KEY@host",
+    "ifttt": "ifttt://KEY/?events=event1,event2",
+    "join": "join://shoutrrr:API_KEY@join/?devices=ID1,ID2",
+    "lark": "lark://open.larksuite.com/TOKEN?secret=SECRET",
+    "pushbullet": "pushbullet://TOKEN[/device/#channel/email]",
+    "rocketchat": "rocketchat://[sender@]host/TOKEN_A/TOKEN_B[/channel]",
+    "signal": "signal://host:8080/+SOURCE_NUMBER/+RECIPIENT_NUMBER",
+    "wecom": "wecom://WEBHOOK_KEY",
+    "zulip": "zulip://BOT%40example.com:API_KEY@example.zulipchat.com/?stream=alerts",
+    "pagerduty": "pagerduty:///INTEGRATION_KEY",
+    "opsgenie": "opsgenie://api.opsgenie.com/API_KEY",
 }
+
+# Services whose path names targets, as shoutrrr reads them: an '@' there is
+# a user or an e-mail address, and a '#' starts Go's fragment, a channel
+# (pushbullet://TOKEN/a@b.example/#channel, rocketchat://host/A/B/@user).
+TARGET_PATH_SCHEMES = frozenset({"pushbullet", "rocketchat"})
 
 _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):(.*)$", re.DOTALL)
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
@@ -67,6 +83,8 @@ class ParsedURL:
     raw_query: tuple[tuple[str, str], ...] = ()
     # for "generic+https": the part after "+"
     subscheme: str = ""
+    # after the first '#', percent-decoded (TARGET_PATH_SCHEMES only)
+    fragment: str = ""
 
     def __repr__(self) -> str:
         return f"ParsedURL(scheme={self.scheme!r}, <redacted>)"
@@ -145,6 +163,9 @@ def parse_url(url: str, *, schemes: Iterable[str] | None = None) -> ParsedURL:
     Error messages never include the credentials themselves.
     """
     scheme, subscheme, rest = _scheme(url, sorted(schemes if schemes is not None else SCHEMES))
+    fragment = ""
+    if scheme in TARGET_PATH_SCHEMES:
+        rest, _, fragment = rest.partition("#")
     authority, path_part, query_part = _split_rest(scheme, rest)
     user, password, hostport = _credentials(scheme, authority)
     host, port = _split_host(scheme, hostport)
@@ -161,6 +182,7 @@ def parse_url(url: str, *, schemes: Iterable[str] | None = None) -> ParsedURL:
         query=query,
         raw_query=raw_query,
         subscheme=subscheme,
+        fragment=unquote(fragment),
     )
 
 
@@ -216,7 +238,7 @@ def _split_rest(scheme: str, rest: str) -> tuple[str, str, str]:
             f"{scheme} URL has a '#' in {where}, which would cut the URL short: {_hint('#')} {what}"
         )
     path_part, _, query_part = tail.partition("?")
-    if "@" in path_part and "@" not in authority:
+    if "@" in path_part and "@" not in authority and scheme not in TARGET_PATH_SCHEMES:
         raise ChannelConfigError(
             f"{scheme} URL has '@' after a '/': the credentials contain a '/' or '?' - "
             f"{_hint('/')} and {_hint('?')} in the user name and password"

@@ -196,7 +196,9 @@ class WebhookChannel(HttpChannel):
         return headers
 
     def plan(self, message: Message) -> list[PlannedRequest]:
-        body = message.event.to_json().encode()
+        # A digest (consumers.digests) posts its own document, signed the same way.
+        document = getattr(message, "document", None)
+        body = document if isinstance(document, bytes) else message.event.to_json().encode()
         headers = self.signed_headers(message.delivery_id, int(self._clock()), body)
         return [
             PlannedRequest(

@@ -28,6 +28,7 @@ COMMANDS: Final = {
     "channels": _needs_worker("channels", "List and test configured channels."),
     "send": _needs_worker("send", "Send one notification to channel URLs, without a config file."),
     "urls": _needs_worker("urls", "Parse and explain shoutrrr-style channel URLs."),
+    "silence": _needs_worker("silence", "Mute a team's matching events for a while."),
     "tail": _needs_worker("tail", "Print the live mirror in the terminal."),
     "tokens": _needs_worker("tokens", "Make API tokens for the dashboard and the HTTP API."),
     "migrate": _needs_worker("migrate", "Move Redis keys of the old layout to the {prefix} one."),

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+from typing import Any
+
 import click
 import httpx
+import yaml
 
 from eventbus.catalog import Kind
 from eventbus.cli import Context
-from eventbus.settings import ChannelSpec, Settings
+from eventbus.durations import format_duration
+from eventbus.settings import ChannelSpec, Settings, SubscriptionSpec
 from eventbus.subscriptions import Matcher
 
 from ..channels import ChannelDeps, build_channel
 from ..channels.registry import channel_warnings
+from ..routing.merging import overlaps
 from .common import checked_settings
 
-__all__ = ["command"]
+__all__ = ["command", "routing_lines"]
+
+_MAX_OVERLAPS = 20
 
 
 @click.group("config")
@@ -65,6 +73,11 @@ def _summary(settings: Settings, path: str | None) -> None:
         click.echo(f"  {spec.name:<20} {spec.kind:<10} {target}{state}")
         for warning in _channel_warnings(spec):
             click.secho(f"    warning: {warning}", fg="yellow")
+    _subscriptions(settings)
+    _overlaps(settings)
+
+
+def _subscriptions(settings: Settings) -> None:
     catalog = settings.catalog.build()
     durable = sorted(t for t, k in catalog.types.items() if k is not Kind.TRANSIENT)
     matcher = Matcher(settings.subscriptions, catalog)
@@ -80,6 +93,54 @@ def _summary(settings: Settings, path: str | None) -> None:
         extra = [p for p in sub.events if "*" in p or "?" in p]
         if extra:
             click.echo(f"    and any other type matching: {', '.join(extra)}")
+        for line in routing_lines(sub):
+            click.echo(f"    {line}")
+
+
+def routing_lines(sub: SubscriptionSpec) -> list[str]:
+    """The routing keys a subscription sets, named as in the YAML (defaults left out)."""
+    lines = []
+    if sub.min_severity is not None:
+        lines.append(f"min_severity: {sub.min_severity}")
+    if sub.severities is not None:
+        lines.append(f"severities: {_flow(sub.severities)}")
+    if sub.where:
+        lines.append("where:")
+        lines += [f"  {path}: {_flow(matcher)}" for path, matcher in sub.where.items()]
+    if sub.cooldown is not None:
+        lines.append(
+            f"cooldown: {format_duration(sub.cooldown)}  cooldown_key: {_flow(sub.cooldown_key)}"
+        )
+    if sub.group_by is not None:
+        lines.append(
+            f"group_by: {_flow(sub.group_by)}  group_wait: {format_duration(sub.group_wait)}  "
+            f"group_interval: {format_duration(sub.group_interval)}  "
+            f"digest_max_events: {sub.digest_max_events}"
+        )
+    return lines
+
+
+def _flow(value: Any) -> str:
+    """``value`` as YAML flow style, on one line: ``[eu-west, eu-north]``, ``{glob: db-*}``."""
+    if isinstance(value, list):
+        value = [str(item) if isinstance(item, StrEnum) else item for item in value]
+    text = yaml.safe_dump(value, default_flow_style=True, width=10_000, sort_keys=False)
+    return text.strip().removesuffix("...").strip()
+
+
+def _overlaps(settings: Settings) -> None:
+    found = overlaps(settings.subscriptions)
+    if not found:
+        return
+    click.echo("\none delivery per channel (subscriptions that can match one event):")
+    for overlap in found[:_MAX_OVERLAPS]:
+        maybe = " (if their where filters both hold)" if overlap.filtered else ""
+        click.echo(
+            f"  {overlap.channel}: {overlap.delivers} delivers, {overlap.merged} records "
+            f"merged{maybe}"
+        )
+    if len(found) > _MAX_OVERLAPS:
+        click.echo(f"  ... and {len(found) - _MAX_OVERLAPS} more")
 
 
 def _channel_warnings(spec: ChannelSpec) -> list[str]:

@@ -15,12 +15,22 @@ from eventbus.cli import EXIT_USAGE, Context, fail, run_async
 from eventbus.durations import parse_duration
 from eventbus.keys import Keys
 
-from ..store import DeliveryStore
+from ..store import DeliveryStatus, DeliveryStore
 
 __all__ = ["command", "print_table"]
 
-STATES = ("delivered", "retrying", "failed", "skipped")
-_COLOURS = {"delivered": "green", "retrying": "yellow", "failed": "red", "skipped": "blue"}
+STATES = tuple(status.value for status in DeliveryStatus)
+_COLOURS = {
+    "delivered": "green",
+    "retrying": "yellow",
+    "failed": "red",
+    "skipped": "blue",
+    # routed: settled without sending, on purpose
+    "suppressed": "cyan",
+    "grouped": "cyan",
+    "silenced": "magenta",
+    "merged": "cyan",
+}
 
 
 def print_table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> None:
@@ -83,11 +93,17 @@ def _json_times(row: dict[str, Any]) -> dict[str, Any]:
     epilog="""\b
 Examples:
   eventbus deliveries --status failed --since 1h
+  eventbus deliveries --status merged
   eventbus deliveries --event 01JD5Z7X3M0Q8R2T6V9W1Y4B7C
   eventbus deliveries --channel ops-hook --json | jq .last_error""",
 )
 @click.option("--event", "event_id", help="Only this event id.")
-@click.option("--status", type=click.Choice(STATES), help="Only records in this state.")
+@click.option(
+    "--status",
+    type=click.Choice(STATES),
+    help="Only records in this state; suppressed, grouped, silenced and merged are "
+    "routing decisions that sent nothing (REFERS TO names the digest, silence or delivery).",
+)
 @click.option("--channel", help="Only this channel name.")
 @click.option("--since", help="Only records updated within this duration, e.g. 30m, 2h, 7d.")
 @click.option("--limit", type=click.IntRange(1, 10000), default=50, show_default=True)
@@ -132,6 +148,10 @@ def command(
         for row in rows:
             sys.stdout.write(json.dumps(_json_times(row)) + "\n")
         return
+    _print_rows(rows)
+
+
+def _print_rows(rows: list[dict[str, Any]]) -> None:
     for row in rows:
         row["updated"] = _when(row["updated_at"])
         row["next"] = _when(row["next_attempt_at"])
@@ -150,5 +170,7 @@ def command(
             ("next", "next attempt"),
             ("error", "last error"),
             ("why", "reason"),
+            # routed records only: what explains them (digest, silence, delivering record)
+            *([("refers_to", "refers to")] if any(row["refers_to"] for row in rows) else []),
         ],
     )

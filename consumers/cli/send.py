@@ -21,7 +21,7 @@ import httpx
 from pydantic import SecretStr
 
 from eventbus.cli import EXIT_FAILED, EXIT_USAGE
-from eventbus.envelope import Event, Outcome
+from eventbus.envelope import Event, Severity
 from eventbus.errors import ChannelConfigError
 from eventbus.redaction import mask
 from eventbus.settings import ChannelSpec, SecuritySettings
@@ -33,10 +33,7 @@ from ..outbound import make_http_client
 
 __all__ = ["SEVERITIES", "command"]
 
-SEVERITIES: Final = ("debug", "info", "warning", "error", "critical")
-# Until the envelope has a severity field, it maps onto the outcome.
-_ERROR_SEVERITIES: Final = frozenset({"error", "critical"})
-_PREFIXED_SEVERITIES: Final = frozenset({"warning", "error", "critical"})
+SEVERITIES: Final = tuple(level.value for level in Severity)
 _GUARD_HINT = "for eventbus send, pass --allow-private to reach local or private targets"
 
 
@@ -84,8 +81,8 @@ Quote URLs in the shell ('&' and '?' are special). Check a URL first with
     type=click.Choice(SEVERITIES, case_sensitive=False),
     default="info",
     show_default=True,
-    help="Sent as metadata 'severity' (warning and above also prefix the title); error and "
-    "critical make the event's outcome 'error'. It becomes a real envelope field later.",
+    help="The event's severity, shown the way each service shows it: colour, priority, "
+    "or a [WARNING] / [ERROR] / [CRITICAL] title tag.",
 )
 @click.option(
     "--allow-private",
@@ -183,15 +180,14 @@ def _usable_when_private_allowed(spec: ChannelSpec, deps: ChannelDeps) -> bool:
 
 
 def _message(title: str, text: str, severity: str) -> Message:
+    # No outcome: a notification is not the result of an operation.
     event = Event(
         event="eventbus.send",
-        outcome=Outcome.ERROR if severity in _ERROR_SEVERITIES else Outcome.SUCCESS,
+        severity=Severity(severity),
         team_id="eventbus",
         resource={"type": "cli", "id": "send"},
-        metadata={"severity": severity, "title": title, "message": text[:1024]},
+        metadata={"title": title, "message": text[:1024]},
     )
-    if severity in _PREFIXED_SEVERITIES:
-        title = f"[{severity.upper()}] {title}"
     return Message(
         title=title, body=text, event=event, delivery_id=f"send_{event.id}", subscription="send"
     )

@@ -14,10 +14,13 @@ A target a stage settles leaves the work with a record that says why
 (``Work.unsent``); whatever is left is sent. Routing runs for stream entries
 only: a due retry was routed when its entry was.
 
-Stages 1-2 read only this process's state and run as an entry is decoded
-(``route``). Stages 3-4 read or change state shared by every worker, so
-they run for a whole read batch at once, after it is screened for
-deliveries done already (``decide``), before anything is sent.
+Every stage runs for a whole read batch at once (``decide``), after the
+batch is screened for deliveries done already and before anything is sent:
+a repeated or reclaimed event whose delivery is recorded keeps its record
+(a silence added since does not turn ``delivered`` into ``silenced``).
+Stages 1-2 read only this process's state (``route``, per work); stages
+3-4 read or change state shared by every worker, in one round trip per
+batch.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from collections.abc import Sequence
 
 from eventbus.settings import Settings
 
+from ..metrics import Metrics
 from ..work import Work
 from .cooldown import Cooldowns
 from .grouping import Grouper
@@ -45,27 +49,57 @@ class Router:
         silences: SilenceBook | None = None,
         cooldowns: Cooldowns | None = None,
         grouper: Grouper | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.silences = silences or SilenceBook()
         self.cooldowns = cooldowns or Cooldowns()
         self.grouper = grouper or Grouper()
+        self.metrics = metrics  # counts each routed record (the dispatcher's, if not given)
         self.reconfigure(settings)
 
     def reconfigure(self, settings: Settings) -> None:
         self.settings = settings
+        self.silences.reconfigure(settings)
+        self.cooldowns.reconfigure(settings)
+        self.grouper.reconfigure(settings)
+        self.kinds = {spec.name: spec.kind for spec in settings.channels}
 
     def route(self, work: Work, now: float) -> None:
-        """Settle the targets of ``work`` that are not to be sent now."""
+        """Stages 1-2 for one screened work: silences, then one delivery per channel."""
         if work.event is None or not work.targets:
             return
+        before = len(work.settlement.records)
         self.silences.apply(work, now)
-        merge(work, now)
+        merge(work, now, self.kinds)
+        self._count(work, before)
 
     async def decide(self, works: Sequence[Work], now: float) -> None:
-        """Stages 3-4 for a screened batch: cooldowns (shared state), then grouping."""
+        """Every stage for a screened batch; cooldowns are one round trip for all of it."""
         # Entries only (a due retry has no ack): a retry was routed as its entry.
         routed = [w for w in works if w.settlement.ack is not None and w.targets]
+        for work in routed:
+            self.route(work, now)
+        routed = [work for work in routed if work.targets]
         if not routed:
             return
+        before = [len(work.settlement.records) for work in routed]
         await self.cooldowns.apply(routed, now)
         self.grouper.apply(routed, now)
+        for work, count in zip(routed, before, strict=True):
+            self._count(work, count)
+            self._count_grouped(work)
+
+    def _count(self, work: Work, before: int) -> None:
+        """Count the routed records the stages added to ``work`` since ``before``."""
+        if self.metrics is None:
+            return
+        for record in work.settlement.records[before:]:
+            if record.status.routed:
+                self.metrics.routed(record.subscription, record.status.value)
+
+    def _count_grouped(self, work: Work) -> None:
+        """Grouped records travel in the settlement's own section (the script names the digest)."""
+        if self.metrics is None:
+            return
+        for folded in work.settlement.grouped:
+            self.metrics.routed(folded.record.subscription, folded.record.status.value)

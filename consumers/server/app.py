@@ -10,6 +10,7 @@ Routes (``create_app``):
 ``GET /metrics``           open   Prometheus text format
 ``GET /v1/events/stream``  token  the live mirror as Server-Sent Events
 ``GET /v1/deliveries``     token  recent delivery records (newest first)
+``/v1/silences``           token  list, make and end silences (``.silences``)
 =========================  =====  ============================================
 
 Token-protected routes take ``Authorization: Bearer <token>`` or
@@ -36,12 +37,14 @@ from starlette.routing import Route
 
 from consumers.health import Health
 from consumers.metrics import Metrics
-from consumers.store import DeliveryStatus, DeliveryStore
+from consumers.store import DeliveryStatus, DeliveryStore, SilenceStore
 from eventbus.errors import BrokerUnavailable
+from eventbus.keys import Keys
 from eventbus.settings import ApiToken, Settings
 
 from .auth import Principal, TokenAuth, split_param
 from .live import OUTCOMES, LiveFilter, LiveHub, parse_types
+from .silences import silence_routes
 from .sse import LiveResponse, live_response
 
 __all__ = ["create_app", "set_tokens"]
@@ -237,6 +240,7 @@ def create_app(
         Route("/metrics", api.metrics_text, methods=["GET"]),
         Route("/v1/events/stream", api.stream, methods=["GET"]),
         Route("/v1/deliveries", api.deliveries, methods=["GET"]),
+        *silence_routes(lambda: api.auth, SilenceStore(redis, Keys(settings.broker.prefix))),
     ]
     app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
     app.state.hub = hub

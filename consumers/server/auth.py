@@ -34,9 +34,22 @@ class Principal:
 
     name: str
     teams: frozenset[str] | None
+    role: str = "read"  # "read" or "operate" (ApiToken.role)
 
     def allows(self, team: str) -> bool:
         return self.teams is None or team in self.teams
+
+    @property
+    def may_operate(self) -> bool:
+        """Whether the token may change things (ack, resolve, edit), not only read."""
+        return self.role == "operate"
+
+    def require_operate(self, action: str) -> None:
+        """A 403 ``HTTPException`` unless the token has ``role: operate``."""
+        if not self.may_operate:
+            raise _reject(
+                403, f"token {self.name!r} has role 'read': {action} needs role 'operate'"
+            )
 
     def scope(self, requested: Sequence[str]) -> frozenset[str] | None:
         """The teams a request may see: ``requested`` (each must be allowed)
@@ -58,7 +71,7 @@ class TokenAuth:
         for token in tokens:
             teams = None if ALL_TEAMS in token.teams else frozenset(token.teams)
             digest = _digest(token.token.get_secret_value())
-            self._tokens.append((digest, Principal(token.name, teams)))
+            self._tokens.append((digest, Principal(token.name, teams, token.role)))
 
     def __repr__(self) -> str:
         return f"TokenAuth({len(self._tokens)} tokens)"

@@ -6,6 +6,9 @@
   const TOKEN_KEY = "eventbus.token";
   const MAX_ROWS = 200;
   const DELIVERIES_EVERY_MS = 10000;
+  const SEVERITIES = ["debug", "info", "warning", "error", "critical"];
+  // Routing decisions that sent nothing: the record says why (reason) and what explains it.
+  const ROUTED = ["suppressed", "grouped", "silenced", "merged"];
   const $ = (id) => document.getElementById(id);
 
   let source = null;
@@ -64,6 +67,28 @@
     }
   }
 
+  // The effective severity, as the daemon computes it (Event.level): an event
+  // without one is "error" when it failed, else "info" (shown as implied).
+  function severityCell(row, ev) {
+    const given = SEVERITIES.includes(ev.severity) ? ev.severity : null;
+    const level = given || (ev.outcome === "error" ? "error" : "info");
+    const td = cell(row, "");
+    const span = document.createElement("span");
+    span.className = "badge sev sev-" + level + (given ? "" : " sev-implied");
+    span.textContent = level;
+    span.title = given ? "severity " + level : "no severity given: " + level + " by default";
+    td.appendChild(span);
+    row.dataset.severity = level;
+  }
+
+  function resultCell(row, d) {
+    if (ROUTED.includes(d.status)) {
+      const why = [d.reason, d.refers_to ? "→ " + d.refers_to : ""].filter(Boolean).join(" ");
+      cell(row, why, "routed-text");
+    } else if (d.last_error) cell(row, d.last_error, "error-text");
+    else cell(row, d.last_status ? "HTTP " + d.last_status : "", "muted");
+  }
+
   function clock(date) {
     return isNaN(date) ? "" : date.toLocaleTimeString([], { hour12: false });
   }
@@ -77,6 +102,7 @@
     cell(row, clock(when), "mono").title = ev.timestamp || "";
     cell(row, ev.team_id);
     cell(row, ev.event, "mono");
+    severityCell(row, ev);
     badge(row, outcome, ev.error);
     const res = ev.resource || {};
     cell(row, (res.type || "") + ":" + (res.id || ""), "mono");
@@ -103,8 +129,7 @@
       cell(row, d.channel + " (" + d.channel_type + ")");
       badge(row, d.status);
       cell(row, d.attempts);
-      if (d.last_error) cell(row, d.last_error, "error-text");
-      else cell(row, d.last_status ? "HTTP " + d.last_status : "", "muted");
+      resultCell(row, d);
       body.appendChild(row);
     }
     $("deliveries-empty").hidden = rows.length > 0;

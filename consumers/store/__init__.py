@@ -5,8 +5,10 @@ name too). Nothing here imports the pipeline: dispatch hands the store a
 ``Settlement``, and ``Committer`` writes it together with the XACK.
 """
 
+from .alerts import Alert, AlertStatus, AlertStore, Transition
 from .commit import Committer
 from .deadletters import DeadLetter, DeadLetters
+from .groups import DueGroup, GroupQueue
 from .maintenance import GroupStats, Maintenance, safe_min_id
 from .migration import MigrationReport, fold_legacy_stream, migrate_layout
 from .records import (
@@ -20,10 +22,15 @@ from .records import (
     note_duplicate,
 )
 from .retries import RetryJob, RetryPolicy, RetryQueue
-from .settlement import DeadLetterOrder, Settlement
+from .settlement import PENDING_DIGEST, DeadLetterOrder, Grouped, GroupFlush, Settlement
+from .silences import Silence, SilenceError, SilenceStore
 
 __all__ = [
     "DUPLICATE",
+    "PENDING_DIGEST",
+    "Alert",
+    "AlertStatus",
+    "AlertStore",
     "Attempt",
     "ChannelState",
     "Committer",
@@ -33,13 +40,21 @@ __all__ = [
     "DeliveryRecord",
     "DeliveryStatus",
     "DeliveryStore",
+    "DueGroup",
+    "GroupFlush",
+    "GroupQueue",
     "GroupStats",
+    "Grouped",
     "Maintenance",
     "MigrationReport",
     "RetryJob",
     "RetryPolicy",
     "RetryQueue",
     "Settlement",
+    "Silence",
+    "SilenceError",
+    "SilenceStore",
+    "Transition",
     "delivery_id",
     "fold_legacy_stream",
     "migrate_layout",

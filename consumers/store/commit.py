@@ -25,15 +25,18 @@ from eventbus.brokers.redis_streams import translated
 from eventbus.keys import Keys
 
 from .records import DeliveryRecord
-from .settlement import DeadLetterOrder, Settlement
+from .settlement import PENDING_DIGEST, DeadLetterOrder, Settlement
 
 __all__ = ["Committer"]
 
-# KEYS: 1 stream, 2 deliveries index, 3 retries zset, 4 channel states, 5 dead letters
-# ARGV: group, ttl, then sections, each a count followed by its items.
+# KEYS: 1 stream, 2 deliveries index, 3 retries zset, 4 channel states, 5 dead letters,
+#       6 due groups zset, 7 digest sequence
+# ARGV: group, ttl, now, group key base, digest key base, then sections, each a
+# count followed by its items.
 _COMMIT: Final = """
-local group, ttl = ARGV[1], tonumber(ARGV[2])
-local i = 3
+local group, ttl, now = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local gbase, dbase = ARGV[4], ARGV[5]
+local i = 6
 local function nxt() local v = ARGV[i]; i = i + 1; return v end
 local function zadd_all(key, pairs)
   -- one ZADD per chunk instead of one per member; unpack() has a stack limit
@@ -63,7 +66,63 @@ for _ = 1, tonumber(nxt()) do
     index[#index + 1] = id
   end
 end
+-- Grouped events: into the group's open digest (numbered when it opens), the
+-- record naming it; a record grouped already (a reclaimed or repeated entry)
+-- stays as it is and its event is not added again.
+for _ = 1, tonumber(nxt()) do
+  local rkey, ekey, id, head, tail, updated = nxt(), nxt(), nxt(), nxt(), nxt(), nxt()
+  local gid, sub, channel, values, eid, payload = nxt(), nxt(), nxt(), nxt(), nxt(), nxt()
+  local wait, interval, most = tonumber(nxt()), tonumber(nxt()), tonumber(nxt())
+  local old = redis.call('GET', rkey)
+  if not (old and string.find(old, '"status":"grouped"', 1, true)) then
+    local meta = gbase .. gid
+    local digest = redis.call('HGET', meta, 'open')
+    if not digest then
+      digest = 'dg_' .. gid .. '_' .. redis.call('INCR', KEYS[7])
+      redis.call('HSET', meta, 'open', digest, 'opened_at', ARGV[3])
+    end
+    redis.call('HSET', meta, 'subscription', sub, 'channel', channel, 'group', values,
+               'interval', interval)
+    redis.call('EXPIRE', meta, ttl)
+    local ids, docs = dbase .. digest .. ':ids', dbase .. digest .. ':events'
+    if redis.call('ZADD', ids, 'NX', now, eid) == 1 and redis.call('ZCARD', ids) <= most then
+      redis.call('HSET', docs, eid, payload)
+      redis.call('EXPIRE', docs, ttl)
+    end
+    redis.call('EXPIRE', ids, ttl)
+    if not redis.call('ZSCORE', KEYS[6], gid) then
+      -- opening: group_wait from now; within group_interval of the last flush: then
+      local last = tonumber(redis.call('HGET', meta, 'last_flush'))
+      local due = now + wait
+      if last and now < last + interval then due = last + interval end
+      redis.call('ZADD', KEYS[6], due, gid)
+    end
+    redis.call('SET', rkey, head .. digest .. tail, 'EX', ttl)
+    redis.call('SADD', ekey, id)
+    redis.call('EXPIRE', ekey, ttl)
+    index[#index + 1] = updated
+    index[#index + 1] = id
+  end
+end
 zadd_all(KEYS[2], index)
+-- Flushed digests (claimed by consumers.store.groups): their events go, the
+-- group is due again group_interval from now if events wait, else idle.
+for _ = 1, tonumber(nxt()) do
+  local gid, digest = nxt(), nxt()
+  local meta = gbase .. gid
+  if redis.call('HGET', meta, 'flushing') == digest then
+    redis.call('DEL', dbase .. digest .. ':ids', dbase .. digest .. ':events')
+    redis.call('HDEL', meta, 'flushing')
+    redis.call('HSET', meta, 'last_flush', ARGV[3])
+    redis.call('EXPIRE', meta, ttl)
+    local open = redis.call('HGET', meta, 'open')
+    if open and redis.call('EXISTS', dbase .. open .. ':ids') == 1 then
+      redis.call('ZADD', KEYS[6], now + tonumber(redis.call('HGET', meta, 'interval')), gid)
+    else
+      redis.call('ZREM', KEYS[6], gid)
+    end
+  end
+end
 local due = {}
 for _ = 1, tonumber(nxt()) do
   local jkey, id, when, payload, sub, channel, attempts, created, history =
@@ -96,6 +155,8 @@ end
 return acks
 """
 
+# Where the script writes the digest id into a grouped record.
+_PENDING_JSON: Final = b'"refers_to":' + orjson.dumps(PENDING_DIGEST)
 _DLQ_META = ("dlq_reason", "dlq_error", "dlq_at", "dlq_original_id", "dlq_group")
 
 
@@ -113,7 +174,15 @@ class Committer:
 
     def _keys(self) -> list[str]:
         keys = self.keys
-        return [keys.events, keys.deliveries_index, keys.retries, keys.channel_state, keys.dlq]
+        return [
+            keys.events,
+            keys.deliveries_index,
+            keys.retries,
+            keys.channel_state,
+            keys.dlq,
+            keys.groups,
+            keys.digest_sequence,
+        ]
 
     def arguments(self, settlements: Sequence[Settlement], now: float) -> list[Any]:
         keys = self.keys
@@ -153,10 +222,14 @@ class Committer:
         return [
             self.group,
             self.ttl,
+            now,
+            keys.group(""),
+            keys.digest(""),
             len(records) // 5,
             *records,
             len(duplicates) // 5,
             *duplicates,
+            *self._group_sections(settlements),
             len(retries) // 9,
             *retries,
             len(done) // 2,
@@ -168,6 +241,36 @@ class Committer:
             len(acks),
             *acks,
         ]
+
+    def _group_sections(self, settlements: Sequence[Settlement]) -> list[Any]:
+        """The grouped and the flushed sections (see ``consumers.store.groups``)."""
+        grouped = [item for settled in settlements for item in settled.grouped]
+        flushed = [item for settled in settlements for item in settled.flushed]
+        args: list[Any] = [len(grouped)]
+        for item in grouped:
+            record = item.record
+            head, found, tail = record.to_json().rpartition(_PENDING_JSON)
+            if not found:
+                raise ValueError(f"grouped record {record.id} does not refer to PENDING_DIGEST")
+            args += (
+                *self._record(record)[:3],
+                head + _PENDING_JSON[: -len(PENDING_DIGEST) - 1],
+                b'"' + tail,
+                record.updated_at,
+                item.group_id,
+                record.subscription,
+                record.channel,
+                item.values,
+                record.event_id,
+                item.payload,
+                item.wait,
+                item.interval,
+                item.max_events,
+            )
+        args.append(len(flushed))
+        for flush in flushed:
+            args += (flush.group_id, flush.digest_id)
+        return args
 
     def _record(self, record: DeliveryRecord) -> tuple[Any, ...]:
         keys = self.keys

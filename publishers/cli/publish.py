@@ -9,7 +9,7 @@ from typing import Any, TextIO
 import click
 
 from eventbus.cli import EXIT_FAILED, EXIT_USAGE, Context, fail, run_async
-from eventbus.envelope import Event, parse_event
+from eventbus.envelope import Event, Severity, parse_event
 from eventbus.errors import BrokerError, CatalogError, EnvelopeError
 from eventbus.settings import Settings
 
@@ -35,6 +35,7 @@ Examples:
       --resource capsule:c1 --actor user:u1 --meta region=eu-west
   eventbus publish --type capsule.create --outcome error --error "quota exceeded" \\
       --team team-1 --resource capsule:c2
+  eventbus publish --type host.down --severity critical --team team-1 --resource host:db1
   eventbus publish --type capsule.state.changed --team team-1 --resource capsule:c1 --transient
   eventbus publish --file events.jsonl      # one JSON envelope per line""",
 )
@@ -45,6 +46,12 @@ Examples:
 @click.option("--actor", help="Actor as TYPE:ID (user, api_key, system); default system.")
 @click.option("--meta", multiple=True, help="Metadata KEY=VALUE (repeatable).")
 @click.option("--error", "error_text", help="Error text (only with --outcome error).")
+@click.option(
+    "--severity",
+    type=click.Choice([level.value for level in Severity], case_sensitive=False),
+    help="debug < info < warning < error < critical; default: error with --outcome error, "
+    "else info.",
+)
 @click.option("--transient", is_flag=True, help="Live mirror only; never stored or delivered.")
 @click.option(
     "--file",
@@ -62,6 +69,7 @@ def command(
     actor: str | None,
     meta: tuple[str, ...],
     error_text: str | None,
+    severity: str | None,
     transient: bool,
     file_path: str | None,
 ) -> None:
@@ -84,6 +92,8 @@ def command(
         data["outcome"] = outcome
     if error_text:
         data["error"] = error_text
+    if severity:
+        data["severity"] = severity.lower()
     data["metadata"] = _metadata(meta)
     try:
         event = parse_event(data, settings.envelope)

@@ -23,6 +23,7 @@ EXPECTED_RATIOS = {
     "webhook": {"worker/httpx", "worker/aiohttp", "channel/aiohttp"},
     "latency": {"p50 worker/bare", "p99 worker/bare"},
     "memory": {"peak/idle", "peak_mb"},
+    "match": {"10000/10"},
     "rabbitmq": {"publish_many/bare", "consume/bare"},
 }
 

@@ -31,6 +31,7 @@ def test_default_body() -> None:
     message = render(make_event(), None, "d1")
     assert message.body.splitlines() == [
         "Outcome: error",
+        "Severity: error",
         "Resource: capsule c1",
         "Actor: user alice",
         "Team: team-1",
@@ -39,6 +40,32 @@ def test_default_body() -> None:
         "Time: 2024-05-01T12:00:00.000Z",
     ]
     assert message.link is None and message.subscription == ""
+
+
+@pytest.mark.parametrize(
+    ("outcome", "severity", "shown"),
+    [
+        pytest.param("success", None, "info", id="absent-success-is-info"),
+        pytest.param(None, None, "info", id="absent-no-outcome-is-info"),
+        pytest.param("error", None, "error", id="absent-error-is-error"),
+        pytest.param("error", "critical", "critical", id="set-wins-over-outcome"),
+        pytest.param("success", "warning", "warning", id="set-on-success"),
+        pytest.param(None, "debug", "debug", id="debug"),
+    ],
+)
+def test_default_body_shows_the_effective_severity(
+    outcome: str | None, severity: str | None, shown: str
+) -> None:
+    extra = {"severity": severity} if severity else {}
+    lines = render(make_event(outcome, **extra), None, "d1").body.splitlines()
+    assert lines[:2] == [f"Outcome: {outcome or 'none'}", f"Severity: {shown}"]
+
+
+def test_templates_see_the_effective_severity() -> None:
+    spec = sub(title_template="{{ severity | upper }}: {{ default_title }}")
+    assert render(make_event(), spec, "d1").title.startswith("ERROR: capsule.create failed")
+    critical = make_event(severity="critical")
+    assert render(critical, spec, "d1").title.startswith("CRITICAL: ")
 
 
 def test_link_template_adds_a_link_line() -> None:

@@ -23,7 +23,8 @@ def sub(**templates: str) -> SubscriptionSpec:
 HOSTILE = [
     pytest.param(
         "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
-        "budget of 100000 steps",
+        # the step budget, or the clock first on a loaded machine: both stop it
+        ("budget of 100000 steps", "ran longer than"),
         id="nested-ranges",
     ),
     pytest.param("{{ 10**(10**7) }}", "'**' would be too large", id="huge-power"),
@@ -56,15 +57,19 @@ HOSTILE = [
 
 
 @pytest.mark.parametrize(("source", "needle"), HOSTILE)
-def test_hostile_template_fails_its_delivery_quickly(source: str, needle: str) -> None:
+def test_hostile_template_fails_its_delivery_quickly(
+    source: str, needle: str | tuple[str, ...]
+) -> None:
     started = time.perf_counter()
     with pytest.raises(TemplateRenderError) as info:
         render(make_event(), sub(body_template=source), "d1")
     elapsed = time.perf_counter() - started
-    assert needle in str(info.value)
+    needles = (needle,) if isinstance(needle, str) else needle
+    assert any(text in str(info.value) for text in needles), str(info.value)
     assert info.value.subscription == "ops" and info.value.field == "body_template"
-    # Generous for a noisy machine, but far from the seconds these took unbudgeted.
-    assert elapsed < MAX_SECONDS * 10
+    # Far from the seconds these took unbudgeted, even on a machine busy with
+    # other work (the budget is the guarantee; this only catches its absence).
+    assert elapsed < MAX_SECONDS * 30
 
 
 def test_any_exception_type_is_contained() -> None:

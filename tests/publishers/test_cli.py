@@ -65,6 +65,34 @@ def test_publish_from_flags(bus_config: Path, client: sync_redis.Redis, prefix: 
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize(
+    ("flags", "stored", "level"),
+    [
+        pytest.param(["--severity", "critical"], "critical", "critical", id="critical"),
+        pytest.param(["--severity", "WARNING"], "warning", "warning", id="any-case"),
+        pytest.param(["--outcome", "error"], None, "error", id="absent-error-outcome"),
+        pytest.param([], None, "info", id="absent"),
+    ],
+)
+def test_publish_with_severity(
+    bus_config: Path,
+    client: sync_redis.Redis,
+    prefix: str,
+    flags: list[str],
+    stored: str | None,
+    level: str,
+) -> None:
+    result = run(
+        "--config", str(bus_config), "publish",
+        "--type", "host.down", "--team", "ops", "--resource", "host:db1", *flags,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    [(_entry_id, fields)] = entries(client, prefix)
+    assert json.loads(fields[b"payload"]).get("severity") == stored
+    assert decode(fields[b"payload"]).level == level
+
+
+@pytest.mark.integration
 def test_publish_with_settings_from_the_environment(
     redis_url: str, client: sync_redis.Redis, prefix: str
 ) -> None:
@@ -150,6 +178,11 @@ def test_publish_transient_type_durably_is_refused(
             ],
             "actor.type",
             id="bad-actor",
+        ),
+        pytest.param(
+            ["--type", "host.down", "--team", "t", "--resource", "host:h1", "--severity", "loud"],
+            "'loud' is not one of 'debug', 'info', 'warning', 'error', 'critical'",
+            id="bad-severity",
         ),
     ],
 )

@@ -12,7 +12,7 @@ import redis as sync_redis
 import redis.asyncio as aioredis
 
 from eventbus.brokers.embedded import EmbeddedRedis
-from eventbus.envelope import Event, decode, encode
+from eventbus.envelope import Event, Severity, decode, encode
 from eventbus.errors import (
     BrokerUnavailable,
     CatalogError,
@@ -119,6 +119,26 @@ async def test_dict_events_are_validated_and_published(
     with pytest.raises(EnvelopeError):
         await publisher.publish({"event": "host.down"})
     assert await redis.xlen(Keys(prefix).events) == 1
+
+
+async def test_severity_is_published_and_a_bad_one_refused(
+    publisher: Publisher, redis: aioredis.Redis, prefix: str
+) -> None:
+    host = {"event": "host.down", "team_id": "ops", "resource": {"id": "h1", "type": "host"}}
+    await publisher.publish({**host, "severity": "critical"})
+    await publisher.publish(make_event(severity=Severity.WARNING))
+    await publisher.publish(make_event(outcome="error"))
+    stored = [decode(f[b"payload"]) for _, f in await redis.xrange(Keys(prefix).events)]
+    assert [(e.severity, e.level) for e in stored] == [
+        (Severity.CRITICAL, Severity.CRITICAL),
+        (Severity.WARNING, Severity.WARNING),
+        (None, Severity.ERROR),  # absent: nothing written, error by the outcome
+    ]
+    with pytest.raises(EnvelopeError) as refused:
+        await publisher.publish({**host, "severity": "urgent"})
+    assert "severity" in str(refused.value)
+    assert "'debug', 'info', 'warning', 'error' or 'critical'" in str(refused.value)
+    assert await redis.xlen(Keys(prefix).events) == 3
 
 
 async def test_transient_never_touches_the_stream_but_arrives_live(

@@ -41,11 +41,13 @@ def make_message(
     outcome: str | None = "error",
     link: str | None = None,
     delivery_id: str = "dlv_1",
+    severity: str | None = None,
 ) -> Message:
+    extra = {"severity": severity} if severity is not None else {}
     return Message(
         title=title,
         body=body,
-        event=make_event(outcome),
+        event=make_event(outcome, **extra),
         delivery_id=delivery_id,
         subscription="ops",
         link=link,

@@ -1,4 +1,4 @@
-"""Gotify: URL table, the token in a header, priority by outcome."""
+"""Gotify: URL table, the token in a header, priority by severity."""
 
 from __future__ import annotations
 

@@ -50,8 +50,15 @@ async def test_exact_request() -> None:
         ).send(make_message())
     assert str(recorder.last.url) == "https://mm/hooks/hooktoken123"
     assert recorder.json() == {
-        "text": "**capsule.create failed: capsule c1 (team-1)**\n"
-        "Outcome: error\nError: quota exceeded",
+        "text": "**capsule.create failed: capsule c1 (team-1)**",
+        "attachments": [
+            {
+                "color": "#E74C3C",
+                "text": "Outcome: error\nError: quota exceeded",
+                "fallback": "capsule.create failed: capsule c1 (team-1)\n"
+                "Outcome: error\nError: quota exceeded",
+            }
+        ],
         "username": "bot",
         "channel": "ops",
         "icon_url": "https://i.example/a.png",

@@ -1,4 +1,4 @@
-"""ntfy: URL table, headers by outcome, token and basic auth."""
+"""ntfy: URL table, headers by severity, token and basic auth."""
 
 from __future__ import annotations
 

@@ -34,7 +34,7 @@ def test_warnings_come_from_the_table() -> None:
 
 
 def test_unknown_type_names_the_known_ones() -> None:
-    with pytest.raises(ChannelConfigError, match="use one of console, discord"):
+    with pytest.raises(ChannelConfigError, match="use one of bark, console, discord"):
         # Building makes no request: the client is never opened.
         create_channel(ChannelSpec(name="x", type="pager"), ChannelDeps(http=httpx.AsyncClient()))
 

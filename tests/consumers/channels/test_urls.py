@@ -72,7 +72,7 @@ def test_query_keys_are_case_insensitive_and_raw_kept() -> None:
         pytest.param("smtp://me:pass@host:abc/", "port", id="bad-port"),
         pytest.param("smtp://me:pa%zzss@host/", "not a percent-escape", id="bad-escape"),
         pytest.param(
-            "foo://x", "unknown URL scheme 'foo': use one of discord", id="unknown-scheme"
+            "foo://x", "unknown URL scheme 'foo': use one of bark, discord", id="unknown-scheme"
         ),
         pytest.param("no scheme here", "has no scheme", id="no-scheme"),
         pytest.param("discord:token@id", "must start with discord://", id="missing-slashes"),

@@ -46,13 +46,25 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "url": "googlechat://chat.googleapis.com/v1/spaces/FOO/messages?key=K1&token=T2"
     },
     "generic": {"url": "generic://hooks.example.com/in?template=json"},
+    "bark": {"url": "bark://:devicekey@bark.example.com"},
+    "ifttt": {"url": "ifttt://iftttkey/?events=deploy"},
+    "join": {"url": "join://shoutrrr:apikey@join/?devices=dev1"},
+    "lark": {"url": "lark://open.larksuite.com/tok123"},
+    "pushbullet": {"url": "pushbullet://o.abcdefghijklmnopqrstuvwxyz012345"},
+    "rocketchat": {"url": "rocketchat://chat.example.com/tokenA/tokenB"},
+    "signal": {"url": "signal://signal.example.com/+15551234567/+15557654321"},
+    "wecom": {"url": "wecom://693axxx6-7aoc-4bc4-97a0-0ec2sifa5aaa"},
+    "zulip": {"url": "zulip://bot%40example.com:KEY0123456789@example.zulipchat.com/?stream=s"},
+    "pagerduty": {"url": "pagerduty:///eb243592faa24ba2a5511afdf565c889"},
+    "opsgenie": {"url": "opsgenie://api.opsgenie.com/eb243592-faa2-4ba2"},
 }
 NOT_HTTP = {"console", "smtp"}
 
 
 def ok(request: httpx.Request) -> httpx.Response:
-    # Enough for every provider's success check (Telegram and Slack look at "ok").
-    return httpx.Response(200, json={"ok": True, "event_id": "$1", "id": 1})
+    # Enough for every provider's success check (Telegram and Slack look at "ok",
+    # WeCom at "errcode").
+    return httpx.Response(200, json={"ok": True, "event_id": "$1", "id": 1, "errcode": 0})
 
 
 def test_every_http_channel_type_has_a_sample() -> None:

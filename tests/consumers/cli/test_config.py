@@ -148,3 +148,78 @@ def test_commands_that_need_channels_say_when_there_is_no_file() -> None:
         assert result.exit_code == 2
         assert "no configuration file" in result.output and "--config PATH" in result.output
         assert "configuration OK" not in result.output
+
+
+# -- routing keys in the summary, overlaps (issue 13) ------------------------------------
+
+ROUTING = """\
+channels:
+  - name: pagerduty
+    type: console
+  - name: ops-chat
+    type: console
+subscriptions:
+  - name: pager
+    team: team-1
+    events: ["host.*", "backup.*"]
+    min_severity: error
+    where:
+      metadata.region: [eu-west, eu-north]
+      resource.type: host
+      error: {regex: "disk|quota"}
+      metadata.host: {glob: "db-*"}
+      metadata.canary: {exists: false}
+      metadata.version: 1.10
+    cooldown: 1h
+    cooldown_key: [event, resource.id]
+    group_by: [team, event]
+    group_wait: 30s
+    group_interval: 5m
+    channels: [pagerduty, ops-chat]
+  - name: ops
+    team: "*"
+    events: ["*.down"]
+    severities: [critical]
+    channels: [ops-chat]
+  - name: chatter
+    team: "*"
+    events: ["*"]
+    severities: [info]
+    channels: [ops-chat]
+"""
+
+
+def test_config_check_shows_routing_keys_by_their_yaml_names(config_file) -> None:  # type: ignore[no-untyped-def]
+    result = run("config", "check", "--config", str(config_file(ROUTING)))
+    assert result.exit_code == 0, result.output
+    out = result.output
+    for line in (
+        "    min_severity: error",
+        "    where:",
+        "      metadata.region: [eu-west, eu-north]",
+        "      resource.type: host",
+        "      error: {regex: disk|quota}",
+        "      metadata.host: {glob: db-*}",
+        "      metadata.canary: {exists: false}",
+        "      metadata.version: '1.10'",
+        "    cooldown: 1h  cooldown_key: [event, resource.id]",
+        "    group_by: [team, event]  group_wait: 30s  group_interval: 5m  digest_max_events: 50",
+        "    severities: [critical]",
+    ):
+        assert line in out.splitlines(), line
+    # routing keys left at their defaults are not shown
+    assert out.count("cooldown:") == 1 and out.count("group_by:") == 1
+
+
+def test_config_check_lists_overlapping_subscriptions_of_one_channel(config_file) -> None:  # type: ignore[no-untyped-def]
+    out = run("config", "check", "--config", str(config_file(ROUTING))).output
+    section = out.split("one delivery per channel", 1)[1].splitlines()[1:]
+    # chatter keeps info only: it never meets pager (error and above) or ops (critical)
+    assert section == [
+        "  ops-chat: pager delivers, ops records merged (if their where filters both hold)"
+    ]
+
+
+def test_config_check_without_overlaps_says_nothing_of_them(config_file) -> None:  # type: ignore[no-untyped-def]
+    out = run("config", "check", "--config", str(config_file(GOOD))).output
+    assert "one delivery per channel" not in out

@@ -42,8 +42,9 @@ async def test_webhook_url_delivers_a_signed_envelope(sink: Sink) -> None:
     )
     [got] = sink.received
     body = json.loads(got.body)
-    assert body["event"] == "eventbus.send" and body["outcome"] == "success"
-    assert body["metadata"] == {"severity": "info", "title": "Disk full", "message": "db1 at 97%"}
+    assert body["event"] == "eventbus.send" and "outcome" not in body
+    assert body["severity"] == "info"
+    assert body["metadata"] == {"title": "Disk full", "message": "db1 at 97%"}
     key = base64.b64decode(SECRET.removeprefix("whsec_"))
     signed = f"{got.headers['webhook-id']}.{got.headers['webhook-timestamp']}.".encode() + got.body
     expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
@@ -69,6 +70,15 @@ async def test_generic_url_with_message_from_stdin_and_severity(sink: Sink) -> N
     assert got.path == "/notify" and headers["x-team"] == "ops"
     assert headers["content-type"].startswith("application/json")
     assert json.loads(got.body) == {"title": "[CRITICAL] Deploy", "message": "v1.4 failed"}
+
+
+async def test_severity_is_the_envelope_field(sink: Sink) -> None:
+    result = await send(sink.url, "--allow-private", "-m", "db1 down", "--severity", "WARNING")
+    assert result.exit_code == 0, result.output
+    [got] = sink.received
+    body = json.loads(got.body)
+    assert body["severity"] == "warning" and "severity" not in body["metadata"]
+    assert "outcome" not in body
 
 
 async def test_one_failing_url_exits_1_with_its_reason(sink: Sink) -> None:

@@ -21,7 +21,9 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from consumers.store.records import DeliveryStatus
+from consumers.store.commit import Committer
+from consumers.store.records import DeliveryRecord, DeliveryStatus
+from consumers.store.settlement import Settlement
 from eventbus.keys import Keys
 
 from .conftest import REQUIRE_BROWSER, TOKEN_A, TOKEN_ADMIN, StartServer, event
@@ -34,6 +36,7 @@ CHROMEDRIVER = os.environ.get("EVENTBUS_TEST_CHROMEDRIVER", "/usr/bin/chromedriv
 WAIT = 20  # seconds any single browser-side condition may take
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="pip install selenium")
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
@@ -138,6 +141,9 @@ async def test_dashboard_live_feed_and_deliveries(
     assert "host.down" in texts[1] and "error" in texts[1]
     classes = [row.get_attribute("class") for row in rows]
     assert classes == ["outcome-success", "outcome-error", "outcome-none"]
+    # No severity given: the effective one (error for a failure, else info), marked implied.
+    assert [row.get_attribute("data-severity") for row in rows] == ["info", "error", "info"]
+    assert "sev-implied" in rows[1].find_element(By.CSS_SELECTOR, ".sev").get_attribute("class")
     # newest first
     assert (await asyncio.to_thread(_feed_ids, browser))[:3] == [e.id for e in reversed(sent)]
 
@@ -199,3 +205,83 @@ async def test_dashboard_says_when_the_server_has_no_token(
     assert state == "no token configured on this server"
     assert "eventbus tokens new" in empty and "Waiting for events" not in empty
     assert not can_connect
+
+
+async def _write_routed(redis: aioredis.Redis, keys: Keys) -> None:
+    explained = {
+        DeliveryStatus.SUPPRESSED: ("cooldown until 12:00:00 (key team-a/host.down/h1)", None),
+        DeliveryStatus.GROUPED: ("folded into a digest", "msg_digest1"),
+        DeliveryStatus.SILENCED: ("silence matched", "sil_01"),
+        DeliveryStatus.MERGED: ("another subscription delivers it", "msg_first"),
+    }
+    records = [
+        DeliveryRecord(
+            id=f"msg_{status.value}",
+            event_id=f"ev_{status.value}",
+            event_type="host.down",
+            team_id="team-a",
+            subscription="pager",
+            channel="hook",
+            channel_type="webhook",
+            status=status,
+            reason=reason,
+            refers_to=refers_to,
+        )
+        for status, (reason, refers_to) in explained.items()
+    ]
+    committer = Committer(redis, keys, group="delivery", ttl=3600)
+    await committer.commit([Settlement(records=records)], now=records[0].updated_at)
+
+
+def _delivery_badges(driver: Any) -> dict[str, tuple[str, str]] | bool:
+    """Status -> (badge colour, last result text), once all five rows are shown."""
+    shown = {}
+    try:
+        for row in driver.find_elements(By.CSS_SELECTOR, "#deliveries tbody tr"):
+            badge = row.find_element(By.CSS_SELECTOR, ".badge")
+            result = row.find_elements(By.TAG_NAME, "td")[-1].text
+            shown[badge.text] = (badge.value_of_css_property("background-color"), result)
+    except StaleElementReferenceException:  # the table was refreshed meanwhile
+        return False
+    return shown if len(shown) == 5 else False
+
+
+async def test_dashboard_shows_severity_and_routing_states(
+    start_server: StartServer, browser: Any, redis: aioredis.Redis, prefix: str
+) -> None:
+    app = await start_server()
+    await write_record(redis, Keys(prefix), "team-a", 1)
+    await _write_routed(redis, Keys(prefix))
+    await asyncio.to_thread(_connect, browser, app.url, TOKEN_ADMIN)
+
+    shown = await asyncio.to_thread(WebDriverWait(browser, WAIT).until, _delivery_badges)
+    assert sorted(shown) == ["delivered", "grouped", "merged", "silenced", "suppressed"]
+    # each state has its own colour, and says why nothing was sent
+    assert len({colour for colour, _ in shown.values()}) == 5
+    assert shown["grouped"][1] == "folded into a digest → msg_digest1"
+    assert shown["silenced"][1] == "silence matched → sil_01"
+    assert shown["suppressed"][1].startswith("cooldown until 12:00:00")
+
+    sent = [
+        event("team-a", "host.down", None, "h1", severity="critical"),
+        event("team-a", "host.down", None, "h2", severity="warning"),
+        event("team-a", "capsule.create", "error", "c1", severity="debug"),
+    ]
+    for item in sent:
+        await app.publisher.publish(item)
+    rows = await asyncio.to_thread(_wait_rows, browser, [e.id for e in sent])
+
+    def badges() -> list[tuple[str, str, str]]:
+        found = [row.find_element(By.CSS_SELECTOR, ".sev") for row in rows]
+        return [
+            (b.text, b.get_attribute("class"), b.value_of_css_property("background-color"))
+            for b in found
+        ]
+
+    got = await asyncio.to_thread(badges)
+    assert [(text, cls) for text, cls, _ in got] == [
+        ("critical", "badge sev sev-critical"),
+        ("warning", "badge sev sev-warning"),
+        ("debug", "badge sev sev-debug"),  # a given severity wins over the outcome
+    ]
+    assert len({colour for *_, colour in got}) == 3
