@@ -18,7 +18,7 @@ a success nor a failure of the thing the alert is about), and metadata
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
@@ -37,7 +37,15 @@ from publishers.client import Publisher
 
 from .store.alerts import Alert, AlertStatus, AlertStore
 
-__all__ = ["MAX_COMMENT", "ActionError", "Operated", "Refusal", "by_urgency", "operate"]
+__all__ = [
+    "MAX_COMMENT",
+    "ActionError",
+    "Operated",
+    "Refusal",
+    "by_urgency",
+    "listing",
+    "operate",
+]
 
 MAX_COMMENT: Final = 1000  # characters; metadata values are bounded too
 # When the worker did not record the raising event's type (an alert written
@@ -65,6 +73,25 @@ def by_urgency(alerts: Iterable[Alert]) -> list[Alert]:
         return _STATUS_ORDER[alert.status], -rank, -alert.last_seen
 
     return sorted(alerts, key=urgency)
+
+
+async def listing(
+    store: AlertStore,
+    *,
+    teams: Collection[str] | None,
+    status: AlertStatus | None,
+    limit: int,
+) -> list[Alert]:
+    """Up to ``limit`` alerts, ``by_urgency``. Without ``status`` each status is
+    read in turn, firing first, so that many newer resolved alerts never push an
+    older firing one out of the list."""
+    if status is not None:
+        return by_urgency(await store.query(teams=teams, status=status, limit=limit))
+    found: list[Alert] = []
+    for each in _STATUS_ORDER:
+        if len(found) < limit:
+            found += await store.query(teams=teams, status=each, limit=limit - len(found))
+    return by_urgency(found)
 
 
 def _severity(value: str) -> Severity | None:

@@ -21,7 +21,7 @@ from eventbus.envelope import AlertAction
 from eventbus.keys import Keys
 from publishers.client import Publisher
 
-from ..alert_actions import ActionError, by_urgency, operate
+from ..alert_actions import ActionError, listing, operate
 from ..store import Alert, AlertStatus, AlertStore, DeliveryRecord, DeliveryStore
 from .deliveries import print_table, rfc3339
 
@@ -105,13 +105,14 @@ def list_(ctx: Context, team: str | None, status: str | None, limit: int, as_jso
     """Show alerts, firing first."""
 
     async def read(stores: _Stores) -> list[Alert]:
-        return await stores.alerts.query(
+        return await listing(
+            stores.alerts,
             teams=None if team is None else [team],
             status=None if status is None else AlertStatus(status),
             limit=limit,
         )
 
-    alerts = by_urgency(_with_stores(ctx, read))
+    alerts = _with_stores(ctx, read)
     if as_json:
         for alert in alerts:
             sys.stdout.write(json.dumps(_json(alert)) + "\n")

@@ -33,7 +33,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from consumers.alert_actions import ActionError, Refusal, by_urgency, operate
+from consumers.alert_actions import ActionError, Refusal, listing, operate
 from consumers.store import Alert, AlertStatus, AlertStore, DeliveryStore
 from eventbus.envelope import ActorType, AlertAction
 from eventbus.errors import BrokerError
@@ -83,10 +83,10 @@ class _Alerts:
         status = _status(request.query_params.get("status") or None)
         limit = _limit(request.query_params.get("limit"))
         async with _available():
-            found = await self.alerts.query(teams=teams, status=status, limit=limit)
+            found = await listing(self.alerts, teams=teams, status=status, limit=limit)
         return JSONResponse(
             {
-                "alerts": [alert.to_dict() for alert in by_urgency(found)],
+                "alerts": [alert.to_dict() for alert in found],
                 "may_operate": principal.may_operate,
             }
         )

@@ -214,3 +214,17 @@ async def test_a_foreign_teams_alert_cannot_be_acknowledged(
     )
     assert done.exit_code == 1 and "has no alert" in done.stderr
     assert await stream_events(redis, Keys(prefix)) == []
+
+
+async def test_an_old_firing_alert_is_listed_before_newer_resolved_ones(
+    config: Path, redis: aioredis.Redis, prefix: str
+) -> None:
+    keys = Keys(prefix)
+    old = make_alert("team-a", "old:firing")
+    old.last_seen -= 86400
+    await save_alert(redis, keys, old)
+    for number in range(5):
+        await save_alert(redis, keys, make_alert("team-a", f"new:{number}", AlertStatus.RESOLVED))
+    done = await asyncio.to_thread(invoke, config, "list", "--limit", "3", "--json")
+    shown = [json.loads(line)["key"] for line in done.stdout.splitlines()]
+    assert len(shown) == 3 and shown[0] == "old:firing"
