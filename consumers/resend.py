@@ -112,6 +112,22 @@ class Resend:
                 continue
         return Resent(record_id, False, "the record kept changing; try again")
 
+    async def check(
+        self, record_id: str, *, force: bool = False, teams: Collection[str] | None = None
+    ) -> Resent:
+        """What ``resend`` would do, changing nothing (``scheduled``: it would schedule it)."""
+        async with translated("read delivery"):
+            raw = await self.redis.get(self.keys.delivery(record_id))
+        record = DeliveryRecord.from_json(raw) if raw else None
+        if record is None or (teams is not None and record.team_id not in teams):
+            return Resent(record_id, False, NOT_FOUND, found=False)
+        refusal = self._refusal(record, force)
+        if refusal is not None:
+            return Resent(record.id, False, refusal)
+        if record.status is not DeliveryStatus.RETRYING and await self._payload(record) is None:
+            return Resent(record.id, False, _GONE)
+        return Resent(record.id, True, "would schedule")
+
     async def _resend(
         self, pipe: Any, record: DeliveryRecord, force: bool, by: str, now: float
     ) -> Resent:
