@@ -13,6 +13,9 @@ Routes (``create_app``):
 ``/v1/silences``           token  list, make and end silences (``.silences``)
 =========================  =====  ============================================
 
+``POST /v1/deliveries/{id}/resend`` (token with ``role: operate``) sends a
+delivery again (``.resend``).
+
 Token-protected routes take ``Authorization: Bearer <token>`` or
 ``?token=<token>`` (see ``consumers.server.auth``) and are scoped to the
 token's teams: ``?team=a,b`` narrows the scope, and a team outside the token
@@ -37,6 +40,7 @@ from starlette.routing import Route
 
 from consumers.health import Health
 from consumers.metrics import Metrics
+from consumers.resend import Resend
 from consumers.store import DeliveryStatus, DeliveryStore, SilenceStore
 from eventbus.errors import BrokerUnavailable
 from eventbus.keys import Keys
@@ -44,6 +48,7 @@ from eventbus.settings import ApiToken, Settings
 
 from .auth import Principal, TokenAuth, split_param
 from .live import OUTCOMES, LiveFilter, LiveHub, parse_types
+from .resend import resend_routes
 from .silences import silence_routes
 from .sse import LiveResponse, live_response
 
@@ -241,6 +246,10 @@ def create_app(
         Route("/v1/events/stream", api.stream, methods=["GET"]),
         Route("/v1/deliveries", api.deliveries, methods=["GET"]),
         *silence_routes(lambda: api.auth, SilenceStore(redis, Keys(settings.broker.prefix))),
+        *resend_routes(
+            lambda: api.auth,
+            Resend(redis, Keys(settings.broker.prefix), settings.consumer.record_ttl),
+        ),
     ]
     app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
     app.state.hub = hub
