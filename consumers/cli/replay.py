@@ -60,7 +60,7 @@ def command(
     low, high = _range(since, until, from_id, to_id)
     settings = ctx.settings()
 
-    async def go() -> ReplayReport:
+    async def replay_range() -> ReplayReport:
         redis = connect(settings.broker.redis_url.get_secret_value())
         try:
             try:
@@ -73,7 +73,7 @@ def command(
         finally:
             await redis.aclose()
 
-    report = run_async(go)
+    report = run_async(replay_range)
     _summary(report, dry_run)
 
 

@@ -82,7 +82,7 @@ def command(
             fail(f"--since: {exc}", EXIT_USAGE)
     settings = ctx.settings()
 
-    async def go() -> list[Resent]:
+    async def resend_chosen() -> list[Resent]:
         redis = connect(settings.broker.redis_url.get_secret_value())
         try:
             keys = Keys(settings.broker.prefix)
@@ -100,7 +100,7 @@ def command(
         finally:
             await redis.aclose()
 
-    results = run_async(go)
+    results = run_async(resend_chosen)
     _report(results, bulk=status is not None, dry_run=dry_run)
     if not status and not all(done.scheduled for done in results):
         sys.exit(EXIT_FAILED)

@@ -178,6 +178,7 @@ class _Api:
         for record in records:
             data = record.to_dict()
             data.pop("history", None)
+            data.pop("payload", None)  # the event of a failed one, kept for a resend
             rows.append(data)
         return JSONResponse({"deliveries": rows})
 

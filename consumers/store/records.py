@@ -168,6 +168,7 @@ class DeliveryRecord:
             "history": [a.to_dict() for a in self.history],
             "refers_to": self.refers_to,
             "replay_of": self.replay_of,
+            "payload": self.payload,
         }
 
     def to_json(self) -> bytes:
