@@ -93,7 +93,6 @@ class ReplayReport:
     queued: int = 0  # deliveries queued (or, dry, planned)
     invalid: int = 0  # entries that are no valid envelope (skipped)
     first_retained: str | None = None  # the oldest entry the stream still holds
-    planned: list[Planned] = field(default_factory=list)  # dry run only
 
 
 class Replay:

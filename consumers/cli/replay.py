@@ -14,7 +14,7 @@ from eventbus.brokers.redis_streams import connect
 from eventbus.cli import EXIT_USAGE, Context, fail, run_async
 from eventbus.durations import parse_duration
 
-from ..replay import Replay, ReplayReport, check_stream_id
+from ..replay import Planned, Replay, ReplayReport, check_stream_id
 
 __all__ = ["command"]
 
@@ -128,8 +128,8 @@ async def _run(replay: Replay, low: str, high: str, dry_run: bool) -> ReplayRepo
             planned = [
                 item for entry_id, raw in page for item in replay.plan(entry_id, raw, report)
             ]
-            if dry_run:
-                report.planned += planned
+            if dry_run:  # printed as it goes: a long range is not held in memory
+                _print_planned(planned)
             else:
                 await replay.queue(planned)
             advance(page[-1][0], report)
@@ -169,12 +169,15 @@ def _ms(entry_id: str) -> int:
     return int(entry_id.partition("-")[0])
 
 
-def _summary(report: ReplayReport, dry_run: bool) -> None:
-    for item in report.planned:
+def _print_planned(planned: list[Planned]) -> None:
+    for item in planned:
         click.echo(
             f"{item.entry_id}  {item.event.event}  team {item.event.team_id}  "
             f"{item.subscription} -> {item.channel}  (replay of {item.replay_of})"
         )
+
+
+def _summary(report: ReplayReport, dry_run: bool) -> None:
     verb = "would queue" if dry_run else "queued"
     click.echo(
         f"replay {report.run_id}: {report.entries} entries read, {report.matched} matched, "
