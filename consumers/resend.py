@@ -16,7 +16,8 @@ What each state does:
 - ``failed``, ``skipped``: scheduled. Their record keeps the envelope
   (``DeliveryRecord.payload``) for as long as the record lives
   (``consumer.record_ttl``).
-- ``retrying``: its scheduled retry is made due now (nothing else changes).
+- ``retrying``: its scheduled retry is made due now (nothing else changes);
+  refused while a worker holds it (claimed, being attempted).
 - ``delivered``: refused unless ``force``; then the envelope comes from the
   stream entry, which is there only within ``consumer.retention_min_age``
   of being acknowledged: once trimmed, the resend is refused and says so.
@@ -134,8 +135,11 @@ class Resend:
         refusal = self._refusal(record, force)
         if refusal is not None:
             return Resent(record.id, False, refusal)
-        retrying = record.status is DeliveryStatus.RETRYING
-        if retrying and await pipe.zscore(self.keys.retries, record.id) is not None:
+        due = await pipe.zscore(self.keys.retries, record.id)
+        if record.status is DeliveryStatus.RETRYING and due is not None:
+            if record.next_attempt_at is None or abs(due - record.next_attempt_at) > 0.001:
+                # A claim moved it a lease ahead: a worker is attempting it right now.
+                return Resent(record.id, False, "a worker is attempting it right now")
             pipe.multi()
             pipe.zadd(self.keys.retries, {record.id: now}, xx=True)
             await pipe.execute()

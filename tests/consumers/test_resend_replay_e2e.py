@@ -146,6 +146,21 @@ async def test_resend_sends_the_same_webhook_id_and_adds_to_the_history(
     assert await bench.worker.retries.next_due() is None
 
 
+async def test_a_retrying_one_becomes_due_now(bench: Bench, sink: Sink) -> None:
+    sink.script.extend([500])
+    ev = event()
+    await publish(bench, ev)
+    await bench.worker.drain()  # 500: the next attempt is due in an hour
+    did = delivery_id(ev.id, "all", "hook")
+    assert (await bench.record(did)).status is DeliveryStatus.RETRYING
+    done = await bench.resender().resend(did)
+    assert done.scheduled and done.note == "its scheduled retry is due now"
+    await bench.worker.drain()
+    record = await bench.record(did)
+    assert record.status is DeliveryStatus.DELIVERED and record.attempts == 2
+    assert [r.headers["webhook-id"] for r in sink.received] == [did, did]
+
+
 async def test_a_delivered_one_needs_force_and_its_stream_entry(
     bench: Bench, sink: Sink, redis: aioredis.Redis
 ) -> None:
