@@ -183,7 +183,13 @@ class DeliveryRecord:
         data = orjson.loads(raw)
         data["status"] = DeliveryStatus(data["status"])
         data["history"] = [Attempt.from_dict(a) for a in data.get("history") or ()]
+        if not _RECORD_FIELDS.issuperset(data):
+            # written by a newer version (a rolling upgrade): keep what this one knows
+            data = {name: value for name, value in data.items() if name in _RECORD_FIELDS}
         return cls(**data)
+
+
+_RECORD_FIELDS = frozenset(DeliveryRecord.__dataclass_fields__)
 
 
 @dataclass(frozen=True, slots=True)
