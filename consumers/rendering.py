@@ -31,7 +31,7 @@ from eventbus.settings import SubscriptionSpec
 
 from .channels._format import alert_fields
 from .channels.base import AlertNotice, Message
-from .templates import compile_templates, render_field, template_context
+from .templates import CompiledTemplates, compile_templates, render_field, template_context
 
 __all__ = [
     "TEST_PREFIX",
@@ -186,6 +186,17 @@ def render(
             render=_default_text,
             alert=alert,
         )
+    return _templated(compiled, event, name, delivery_id, test, alert)
+
+
+def _templated(
+    compiled: CompiledTemplates,
+    event: Event,
+    name: str,
+    delivery_id: str,
+    test: bool,
+    alert: AlertNotice | None,
+) -> Message:
     title = default_title(event)
     context = template_context(
         event,
