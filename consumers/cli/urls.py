@@ -28,12 +28,12 @@ from eventbus.redaction import MASK, mask
 from eventbus.settings import ChannelSpec
 
 from ..channels._http import SHOWN_HEADERS, USER_AGENT, HttpChannel, PlannedRequest
-from ..channels.base import Channel, ChannelDeps, Message
+from ..channels.base import AlertNotice, Channel, ChannelDeps, Message
 from ..channels.registry import channel_warnings, create_channel
 from ..channels.smtp import SmtpChannel
 from ..channels.urls import ParsedURL, parse_url
 from ..ratelimit import limiter_for
-from ..rendering import default_lines, default_title
+from ..rendering import default_lines, default_title, render
 from .generate import command as generate
 
 __all__ = ["command"]
@@ -134,6 +134,11 @@ def _verify_one(index: int, url: str, client: Any, show_body: bool) -> bool:
     click.echo(f"  rate limit: {limiter.describe() if limiter else 'none'}")
     if isinstance(channel, HttpChannel | SmtpChannel):
         _print_plan(channel.plan(_sample_message()), hide, show_body)
+        if channel.type in _ALERT_SERVICES:
+            # These speak the alert's lifecycle: show the other two calls too.
+            for transition in ("acknowledged", "resolved"):
+                click.echo(f"  when the sample's alert is {transition}:")
+                _print_plan(channel.plan(_sample_alert(transition)), hide, show_body)
     return True
 
 
@@ -187,6 +192,30 @@ def _redacted_url(parsed: Any) -> str:
     port = f":{parsed.port}" if parsed.port else ""
     path = "/" + "/".join(parsed.path) if parsed.path else ""
     return f"{scheme}://{cred}{parsed.host}{port}{path}"
+
+
+# Channels whose requests differ per alert transition (acknowledge, resolve).
+_ALERT_SERVICES = frozenset({"pagerduty", "opsgenie"})
+
+
+def _sample_alert(transition: str) -> Message:
+    """The sample notification as an alert's acknowledge or resolve notice."""
+    sample = _sample_message()
+    alert = AlertNotice(
+        id="01HZXSAMPLEALERT0000000001",
+        team_id=sample.event.team_id,
+        key="quota:c1",
+        transition=transition,
+        status=transition,
+        severity="error",
+        first_seen=0.0,
+        last_seen=3600.0,
+        count=12,
+        summary=sample.title,
+        acknowledged_by="ana" if transition == "acknowledged" else None,
+        resolved_at=3900.0 if transition == "resolved" else None,
+    )
+    return render(sample.event, None, "dlv_sample", alert=alert)
 
 
 def _sample_message() -> Message:

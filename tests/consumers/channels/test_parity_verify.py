@@ -105,3 +105,28 @@ def test_verify_prints_the_services_own_warnings(url: str, warning: str) -> None
     assert result.exit_code == 0, result.output
     assert "warning:" in result.output and warning in result.output
     assert "##" not in result.output, "a %23-encoded channel is named once"
+
+
+@pytest.mark.parametrize(
+    ("url", "lines"),
+    [
+        pytest.param(
+            "pagerduty:///0123456789abcdef0123456789abcdef",
+            ['"event_action": "acknowledge"', '"event_action": "resolve"'],
+            id="pagerduty",
+        ),
+        pytest.param(
+            "opsgenie://api.eu.opsgenie.com/abcdef01-2345-6789-abcd-ef0123456789",
+            ["/acknowledge?identifierType=alias", "/close?identifierType=alias"],
+            id="opsgenie",
+        ),
+    ],
+)
+def test_verify_shows_the_alert_lifecycle_requests(url: str, lines: list[str]) -> None:
+    result = CliRunner().invoke(cli, ["urls", "verify", url])
+    assert result.exit_code == 0, result.output
+    assert "when the sample's alert is acknowledged:" in result.output
+    assert "when the sample's alert is resolved:" in result.output
+    for line in lines:
+        assert line in result.output
+    assert '"dedup_key": "team-1:quota:c1"' in result.output or "pagerduty" not in url
