@@ -36,6 +36,7 @@ from .paths import check_path
 
 __all__ = [
     "ApiToken",
+    "BreakerSettings",
     "BrokerSettings",
     "CatalogSettings",
     "ChannelSpec",
@@ -222,6 +223,23 @@ class RateLimitSpec(_Section):
     burst: int | None = Field(None, ge=1)
 
 
+class BreakerSettings(_Section):
+    """The per-channel circuit breaker (``consumers.breaker``); a channel may override fields."""
+
+    enabled: bool = True
+    min_attempts: int = Field(
+        10, ge=1, description="attempts in the window before the ratio counts"
+    )
+    window: Duration = Field(300.0, gt=0)
+    failure_ratio: float = Field(0.7, gt=0, le=1)
+    consecutive: int = Field(20, ge=1, description="failures in a row that open the circuit")
+    cooldown: Duration = Field(60.0, gt=0, description="first open period; doubles on re-open")
+    max_cooldown: Duration = Field(1800.0, gt=0)
+    disable_after: Duration | None = Field(
+        5 * 86400.0, gt=0, description="failing continuously this long disables the channel"
+    )
+
+
 class ChannelSpec(BaseModel):
     """One delivery target. ``type`` may be implied by a shoutrrr-style ``url``.
 
@@ -238,6 +256,7 @@ class ChannelSpec(BaseModel):
     enabled: bool = True
     timeout: Duration | None = None
     rate_limit: RateLimitSpec | None = None
+    breaker: BreakerSettings | None = None  # fields set here override the ``breaker:`` section
 
     @property
     def options(self) -> dict[str, Any]:
@@ -375,6 +394,7 @@ class Settings(BaseSettings):
     catalog: CatalogSettings = Field(default_factory=CatalogSettings)
     envelope: EnvelopeLimits = Field(default_factory=EnvelopeLimits)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    breaker: BreakerSettings = Field(default_factory=BreakerSettings)
     channels: list[ChannelSpec] = Field(default_factory=list)
     subscriptions: list[SubscriptionSpec] = Field(default_factory=list)
 
