@@ -28,6 +28,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from .breaker import BreakerSettings
 from .catalog import Catalog, Kind
 from .durations import Duration
 from .envelope import EnvelopeLimits, Severity, validate_event_type
@@ -258,23 +259,6 @@ class RateLimitSpec(_Section):
     rate: float = Field(gt=0, description="tokens per period")
     per: Duration = 1.0
     burst: int | None = Field(None, ge=1)
-
-
-class BreakerSettings(_Section):
-    """The per-channel circuit breaker (``consumers.breaker``); a channel may override fields."""
-
-    enabled: bool = True
-    min_attempts: int = Field(
-        10, ge=1, description="attempts in the window before the ratio counts"
-    )
-    window: Duration = Field(300.0, gt=0)
-    failure_ratio: float = Field(0.7, gt=0, le=1)
-    consecutive: int = Field(20, ge=1, description="failures in a row that open the circuit")
-    cooldown: Duration = Field(60.0, gt=0, description="first open period; doubles on re-open")
-    max_cooldown: Duration = Field(1800.0, gt=0)
-    disable_after: Duration | None = Field(
-        5 * 86400.0, gt=0, description="failing continuously this long disables the channel"
-    )
 
 
 class ChannelSpec(BaseModel):
