@@ -13,7 +13,8 @@ Two scripts change it. ``record`` folds a batch of outcomes (in order) and
 decides: open on the window's failure ratio or a run of failures, re-open
 with a doubled cooldown on a failed probe, close on any success, disable the
 channel (its ``ChannelState`` in ``Keys.channel_state``, as for 410 Gone)
-once it has failed continuously for ``disable_after``. ``claim`` lets
+once it has failed continuously for ``disable_after`` (no success since the
+first failure of the run) and its circuit is open. ``claim`` lets
 exactly one caller probe a circuit whose cooldown is over.
 """
 
@@ -150,7 +151,10 @@ for _ = 1, tonumber(ARGV[2]) do
       or (attempts >= least and failures >= ratio * attempts)) then
     state, cooldown, till, event = 'open', base, now + base, 'opened'
   end
-  if since ~= '' and span > 0 and now - tonumber(since) >= span and h.disabled ~= '1' then
+  -- disabled only while the circuit is open: two failures days apart with
+  -- nothing between them are not a receiver that is down
+  if state ~= 'closed' and since ~= '' and span > 0 and now - tonumber(since) >= span
+      and h.disabled ~= '1' then
     h.disabled, event = '1', 'disabled'
     local reason = why .. (h.last_error or '')
     redis.call('HSET', KEYS[1], name, cjson.encode({disabled = true, reason = reason, at = now}))

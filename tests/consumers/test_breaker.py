@@ -218,6 +218,16 @@ async def test_a_success_restarts_the_span(
     assert breaker.views["hook"].failing_since == clock.now
 
 
+async def test_sparse_failures_do_not_disable(
+    settings: Callable[..., Settings], build: Build, clock: Clock
+) -> None:
+    breaker = build(settings(disable_after="1h"))
+    await outcomes(breaker, DOWN)
+    clock.now += 7200
+    assert await outcomes(breaker, DOWN) == [], "an idle channel failing twice is not down"
+    assert breaker.views["hook"].state is CircuitState.CLOSED
+
+
 async def test_channel_override_and_disabled_breaker(
     make_settings: Callable[..., Settings], build: Build
 ) -> None:
