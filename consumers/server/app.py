@@ -11,6 +11,8 @@ Routes (``create_app``):
 ``GET /v1/events/stream``  token  the live mirror as Server-Sent Events
 ``GET /v1/deliveries``     token  recent delivery records (newest first)
 ``/v1/silences``           token  list, make and end silences (``.silences``)
+``/v1/alerts``             token  list, acknowledge, resolve alerts (``.alerts``)
+``GET /v1/whoami``         token  the token's name, teams and role
 =========================  =====  ============================================
 
 Token-protected routes take ``Authorization: Bearer <token>`` or
@@ -42,6 +44,7 @@ from eventbus.errors import BrokerUnavailable
 from eventbus.keys import Keys
 from eventbus.settings import ApiToken, Settings
 
+from .alerts import alert_routes
 from .auth import Principal, TokenAuth, split_param
 from .live import OUTCOMES, LiveFilter, LiveHub, parse_types
 from .silences import silence_routes
@@ -241,6 +244,7 @@ def create_app(
         Route("/v1/events/stream", api.stream, methods=["GET"]),
         Route("/v1/deliveries", api.deliveries, methods=["GET"]),
         *silence_routes(lambda: api.auth, SilenceStore(redis, Keys(settings.broker.prefix))),
+        *alert_routes(lambda: api.auth, settings, redis),
     ]
     app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
     app.state.hub = hub
