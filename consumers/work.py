@@ -31,6 +31,7 @@ class Target:
     created_at: float
     history: tuple[Attempt, ...] = ()
     retry: bool = False  # a due retry: its schedule entry goes once settled
+    replay_of: str | None = None  # a replay (consumers.replay): the delivery it replays
 
 
 @dataclass(slots=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any, Self
 
@@ -12,10 +12,12 @@ import redis.asyncio as aioredis
 from eventbus.brokers import streams_only
 from eventbus.brokers.redis_streams import RedisStreams, connect
 from eventbus.catalog import Catalog
-from eventbus.envelope import EnvelopeLimits, Event, encode, parse_event
+from eventbus.envelope import AlertAction, EnvelopeLimits, Event, Severity, encode, parse_event
 from eventbus.errors import EventBusError
 from eventbus.keys import Keys
 from eventbus.settings import Settings
+
+from .alerts import ResourceLike, alert_event
 
 __all__ = ["EventLike", "Publisher"]
 
@@ -129,3 +131,88 @@ class Publisher:
         """Mirror ``event`` live only (best effort); returns how many listeners got it."""
         ev, payload = self._prepare(event, durable=False)
         return await self._open().publish_transient(ev.team_id, payload)
+
+    async def trigger_alert(
+        self,
+        team: str,
+        key: str,
+        *,
+        event: str,
+        resource: ResourceLike,
+        severity: Severity | str | None = None,
+        error: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        actor: Mapping[str, str] | None = None,
+    ) -> str:
+        """Publish a failed ``event`` that raises the alert ``key`` of ``team`` (or,
+        while it is open, is folded into it); returns the stream id::
+
+            await bus.trigger_alert("ops", "backup-failed:h1", event="backup.run",
+                                    resource="host:h1", error="disk full")
+        """
+        ev = alert_event(
+            AlertAction.TRIGGER,
+            team,
+            key,
+            event=event,
+            resource=resource,
+            severity=severity,
+            error=error,
+            metadata=metadata,
+            actor=actor,
+            limits=self.limits,
+        )
+        return await self.publish(ev)
+
+    async def acknowledge_alert(
+        self,
+        team: str,
+        key: str,
+        *,
+        event: str,
+        resource: ResourceLike,
+        by: str | None = None,
+        comment: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> str:
+        """Publish the acknowledgement of an open alert (quiet, still open); ``by``
+        is the user, sent as the event's actor."""
+        actor = {"type": "user", "id": by, "name": by} if by else None
+        ev = alert_event(
+            AlertAction.ACKNOWLEDGE,
+            team,
+            key,
+            event=event,
+            resource=resource,
+            comment=comment,
+            metadata=metadata,
+            actor=actor,
+            limits=self.limits,
+        )
+        return await self.publish(ev)
+
+    async def resolve_alert(
+        self,
+        team: str,
+        key: str,
+        *,
+        event: str,
+        resource: ResourceLike,
+        comment: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        actor: Mapping[str, str] | None = None,
+    ) -> str:
+        """Publish a succeeded ``event`` that resolves the alert ``key`` of ``team``
+        (subscriptions then send its resolve notice); returns the stream id."""
+        ev = alert_event(
+            AlertAction.RESOLVE,
+            team,
+            key,
+            event=event,
+            resource=resource,
+            comment=comment,
+            metadata=metadata,
+            actor=actor,
+            limits=self.limits,
+        )
+        return await self.publish(ev)

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine, Iterable
+from collections.abc import Coroutine, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
+from eventbus.envelope import Severity
 from eventbus.errors import EventBusError
 from eventbus.settings import Settings
 
+from .alerts import ResourceLike
 from .client import EventLike, Publisher
 
 __all__ = ["SyncPublisher"]
@@ -75,6 +77,74 @@ class SyncPublisher:
 
     def publish_transient(self, event: EventLike) -> int:
         return self._run(self._publisher.publish_transient(event))
+
+    def trigger_alert(
+        self,
+        team: str,
+        key: str,
+        *,
+        event: str,
+        resource: ResourceLike,
+        severity: Severity | str | None = None,
+        error: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        actor: Mapping[str, str] | None = None,
+    ) -> str:
+        """``Publisher.trigger_alert``, blocking."""
+        return self._run(
+            self._publisher.trigger_alert(
+                team,
+                key,
+                event=event,
+                resource=resource,
+                severity=severity,
+                error=error,
+                metadata=metadata,
+                actor=actor,
+            )
+        )
+
+    def acknowledge_alert(
+        self,
+        team: str,
+        key: str,
+        *,
+        event: str,
+        resource: ResourceLike,
+        by: str | None = None,
+        comment: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> str:
+        """``Publisher.acknowledge_alert``, blocking."""
+        return self._run(
+            self._publisher.acknowledge_alert(
+                team, key, event=event, resource=resource, by=by, comment=comment, metadata=metadata
+            )
+        )
+
+    def resolve_alert(
+        self,
+        team: str,
+        key: str,
+        *,
+        event: str,
+        resource: ResourceLike,
+        comment: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        actor: Mapping[str, str] | None = None,
+    ) -> str:
+        """``Publisher.resolve_alert``, blocking."""
+        return self._run(
+            self._publisher.resolve_alert(
+                team,
+                key,
+                event=event,
+                resource=resource,
+                comment=comment,
+                metadata=metadata,
+                actor=actor,
+            )
+        )
 
     def close(self) -> None:
         with self._lock:

@@ -5,17 +5,23 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
 from eventbus.envelope import Outcome, Severity
 
-from .base import Message
+from .base import AlertNotice, Message
 
 __all__ = [
+    "ACKNOWLEDGED_LOOK",
+    "RESOLVED_LOOK",
     "SEVERITY_LOOKS",
     "SeverityLook",
+    "alert_fields",
     "escape_html",
     "escape_markdown_v2",
     "headline",
+    "keeps_options",
     "plain_text",
     "severity_look",
     "split_text",
@@ -107,10 +113,28 @@ SEVERITY_LOOKS: dict[Severity, SeverityLook] = {
 }
 # An info event that succeeded keeps the green of success.
 _INFO_SUCCESS = SeverityLook(0x2ECC71, "", 3, "white_check_mark", 0, 4, "Good")
+# An alert's resolve notice: green and quiet, whatever the alert's severity.
+RESOLVED_LOOK = SeverityLook(0x2ECC71, "", 2, "white_check_mark", -1, 2, "Good")
+# An acknowledgement: someone is on it; grey and quiet.
+ACKNOWLEDGED_LOOK = SeverityLook(0x95A5A6, "", 2, "eyes", -1, 2, "Default")
+_CALM = {"resolved": RESOLVED_LOOK, "acknowledged": ACKNOWLEDGED_LOOK}
+_LEVELS = frozenset(level.value for level in Severity)
 
 
 def severity_look(message: Message) -> SeverityLook:
-    """The presentation of the message's effective severity (``Event.level``)."""
+    """The presentation of the message's effective severity (``Event.level``).
+
+    An alert's notification shows the alert instead: a resolve notice
+    ``RESOLVED_LOOK``, an acknowledgement ``ACKNOWLEDGED_LOOK``, a raise or
+    repeat the alert's severity (the highest seen while firing).
+    """
+    alert = message.alert
+    if alert is not None:
+        calm = _CALM.get(alert.transition)
+        if calm is not None:
+            return calm
+        if alert.severity in _LEVELS:
+            return SEVERITY_LOOKS[Severity(alert.severity)]
     event = message.event
     level = event.level
     if level is Severity.INFO and event.outcome is Outcome.SUCCESS:
@@ -118,17 +142,59 @@ def severity_look(message: Message) -> SeverityLook:
     return SEVERITY_LOOKS[level]
 
 
+def keeps_options(message: Message) -> bool:
+    """Whether a channel's own colour or priority option applies to ``message``.
+
+    Not for an alert's resolve or acknowledge notice: it always looks calm
+    (a ``priority=2`` Pushover channel must not page anyone about a recovery).
+    """
+    return message.alert is None or message.alert.transition not in _CALM
+
+
 def headline(message: Message, prefix: str = "") -> str:
     """The title with the severity tag and a channel's own ``title=`` prefix.
 
     e.g. ``[CRITICAL] prod: host.down failed: host h1 (ops)``. A failed event
     without a severity (``error`` by default) gets no tag: its title already
-    says "failed".
+    says "failed"; neither does a resolve or acknowledge notice (its title
+    says ``RESOLVED:`` or ``ACKNOWLEDGED``).
     """
     title = f"{prefix}: {message.title}" if prefix else message.title
     severity = message.event.severity
-    tag = SEVERITY_LOOKS[severity].tag if severity is not None else ""
+    tag = SEVERITY_LOOKS[severity].tag if severity is not None and keeps_options(message) else ""
     return f"{tag} {title}" if tag else title
+
+
+def _when(seconds: float | None) -> str | None:
+    if seconds is None:
+        return None
+    moment = datetime.fromtimestamp(seconds, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def alert_fields(alert: AlertNotice) -> dict[str, Any]:
+    """The alert as JSON data: the webhook's ``alert`` object and templates' ``{{ alert }}``.
+
+    Times are RFC 3339 UTC (as the envelope's ``timestamp``); ``open_for`` is
+    seconds; ``dedup_key`` is what PagerDuty and Opsgenie dedupe on.
+    """
+    return {
+        "id": alert.id,
+        "team_id": alert.team_id,
+        "key": alert.key,
+        "dedup_key": alert.dedup_key,
+        "transition": alert.transition,
+        "status": alert.status,
+        "severity": alert.severity,
+        "first_seen": _when(alert.first_seen),
+        "last_seen": _when(alert.last_seen),
+        "count": alert.count,
+        "summary": alert.summary,
+        "open_for": round(alert.open_for, 3),
+        "acknowledged_by": alert.acknowledged_by,
+        "resolved_at": _when(alert.resolved_at),
+        "reason": alert.reason,
+    }
 
 
 def tagged_text(message: Message) -> str:

@@ -18,7 +18,7 @@ import httpx
 from eventbus.errors import ChannelConfigError
 from eventbus.settings import ChannelSpec
 
-from ._format import severity_look, split_text
+from ._format import keeps_options, severity_look, split_text
 from ._http import HttpChannel, PlannedRequest
 from ._options import Options, base_url, channel_url, require, timeout_of
 from .base import ChannelDeps, Message
@@ -74,7 +74,8 @@ class DiscordChannel(HttpChannel):
         if message.link and message.link not in body:
             body = f"{body}\n{message.link}" if body else message.link
         pieces = split_text(body, DESCRIPTION_MAX) if body else [""]
-        color = self._color if self._color is not None else severity_look(message).color
+        own = self._color if keeps_options(message) else None
+        color = own if own is not None else severity_look(message).color
         requests = []
         for index, piece in enumerate(pieces):
             embed: dict[str, Any] = {"description": piece, "color": color}

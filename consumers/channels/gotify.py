@@ -17,7 +17,7 @@ import httpx
 from eventbus.errors import ChannelConfigError
 from eventbus.settings import ChannelSpec
 
-from ._format import severity_look
+from ._format import keeps_options, severity_look
 from ._http import HttpChannel, PlannedRequest
 from ._options import Options, channel_url, timeout_of
 from .base import ChannelDeps, Message
@@ -60,7 +60,7 @@ class GotifyChannel(HttpChannel):
 
     def plan(self, message: Message) -> list[PlannedRequest]:
         title = f"{self._title_prefix}: {message.title}" if self._title_prefix else message.title
-        priority = self._priority
+        priority = self._priority if keeps_options(message) else None
         if priority is None:
             priority = severity_look(message).gotify_priority
         body: dict[str, Any] = {

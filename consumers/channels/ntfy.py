@@ -17,7 +17,7 @@ import httpx
 from eventbus.errors import ChannelConfigError
 from eventbus.settings import ChannelSpec
 
-from ._format import severity_look
+from ._format import keeps_options, severity_look
 from ._http import HttpChannel, PlannedRequest
 from ._options import Options, channel_url, timeout_of
 from .base import ChannelDeps, Message
@@ -95,7 +95,7 @@ class NtfyChannel(HttpChannel):
         headers = {
             "Content-Type": "text/plain; charset=utf-8",
             "Title": _header(title),
-            "Priority": str(self._priority or look.ntfy_priority),
+            "Priority": str((keeps_options(message) and self._priority) or look.ntfy_priority),
             "Tags": _header(self._tags or look.ntfy_tags),
             **self._extra,
         }

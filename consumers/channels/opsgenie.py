@@ -2,7 +2,12 @@
 
 Each notification creates an alert (``POST /v2/alerts`` with ``GenieKey``
 auth) whose ``alias`` is the event id unless the URL sets one, so a
-redelivery is deduplicated by Opsgenie. EU instances use
+redelivery is deduplicated by Opsgenie. An alert's notification
+(``Message.alert``) follows the alert instead, on the alias ``team:key`` (its
+``dedup_key``): a raise (or repeat) creates it, an acknowledgement is
+``POST /v2/alerts/{alias}/acknowledge?identifierType=alias`` and a resolve
+``POST /v2/alerts/{alias}/close?identifierType=alias``, each with ``source``,
+``user`` and a ``note`` saying what happened. EU instances use
 ``opsgenie://api.eu.opsgenie.com/API_KEY``; an empty host means
 ``api.opsgenie.com``.
 
@@ -25,6 +30,7 @@ import json
 import re
 from dataclasses import replace
 from typing import Any, Final
+from urllib.parse import quote
 
 import httpx
 
@@ -34,16 +40,20 @@ from eventbus.settings import ChannelSpec
 
 from ._http import HttpChannel, PlannedRequest, provider_result
 from ._options import Options, base_url, channel_url, timeout_of
-from .base import ChannelDeps, Message, SendResult
+from .base import AlertNotice, ChannelDeps, Message, SendResult
 from .urls import ParsedURL, split_list
 
 __all__ = ["DEFAULT_HOST", "OpsgenieChannel", "create", "parse_entities"]
+
+# Opsgenie's verbs for the alert transitions that are not a create.
+_ACTIONS: Final = {"acknowledged": "acknowledge", "resolved": "close"}
 
 DEFAULT_HOST: Final = "api.opsgenie.com"
 # Opsgenie's field limits (Alert API, create alert)
 MESSAGE_MAX: Final = 130
 DESCRIPTION_MAX: Final = 15000
 ALIAS_MAX: Final = 512
+NOTE_MAX: Final = 25000
 _URL_KEYS: Final = (
     "alias", "description", "responders", "visibleto", "actions", "tags", "details",
     "entity", "source", "priority", "user", "note", "title",
@@ -56,6 +66,7 @@ _LEVELS: Final = {
     Severity.INFO: "P4",
     Severity.DEBUG: "P5",
 }
+_LEVEL_NAMES: Final = frozenset(level.value for level in Severity)
 # an Opsgenie id, as shoutrrr recognises one (pkg/services/incident/opsgenie/opsgenie_entity.go)
 _ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _TEXT_FIELDS: Final = ("entity", "source", "user", "note")
@@ -93,36 +104,61 @@ class OpsgenieChannel(HttpChannel):
     def alert_body(self, message: Message, *, alias: str | None = None) -> dict[str, Any]:
         """The create-alert body for ``message``, deduplicated on ``alias``
         (default: the URL's, else the event id)."""
-        event = message.event
+        event, alert = message.event, message.alert
         description = message.body
         if self._description:
             description = (
                 f"{description}\n{self._description}" if description else self._description
             )
+        # An alert keeps the title it was raised with (a repeat is not "STILL FIRING").
+        title = alert.summary if alert is not None and alert.summary else message.title
         body: dict[str, Any] = {
-            "message": _cut(self._title or message.title, MESSAGE_MAX),
+            "message": _cut(self._title or title, MESSAGE_MAX),
             "alias": (alias or self.fields.get("alias") or event.id)[:ALIAS_MAX],
         }
         if description:
             body["description"] = _cut(description, DESCRIPTION_MAX)
         body.update({k: v for k, v in self.fields.items() if k != "alias"})
         body.setdefault("entity", f"{event.resource.type}:{event.resource.id}")
-        body.setdefault("priority", _LEVELS[event.level])
+        level = event.level
+        if alert is not None and alert.severity in _LEVEL_NAMES:
+            level = Severity(alert.severity)  # the highest seen while firing
+        body.setdefault("priority", _LEVELS[level])
         return body
 
     def plan(self, message: Message) -> list[PlannedRequest]:
-        return [
-            PlannedRequest(
-                "POST",
-                self.endpoint,
-                headers={
-                    "Content-Type": "application/json",
-                    "Authorization": f"GenieKey {self._api_key}",
-                },
-                json=self.alert_body(message),
-                secrets=self._secrets,
-            )
-        ]
+        alert = message.alert
+        verb = _ACTIONS.get(alert.transition) if alert is not None else None
+        if alert is None or verb is None:
+            alias = alert.dedup_key if alert is not None else None
+            return [self._post(self.endpoint, self.alert_body(message, alias=alias))]
+        target = f"{self.endpoint}/{quote(alert.dedup_key[:ALIAS_MAX], safe='')}/{verb}"
+        return [self._post(target + "?identifierType=alias", self.action_body(message, alert))]
+
+    def action_body(self, message: Message, alert: AlertNotice) -> dict[str, Any]:
+        """The body of an acknowledge or close: who (the acknowledger, else the
+        URL's ``user``), from where (``source``, default eventbus) and a note."""
+        lead = message.body.split("\n", 1)[0] if message.body else message.title
+        note = f"{lead} ({alert.reason})" if alert.reason and alert.reason not in lead else lead
+        body: dict[str, Any] = {"source": self.fields.get("source") or "eventbus"}
+        user = alert.acknowledged_by if alert.transition == "acknowledged" else None
+        user = user or self.fields.get("user")
+        if user:
+            body["user"] = _cut(user, 100)
+        body["note"] = _cut(note, NOTE_MAX)
+        return body
+
+    def _post(self, url: str, body: dict[str, Any]) -> PlannedRequest:
+        return PlannedRequest(
+            "POST",
+            url,
+            headers={
+                "Content-Type": "application/json",
+                "Authorization": f"GenieKey {self._api_key}",
+            },
+            json=body,
+            secrets=self._secrets,
+        )
 
     def classify(
         self, request: PlannedRequest, response: httpx.Response, latency: float, body: bytes

@@ -1,10 +1,15 @@
 """``pagerduty``: PagerDuty Events API v2, ``pagerduty://[host[:port]]/INTEGRATION_KEY``.
 
-Each notification is a ``trigger`` event whose ``dedup_key`` is the event id
-(or the URL's ``dedup_key``), so a redelivery updates the same alert instead
-of opening another. ``payload.severity`` follows the envelope's effective
-severity (debug and info -> info, warning, error, critical) unless the URL
-sets ``severity``; ``payload.custom_details`` is the envelope itself.
+An alert's notification (``Message.alert``) follows the alert: ``trigger`` on
+a raise (and a repeat), ``acknowledge`` and ``resolve`` on those transitions,
+all with ``dedup_key`` = ``team:key`` (the alert's ``dedup_key``), so
+PagerDuty's incident opens, quiets and closes with the eventbus alert. Any
+other notification is a ``trigger`` (or the URL's ``action``) whose
+``dedup_key`` is the event id (or the URL's ``dedup_key``), so a redelivery
+updates the same alert instead of opening another. ``payload.severity``
+follows the envelope's effective severity (an alert's: the highest seen;
+debug and info -> info, warning, error, critical) unless the URL sets
+``severity``; ``payload.custom_details`` is the envelope itself.
 
 Query keys (shoutrrr's): ``severity``, ``source`` (default: the resource,
 ``type:id``), ``action``, ``dedup_key``, ``details`` (JSON, added to the
@@ -12,10 +17,10 @@ custom details), ``contexts`` (a JSON array of ``link`` / ``image`` objects or
 shoutrrr's ``link:URL,image:URL``; sent as v2 ``links`` / ``images``),
 ``client``, ``client_url``.
 
-Acknowledge and resolve belong to alert transitions: ``event_body()`` takes
-the action and dedup key, so they only need passing in. Until then an
-``action`` other than ``trigger`` in the URL is accepted, reported by
-``config check``, and every event is sent as a trigger.
+The URL's ``action`` applies to plain events only (as in shoutrrr, e.g. a
+channel that resolves the incident ``dedup_key`` names); ``config check``
+warns about ``action=acknowledge|resolve`` without a ``dedup_key``, which
+would target the event id, an incident nobody opened.
 
 PagerDuty answers 202 when it accepted the event, 400 for an invalid one
 (with the reasons in ``errors``) and 429 when the integration key is over
@@ -24,6 +29,7 @@ its limit (120 events a minute).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import replace
@@ -37,10 +43,19 @@ from eventbus.settings import ChannelSpec
 
 from ._http import HttpChannel, PlannedRequest, provider_result
 from ._options import Options, base_url, channel_url, timeout_of
-from .base import ChannelDeps, Message, SendResult
+from .base import AlertNotice, ChannelDeps, Message, SendResult
 from .urls import ParsedURL, parse_url
 
-__all__ = ["ACTIONS", "DEFAULT_HOST", "SEVERITIES", "PagerDutyChannel", "create", "warnings"]
+__all__ = [
+    "ACTIONS",
+    "DEFAULT_HOST",
+    "SEVERITIES",
+    "PagerDutyChannel",
+    "alert_action",
+    "create",
+    "dedup_key_of",
+    "warnings",
+]
 
 DEFAULT_HOST: Final = "events.pagerduty.com"
 ACTIONS: Final = ("trigger", "acknowledge", "resolve")
@@ -51,6 +66,7 @@ _URL_KEYS: Final = (
     "severity", "source", "action", "dedup_key", "details", "contexts", "client", "client_url",
 )  # fmt: skip
 _KEY = re.compile(r"^[a-fA-F0-9]{32}$")
+SEVERITY_NAMES: Final = frozenset(level.value for level in Severity)
 _LEVELS: Final = {
     Severity.DEBUG: "info",
     Severity.INFO: "info",
@@ -59,6 +75,29 @@ _LEVELS: Final = {
     Severity.CRITICAL: "critical",
 }
 _EXAMPLE = "pagerduty:///INTEGRATION_KEY (32 hex digits)"
+# What each alert transition tells PagerDuty (a touch only when notify_on lists it).
+_TRANSITIONS: Final = {
+    "raised": "trigger",
+    "touched": "trigger",
+    "repeat": "trigger",
+    "acknowledged": "acknowledge",
+    "resolved": "resolve",
+}
+
+
+def alert_action(alert: AlertNotice) -> str:
+    """The Events API ``event_action`` of an alert transition."""
+    return _TRANSITIONS.get(alert.transition, "trigger")
+
+
+def dedup_key_of(alert: AlertNotice) -> str:
+    """``team:key``, or when longer than PagerDuty's 255 characters its head and
+    a digest of the whole (still one key per alert, never a collision by cut)."""
+    key = alert.dedup_key
+    if len(key) <= DEDUP_KEY_MAX:
+        return key
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    return f"{key[: DEDUP_KEY_MAX - 65]}#{digest}"
 
 
 class PagerDutyChannel(HttpChannel):
@@ -74,6 +113,7 @@ class PagerDutyChannel(HttpChannel):
         severity: str | None = None,
         source: str | None = None,
         dedup_key: str | None = None,
+        action: str = "trigger",
         details: Any = None,
         links: list[dict[str, str]] | None = None,
         images: list[dict[str, str]] | None = None,
@@ -87,6 +127,7 @@ class PagerDutyChannel(HttpChannel):
         self.severity = severity
         self.source = source
         self.dedup_key = dedup_key
+        self.action = action
         self._details = details
         self._links = links or []
         self._images = images or []
@@ -97,7 +138,11 @@ class PagerDutyChannel(HttpChannel):
         return f"pagerduty {self.endpoint} integration ***"
 
     def plan(self, message: Message) -> list[PlannedRequest]:
-        return [self.request(self.event_body(message))]
+        alert = message.alert
+        if alert is None:
+            return [self.request(self.event_body(message, action=self.action))]
+        body = self.event_body(message, action=alert_action(alert), dedup_key=dedup_key_of(alert))
+        return [self.request(body)]
 
     def request(self, body: dict[str, Any]) -> PlannedRequest:
         return PlannedRequest(
@@ -113,7 +158,7 @@ class PagerDutyChannel(HttpChannel):
     ) -> dict[str, Any]:
         """The Events API v2 body for ``message``: a trigger, or an acknowledge or
         resolve of the alert ``dedup_key`` (default: the URL's, else the event id)."""
-        event = message.event
+        event, alert = message.event, message.alert
         key = dedup_key or self.dedup_key or event.id
         body: dict[str, Any] = {
             "routing_key": self._routing_key,
@@ -124,10 +169,16 @@ class PagerDutyChannel(HttpChannel):
             return body
         envelope = event.model_dump(mode="json", exclude_none=True)
         details = envelope if self._details is None else {**envelope, "details": self._details}
+        # An alert's incident keeps the title it was raised with, and its severity
+        # is the highest seen (a repeat must not read "STILL FIRING ...").
+        summary = alert.summary if alert is not None and alert.summary else message.title
+        level = event.level
+        if alert is not None and alert.severity in SEVERITY_NAMES:
+            level = Severity(alert.severity)
         body["payload"] = {
-            "summary": message.title[:SUMMARY_MAX],
+            "summary": summary[:SUMMARY_MAX],
             "source": self.source or f"{event.resource.type}:{event.resource.id}",
-            "severity": self.severity or _LEVELS[event.level],
+            "severity": self.severity or _LEVELS[level],
             "timestamp": envelope["timestamp"],
             "component": event.resource.type,
             "group": event.team_id,
@@ -249,7 +300,6 @@ def create(spec: ChannelSpec, deps: ChannelDeps) -> PagerDutyChannel:
             "pagerduty integration key (the path) is not 32 hex digits: use the Events API v2 "
             "integration key of the service, not an API key"
         )
-    _choice(url, "action", ACTIONS)
     links, images = _contexts(url.get("contexts") or "")
     return PagerDutyChannel(
         spec.name,
@@ -259,6 +309,7 @@ def create(spec: ChannelSpec, deps: ChannelDeps) -> PagerDutyChannel:
         severity=_choice(url, "severity", SEVERITIES),
         source=url.get("source") or None,
         dedup_key=url.get("dedup_key") or None,
+        action=_choice(url, "action", ACTIONS) or "trigger",
         details=_details(url.get("details")),
         links=links,
         images=images,
@@ -269,16 +320,19 @@ def create(spec: ChannelSpec, deps: ChannelDeps) -> PagerDutyChannel:
 
 
 def warnings(spec: ChannelSpec) -> list[str]:
-    """``action=acknowledge|resolve`` is accepted but not honoured yet."""
+    """``action=acknowledge|resolve`` without ``dedup_key`` targets nothing."""
     if spec.url is None:
         return []
     try:
-        action = parse_url(spec.url.get_secret_value(), schemes=["pagerduty"]).get("action")
+        url = parse_url(spec.url.get_secret_value(), schemes=["pagerduty"])
     except ChannelConfigError:
         return []
-    if action in (None, "", "trigger"):
+    action = url.get("action")
+    if action in (None, "", "trigger") or url.get("dedup_key"):
         return []
     return [
-        f"pagerduty channel {spec.name!r}: action={action} is not honoured: every event is "
-        "sent as a trigger (alert transitions will acknowledge and resolve)"
+        f"pagerduty channel {spec.name!r}: action={action} without dedup_key: each plain "
+        f"event would {action} the incident of its own event id, which nothing opened; set "
+        "dedup_key=... to name the incident, or publish alert events (--alert-key), whose "
+        "acknowledge and resolve reach PagerDuty by themselves"
     ]

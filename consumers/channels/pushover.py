@@ -16,7 +16,7 @@ import httpx
 from eventbus.errors import ChannelConfigError
 from eventbus.settings import ChannelSpec
 
-from ._format import severity_look
+from ._format import keeps_options, severity_look
 from ._http import HttpChannel, PlannedRequest, provider_result
 from ._options import Options, base_url, channel_url, timeout_of
 from .base import ChannelDeps, Message, SendResult
@@ -66,7 +66,7 @@ class PushoverChannel(HttpChannel):
 
     def plan(self, message: Message) -> list[PlannedRequest]:
         title = f"{self._title_prefix}: {message.title}" if self._title_prefix else message.title
-        priority = self._priority
+        priority = self._priority if keeps_options(message) else None
         if priority is None:
             priority = severity_look(message).pushover_priority
         form = {

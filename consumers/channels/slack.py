@@ -19,7 +19,7 @@ import httpx
 from eventbus.errors import ChannelConfigError
 from eventbus.settings import ChannelSpec
 
-from ._format import severity_look
+from ._format import keeps_options, severity_look
 from ._http import HttpChannel, PlannedRequest, provider_result
 from ._options import Options, base_url, channel_url, timeout_of
 from .base import ChannelDeps, Message, OutcomeClass, SendResult
@@ -92,7 +92,7 @@ class SlackChannel(HttpChannel):
         if message.link and message.link not in body:
             body = f"{body}\n<{message.link}>"
         attachment: dict[str, Any] = {
-            "color": self._color or severity_look(message).hex_color,
+            "color": (keeps_options(message) and self._color) or severity_look(message).hex_color,
             "text": escape_mrkdwn(body),
             "fallback": escape_mrkdwn(message.text),
         }

@@ -18,7 +18,7 @@ from eventbus.errors import ChannelConfigError
 from eventbus.settings import ChannelSpec
 
 from ._compat import CARD_COLORS
-from ._format import headline, severity_look
+from ._format import headline, keeps_options, severity_look
 from ._http import HttpChannel, PlannedRequest
 from ._options import Options, timeout_of
 from .base import ChannelDeps, Message
@@ -88,7 +88,10 @@ class TeamsChannel(HttpChannel):
         # Adaptive Card TextBlocks take Markdown, where a single newline is not a break.
         body = message.body.replace("\n", "\n\n")
         card = adaptive_card(
-            title, body, message.link, self._color or severity_look(message).teams_color
+            title,
+            body,
+            message.link,
+            (keeps_options(message) and self._color) or severity_look(message).teams_color,
         )
         return [
             PlannedRequest(

@@ -17,6 +17,10 @@ YAML::
       timeout: 10s
       show_path: false   # true shows the whole URL path in logs, records and the CLI
 
+An alert's notification (``Message.alert``) posts ``alert_document``
+instead: ``{"type": "eventbus.alert", "transition": ..., "alert": {...},
+"event": <envelope>}``, signed the same way.
+
 Receivers often put a capability token in the path, so wherever the target
 is shown (logs, delivery records, ``channels list``, ``config check``, the
 API) it is ``scheme://host[:port]/first-segment/***`` unless ``show_path``.
@@ -35,6 +39,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import json
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -48,6 +53,7 @@ from eventbus.redaction import MASK
 from eventbus.settings import ChannelSpec, SecuritySettings
 
 from ..netguard import ForbiddenTarget, TargetPolicy, check_url_host
+from ._format import alert_fields
 from ._http import USER_AGENT, HttpChannel, PlannedRequest, basic_auth, without_credentials
 from ._options import unknown_options
 from ._suggest import SuggestingError
@@ -55,9 +61,11 @@ from .base import EXCERPT_BYTES, ChannelDeps, Message, SendResult
 from .outcomes import result_from_response
 
 __all__ = [
+    "ALERT_TYPE",
     "OPTIONS",
     "SECRET_PREFIX",
     "WebhookChannel",
+    "alert_document",
     "create",
     "decode_secret",
     "describe_url",
@@ -65,6 +73,7 @@ __all__ = [
     "warnings",
 ]
 
+ALERT_TYPE: Final = "eventbus.alert"
 SECRET_PREFIX: Final = "whsec_"  # noqa: S105 (a prefix, not a secret)
 OPTIONS: Final = frozenset({"secret", "headers", "show_path"})
 # Path segments at least this long are masked in error texts as well.
@@ -87,6 +96,23 @@ _SHOWN: Final = frozenset({"webhook-id", "webhook-timestamp"})
 _TOKEN_RE: Final = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 # What httpx leaves in a host after IDNA encoding; it percent-encodes the rest.
 _HOST_RE: Final = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+def alert_document(message: Message) -> bytes:
+    """The body of an alert's notification: the transition, the alert, the envelope.
+
+    ``{"type": "eventbus.alert", "transition": "resolved", "alert": {...},
+    "event": {...}}``; ``alert`` is ``_format.alert_fields``, ``event`` the
+    envelope as published (the one that raised, touched or resolved it).
+    """
+    assert message.alert is not None
+    document = {
+        "type": ALERT_TYPE,
+        "transition": message.alert.transition,
+        "alert": alert_fields(message.alert),
+        "event": json.loads(message.event.to_json()),
+    }
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def sign(secret_key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
@@ -198,7 +224,12 @@ class WebhookChannel(HttpChannel):
     def plan(self, message: Message) -> list[PlannedRequest]:
         # A digest (consumers.digests) posts its own document, signed the same way.
         document = getattr(message, "document", None)
-        body = document if isinstance(document, bytes) else message.event.to_json().encode()
+        if isinstance(document, bytes):
+            body = document
+        elif message.alert is not None:
+            body = alert_document(message)
+        else:
+            body = message.event.to_json().encode()
         headers = self.signed_headers(message.delivery_id, int(self._clock()), body)
         return [
             PlannedRequest(

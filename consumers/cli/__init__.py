@@ -24,6 +24,7 @@ COMMANDS: Final = {
         "serve", "Serve only the HTTP side: SSE live feed, dashboard, health, metrics."
     ),
     "deliveries": _needs_worker("deliveries", "Query delivery records."),
+    "replay": _needs_worker("replay", "Dispatch a range of the stream again, as new deliveries."),
     "dlq": _needs_worker("dlq", "List and redrive dead letters."),
     "channels": _needs_worker("channels", "List and test configured channels."),
     "send": _needs_worker("send", "Send one notification to channel URLs, without a config file."),

@@ -9,7 +9,7 @@ from typing import Any, TextIO
 import click
 
 from eventbus.cli import EXIT_FAILED, EXIT_USAGE, Context, fail, run_async
-from eventbus.envelope import Event, Severity, parse_event
+from eventbus.envelope import AlertAction, Event, Severity, parse_event
 from eventbus.errors import BrokerError, CatalogError, EnvelopeError
 from eventbus.settings import Settings
 
@@ -36,6 +36,10 @@ Examples:
   eventbus publish --type capsule.create --outcome error --error "quota exceeded" \\
       --team team-1 --resource capsule:c2
   eventbus publish --type host.down --severity critical --team team-1 --resource host:db1
+  eventbus publish --type backup.run --outcome error --error "disk full" --team team-1 \\
+      --resource host:h1 --alert-key backup-failed:h1     # raises (or touches) the alert
+  eventbus publish --type backup.run --outcome success --team team-1 --resource host:h1 \\
+      --alert-key backup-failed:h1                         # resolves it
   eventbus publish --type capsule.state.changed --team team-1 --resource capsule:c1 --transient
   eventbus publish --file events.jsonl      # one JSON envelope per line""",
 )
@@ -51,6 +55,16 @@ Examples:
     type=click.Choice([level.value for level in Severity], case_sensitive=False),
     help="debug < info < warning < error < critical; default: error with --outcome error, "
     "else info.",
+)
+@click.option(
+    "--alert-key",
+    help="Make the event part of this alert (dedupe key within the team, e.g. backup-failed:h1).",
+)
+@click.option(
+    "--alert-action",
+    type=click.Choice([action.value for action in AlertAction], case_sensitive=False),
+    help="What the event does to its alert; default: resolve with --outcome success, "
+    "else trigger. Needs --alert-key.",
 )
 @click.option("--transient", is_flag=True, help="Live mirror only; never stored or delivered.")
 @click.option(
@@ -70,6 +84,8 @@ def command(
     meta: tuple[str, ...],
     error_text: str | None,
     severity: str | None,
+    alert_key: str | None,
+    alert_action: str | None,
     transient: bool,
     file_path: str | None,
 ) -> None:
@@ -94,6 +110,8 @@ def command(
         data["error"] = error_text
     if severity:
         data["severity"] = severity.lower()
+    if alert_key is not None or alert_action:
+        data["alert"] = _alert(alert_key, alert_action, transient)
     data["metadata"] = _metadata(meta)
     try:
         event = parse_event(data, settings.envelope)
@@ -111,6 +129,14 @@ def command(
         click.echo(f"event {event.id} published live only ({_listeners(int(result))})")
     else:
         click.echo(f"event {event.id} stream {result}")
+
+
+def _alert(key: str | None, action: str | None, transient: bool) -> dict[str, str]:
+    if key is None:
+        fail("--alert-action needs --alert-key (the alert it acts on)", EXIT_USAGE)
+    if transient:
+        fail("--alert-key needs a durable event: transient ones are never delivered", EXIT_USAGE)
+    return {"key": key, "action": action.lower()} if action else {"key": key}
 
 
 def _listeners(count: int) -> str:

@@ -8,8 +8,9 @@ from typing import Any
 
 import httpx
 
-from consumers.channels.base import Channel, ChannelDeps, Message
+from consumers.channels.base import AlertNotice, Channel, ChannelDeps, Message
 from consumers.channels.registry import create_channel
+from consumers.rendering import render
 from eventbus.envelope import Event
 from eventbus.settings import ChannelSpec
 
@@ -52,6 +53,45 @@ def make_message(
         subscription="ops",
         link=link,
     )
+
+
+# 2024-05-01T09:00:00Z, three hours before make_event's timestamp
+FIRST_SEEN = 1714554000.0
+
+
+def make_alert(transition: str = "raised", **extra: Any) -> AlertNotice:
+    """An alert notice of team-1's ``backup-failed:h1``, open for 3h with 41 events."""
+    status = {"resolved": "resolved", "acknowledged": "acknowledged"}.get(transition, "firing")
+    fields: dict[str, Any] = {
+        "id": "01HZXALERT0000000000000001",
+        "team_id": "team-1",
+        "key": "backup-failed:h1",
+        "transition": transition,
+        "status": status,
+        "severity": "error",
+        "first_seen": FIRST_SEEN,
+        "last_seen": FIRST_SEEN + 3 * 3600,
+        "count": 41 if transition != "raised" else 1,
+        "summary": "capsule.create failed: capsule c1 (team-1)",
+    }
+    if transition == "resolved":
+        fields["resolved_at"] = FIRST_SEEN + 3 * 3600 + 300
+    if transition == "acknowledged":
+        fields["acknowledged_by"] = "ana"
+    fields.update(extra)
+    return AlertNotice(**fields)
+
+
+def alert_message(
+    transition: str = "raised", *, outcome: str | None = None, link: str | None = None, **extra: Any
+) -> Message:
+    """The default-rendered notification of ``make_alert(transition)``."""
+    if outcome is None:
+        outcome = "success" if transition == "resolved" else "error"
+    alert = make_alert(transition, **extra)
+    message = render(make_event(outcome), None, "dlv_alert_1", alert=alert)
+    message.link = link
+    return message
 
 
 class Recorder:

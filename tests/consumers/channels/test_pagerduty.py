@@ -78,12 +78,12 @@ def _fields(channel: Any) -> dict[str, Any]:
         pytest.param(
             f"pagerduty:///{KEY}?action=acknowledge",
             {"severity": None},
-            id=f"{DOCS}: acknowledge (accepted, reported, sent as trigger)",
+            id=f"{DOCS}: acknowledge (plain events; reported without dedup_key)",
         ),
         pytest.param(
             f"pagerduty:///{KEY}?action=resolve",
             {"endpoint": "https://events.pagerduty.com/v2/enqueue"},
-            id=f"{DOCS}: resolve (accepted, reported, sent as trigger)",
+            id=f"{DOCS}: resolve (plain events; reported without dedup_key)",
         ),
         pytest.param(
             f"pagerduty://events.pagerduty.com/{MOCK_KEY}",
@@ -109,7 +109,7 @@ def _fields(channel: Any) -> dict[str, Any]:
         pytest.param(
             f"pagerduty://events.pagerduty.com/{MOCK_KEY}?severity=critical&source=beszel&action=resolve",
             {"severity": "critical", "source": "beszel"},
-            id=f"{TESTS}: action=resolve (accepted, reported, sent as trigger)",
+            id=f"{TESTS}: action=resolve (plain events; reported without dedup_key)",
         ),
         pytest.param(
             f"pagerduty://events.pagerduty.com/{MOCK_KEY}?client=my-monitor"
@@ -282,10 +282,21 @@ def test_acknowledge_and_resolve_bodies_for_alert_transitions() -> None:
     assert body == {"routing_key": KEY, "event_action": "resolve", "dedup_key": "alert-1"}
 
 
-def test_action_other_than_trigger_is_reported() -> None:
+def test_action_without_dedup_key_is_reported() -> None:
     (warning,) = channel_warnings(spec(f"pagerduty:///{KEY}?action=resolve", name="pd"))
-    assert "action=resolve is not honoured" in warning
+    assert "action=resolve without dedup_key" in warning
     assert channel_warnings(spec(f"pagerduty:///{KEY}?action=trigger")) == []
+    assert channel_warnings(spec(f"pagerduty:///{KEY}?action=resolve&dedup_key=db-1")) == []
+
+
+async def test_url_action_applies_to_plain_events() -> None:
+    # shoutrrr's use: a channel that resolves the incident its dedup_key names
+    recorder = Recorder(lambda request: httpx.Response(202, json=ACCEPTED))
+    async with mock_client(recorder) as client:
+        await build(client, f"pagerduty:///{KEY}?action=resolve&dedup_key=db-1").send(
+            make_message()
+        )
+    assert recorder.json() == {"routing_key": KEY, "event_action": "resolve", "dedup_key": "db-1"}
 
 
 @pytest.mark.parametrize(
