@@ -26,6 +26,7 @@ from eventbus.logs import HotLogger
 from eventbus.settings import Settings, SubscriptionSpec
 from eventbus.subscriptions import Matcher
 
+from .breaker import Breaker
 from .channels.base import Channel, Message, OutcomeClass, SendResult
 from .deadline import Deadline
 from .digests import digest_message, is_digest, lead_event
@@ -78,8 +79,10 @@ class Dispatcher:
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.time,
         router: Router | None = None,
+        breaker: Breaker | None = None,
     ) -> None:
         self.clock = clock
+        self.breaker = breaker or Breaker(settings, clock=clock)
         self.router = router or Router(settings)
         self.metrics = metrics or Metrics()
         if self.router.metrics is None:  # routing counts what it settles in our metrics
@@ -96,6 +99,7 @@ class Dispatcher:
         self.matcher = Matcher(settings.subscriptions, settings.catalog.build())
         self.limits: EnvelopeLimits = settings.envelope
         self.router.reconfigure(settings)
+        self.breaker.reconfigure(settings)
         consumer = settings.consumer
         self.default_policy = RetryPolicy(
             consumer.retry_schedule, consumer.retry_jitter, consumer.retry_after_max
@@ -248,6 +252,11 @@ class Dispatcher:
                 else f"channel disabled: {state.reason if state else ''}"
             )
             return self._finish(bound, record, settlement, target)
+        if self.breaker.blocked(name) and (wait := await self.breaker.admit(name)) is not None:
+            held = SendResult(OutcomeClass.RATE_LIMITED, retry_after=wait)  # no attempt
+            return self._rate_limited(
+                bound, record, held, payload, settlement, target, "circuit open"
+            )
         try:
             message: Message
             if is_digest(payload):
@@ -258,6 +267,7 @@ class Dispatcher:
             result = SendResult(OutcomeClass.PERMANENT, error=f"template error: {exc}")
         else:
             result = await self._send(channel, spec.timeout, message)
+            self.breaker.observe(name, result)
         self.metrics.attempted(channel.type, result.outcome, result.latency, name)
         if result.outcome is OutcomeClass.RATE_LIMITED:
             return self._rate_limited(bound, record, result, payload, settlement, target)
@@ -333,22 +343,24 @@ class Dispatcher:
         payload: bytes,
         settlement: Settlement,
         target: Target,
+        why: str = "rate limited",
     ) -> DeliveryRecord:
-        # Not a failed attempt: reschedule without counting it, for as long
-        # as the subscription's retry schedule would have kept trying.
+        # Not a failed attempt (rate limited, or the channel's circuit is open):
+        # reschedule without counting it, for as long as the subscription's
+        # retry schedule would have kept trying.
         wait = min(max(result.retry_after or 1.0, 0.5), self.settings.consumer.retry_after_max)
         now = self.clock()
         patience, started = self._policy(target.subscription).patience, round_start(record)
         if now + wait > started + patience:  # since the first try, or the latest resend
             waited, most = format_duration(now - started), format_duration(patience)
             record.reason = (
-                f"still rate limited {waited} after the first try; gave up (a delivery "
+                f"still {why} {waited} after the first try; gave up (a delivery "
                 f"waits at most {most}: its retry schedule, or consumer.retry_after_max if longer)"
             )
             return self._finish(bound, record, settlement, target, result)
         record.status = DeliveryStatus.RETRYING
         record.next_attempt_at = now + wait
-        record.reason = "rate limited"
+        record.reason = why
         settlement.retries.append((self._job(record, payload), record.next_attempt_at))
         return self._finish(bound, record, settlement, target, result)
 

@@ -60,6 +60,12 @@ class Metrics:
             "Retries whose time has come, not yet attempted",
             registry=registry,
         )
+        self.circuit_state = Gauge(
+            "eventbus_channel_circuit_state",
+            "Circuit breaker of each channel: 0 closed, 1 half-open (one probe), 2 open",
+            ["channel"],
+            registry=registry,
+        )
         self.channels_disabled = Counter(
             "eventbus_channels_disabled",
             "Channels disabled (410 Gone and the like)",
@@ -153,6 +159,10 @@ class Metrics:
                 channel_type, channel
             )
         histogram.observe(seconds)
+
+    def circuit(self, channel: str, state: int) -> None:
+        """Set a channel's circuit state (0 closed, 1 half-open, 2 open)."""
+        self.circuit_state.labels(channel).set(state)
 
     def failed(self, channel_type: str, channel: str) -> None:
         """Count a delivery that will not be attempted again."""

@@ -42,6 +42,7 @@ from eventbus.errors import BrokerError
 from .dispatch import Dispatcher, Target, Work
 from .metrics import Metrics
 from .store import (
+    ChannelState,
     Committer,
     DeliveryRecord,
     DeliveryStatus,
@@ -315,6 +316,11 @@ class Pipeline:
     async def commit(self, settlements: Sequence[Settlement]) -> None:
         """Record outcomes, schedule retries, dead-letter and XACK in one atomic step."""
         await self.committer.commit(settlements, self.clock())
+        # The circuit breaker counts this batch's attempts (consumers.breaker).
+        for name, reason in await self.dispatcher.breaker.flush():
+            self.dispatcher.channel_states[name] = ChannelState(True, reason, self.clock())
+            self.metrics.channels_disabled.inc()
+            await self._announce_disabled(name, reason)
         for settlement in settlements:
             for name, state in settlement.disable:
                 await self._announce_disabled(name, state.reason or "")

@@ -31,6 +31,7 @@ from eventbus.errors import BrokerError
 from eventbus.keys import Keys
 from eventbus.settings import Settings
 
+from .breaker import Breaker
 from .channels.base import Channel
 from .dispatch import Dispatcher
 from .flushing import Flusher
@@ -39,6 +40,7 @@ from .metrics import Metrics
 from .pipeline import Pipeline
 from .routing import Cooldowns, Router, SilenceBook
 from .store import (
+    BreakerStore,
     Committer,
     DeadLetterOrder,
     DeadLetters,
@@ -88,8 +90,11 @@ class Worker:
         self.maintenance = Maintenance(redis, self.keys)
         self.silences = SilenceBook(SilenceStore(redis, self.keys))
         router = Router(settings, silences=self.silences, cooldowns=Cooldowns(redis, self.keys))
+        breaker = Breaker(
+            settings, BreakerStore(redis, self.keys), metrics=self.metrics, clock=clock
+        )
         self.dispatcher = Dispatcher(
-            settings, channels, metrics=self.metrics, clock=clock, router=router
+            settings, channels, metrics=self.metrics, clock=clock, router=router, breaker=breaker
         )
         self.pipeline = Pipeline(
             self.dispatcher,
@@ -369,6 +374,7 @@ class Worker:
 
     async def _refresh_channel_states(self) -> None:
         self.dispatcher.channel_states = await self.store.channel_states()
+        await self.dispatcher.breaker.refresh()
 
     async def _shutdown(self) -> None:
         try:

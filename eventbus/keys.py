@@ -91,6 +91,10 @@ class Keys:
         """Hash: channel name -> JSON state (disabled, reason, last outcome)."""
         return f"{self.tag}:channels"
 
+    def breaker(self, channel: str) -> str:
+        """Hash: one channel's circuit (state, until, cooldown, failure run, outcome buckets)."""
+        return f"{self.tag}:breaker:{channel}"
+
     def cooldown(self, subscription: str, values: str) -> str:
         """String, set NX with the window as expiry: the event holding a cooldown key."""
         return f"{self.tag}:cooldown:{subscription}:{values}"

@@ -28,6 +28,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from .breaker import BreakerSettings
 from .catalog import Catalog, Kind
 from .durations import Duration
 from .envelope import EnvelopeLimits, Severity, validate_event_type
@@ -36,6 +37,7 @@ from .paths import check_path
 
 __all__ = [
     "ApiToken",
+    "BreakerSettings",
     "BrokerSettings",
     "CatalogSettings",
     "ChannelSpec",
@@ -275,6 +277,7 @@ class ChannelSpec(BaseModel):
     enabled: bool = True
     timeout: Duration | None = None
     rate_limit: RateLimitSpec | None = None
+    breaker: BreakerSettings | None = None  # fields set here override the ``breaker:`` section
 
     @property
     def options(self) -> dict[str, Any]:
@@ -412,6 +415,7 @@ class Settings(BaseSettings):
     catalog: CatalogSettings = Field(default_factory=CatalogSettings)
     envelope: EnvelopeLimits = Field(default_factory=EnvelopeLimits)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    breaker: BreakerSettings = Field(default_factory=BreakerSettings)
     channels: list[ChannelSpec] = Field(default_factory=list)
     subscriptions: list[SubscriptionSpec] = Field(default_factory=list)
 

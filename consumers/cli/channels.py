@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from typing import Any
 
 import click
@@ -14,8 +15,9 @@ from eventbus.cli import EXIT_FAILED, EXIT_USAGE, Context, fail, run_async
 from eventbus.keys import Keys
 from eventbus.settings import Settings
 
+from ..breaker import breaker_rules
 from ..channels import ChannelDeps, build_channel
-from ..store import DeliveryStore
+from ..store import BreakerStore, ChannelState, Circuit, DeliveryStore
 from ..testsend import send_test
 from .common import checked_settings
 from .deliveries import print_table
@@ -53,7 +55,10 @@ def list_(ctx: Context, as_json: bool) -> None:
             ("target", "target"),
             ("rate_limit", "rate limit"),
             ("state", "state"),
+            ("circuit", "circuit"),
+            ("failure_ratio", "failures"),
             ("last_outcome", "last outcome"),
+            ("last_error", "last error"),
         ],
     )
 
@@ -93,9 +98,10 @@ def test(ctx: Context, name: str) -> None:
 Examples:
   eventbus channels enable ops-hook
 
-A channel is disabled when its target answers 410 Gone. Fix the target
-first, then enable it; deliveries skipped meanwhile can be found with
-'eventbus deliveries --status skipped --channel NAME'.""",
+A channel is disabled when its target answers 410 Gone, when it failed for
+breaker.disable_after (5 days), or by 'channels disable'. Fix the target
+first, then enable it: its circuit breaker starts closed. Deliveries skipped
+meanwhile can be found with 'eventbus deliveries --status skipped --channel NAME'.""",
 )
 @click.argument("name")
 @click.pass_obj
@@ -111,6 +117,7 @@ def enable(ctx: Context, name: str) -> None:
             store = DeliveryStore(redis, Keys(settings.broker.prefix))
             was = (await store.channel_states()).get(name)
             await store.enable_channel(name)
+            await BreakerStore(redis, store.keys).reset(name)
         finally:
             await redis.aclose()
         return was is not None and was.disabled
@@ -121,6 +128,36 @@ def enable(ctx: Context, name: str) -> None:
         click.echo(f"{name}: was not disabled")
 
 
+@command.command(
+    "disable",
+    epilog="""\b
+Examples:
+  eventbus channels disable ops-hook --reason "receiver under maintenance"
+
+Deliveries to a disabled channel are recorded as skipped, not sent;
+'eventbus channels enable NAME' sends again.""",
+)
+@click.argument("name")
+@click.option("--reason", default="disabled by an operator", show_default=True)
+@click.pass_obj
+def disable(ctx: Context, name: str, reason: str) -> None:
+    """Stop delivering to a channel until it is enabled again."""
+    settings = ctx.settings()
+    if settings.channel(name) is None:
+        fail(f"no channel named {name!r} in the configuration", EXIT_USAGE)
+
+    async def disable_it() -> None:
+        redis = connect(settings.broker.redis_url.get_secret_value())
+        try:
+            store = DeliveryStore(redis, Keys(settings.broker.prefix))
+            await store.disable_channel(name, ChannelState(True, reason, time.time()))
+        finally:
+            await redis.aclose()
+
+    run_async(disable_it)
+    click.echo(f"{name}: disabled (workers pick this up within 10 s)")
+
+
 async def _channel_rows(settings: Settings) -> list[dict[str, Any]]:
     redis = connect(settings.broker.redis_url.get_secret_value())
     async with httpx.AsyncClient() as http:
@@ -128,12 +165,16 @@ async def _channel_rows(settings: Settings) -> list[dict[str, Any]]:
         try:
             store = DeliveryStore(redis, Keys(settings.broker.prefix))
             states = await store.channel_states()
+            windows = {name: rule.window for name, rule in breaker_rules(settings).items()}
+            circuits = await BreakerStore(redis, store.keys).read(windows, time.time())
             latest = await store.latest_per_channel([c.name for c in settings.channels])
             rows = []
             for spec in settings.channels:
                 state = states.get(spec.name)
                 record = latest.get(spec.name)
                 last = [record] if record is not None else []
+                circuit = circuits.get(spec.name) or Circuit()
+                ratio = circuit.failure_ratio
                 limit = spec.rate_limit
                 rows.append(
                     {
@@ -146,8 +187,11 @@ async def _channel_rows(settings: Settings) -> list[dict[str, Any]]:
                         else f"disabled: {state.reason}"
                         if state and state.disabled
                         else "enabled",
+                        "circuit": circuit.state.value,
+                        "failure_ratio": "" if ratio is None else f"{ratio:.0%}",
                         "last_outcome": last[0].status.value if last else "",
-                        "last_error": (last[0].last_error or "") if last else "",
+                        "last_error": circuit.last_error
+                        or ((last[0].last_error or "") if last else ""),
                     }
                 )
             return rows

@@ -6,6 +6,7 @@ name too). Nothing here imports the pipeline: dispatch hands the store a
 """
 
 from .alerts import Alert, AlertStatus, AlertStore, Transition
+from .breaker import BreakerStore, Circuit, CircuitState, Outcomes
 from .commit import Committer
 from .deadletters import DeadLetter, DeadLetters
 from .groups import DueGroup, GroupQueue
@@ -32,7 +33,10 @@ __all__ = [
     "AlertStatus",
     "AlertStore",
     "Attempt",
+    "BreakerStore",
     "ChannelState",
+    "Circuit",
+    "CircuitState",
     "Committer",
     "DeadLetter",
     "DeadLetterOrder",
@@ -47,6 +51,7 @@ __all__ = [
     "Grouped",
     "Maintenance",
     "MigrationReport",
+    "Outcomes",
     "RetryJob",
     "RetryPolicy",
     "RetryQueue",

@@ -381,6 +381,11 @@ class DeliveryStore:
         async with translated("enable channel"):
             await self.redis.hdel(self.keys.channel_state, name)
 
+    async def disable_channel(self, name: str, state: ChannelState) -> None:
+        """Mark a channel disabled (by an operator); workers skip it from their next refresh."""
+        async with translated("disable channel"):
+            await self.redis.hset(self.keys.channel_state, name, orjson.dumps(state.to_dict()))
+
     async def prune_index(self, now: float | None = None) -> int:
         """Drop index entries of records past their TTL."""
         cutoff = (now or time.time()) - self.ttl
