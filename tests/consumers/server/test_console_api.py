@@ -165,7 +165,9 @@ async def test_a_foreign_teams_items_do_not_exist_for_a_token(
     theirs = {"name": "b-sub", "events": ["*"], "channels": ["a-hook"]}
     refused = await api.call("POST", "/v1/subscriptions", B_OPERATE, json=theirs)
     assert refused.status_code == 422 and "does not exist" in refused.text
-    other_team = await api.call("POST", "/v1/channels", B_OPERATE, json={**hook(), "team": "team-a"})
+    other_team = await api.call(
+        "POST", "/v1/channels", B_OPERATE, json={**hook(), "team": "team-a"}
+    )
     assert other_team.status_code == 403
     audit = (await api.call("GET", "/v1/audit", B_OPERATE)).json()["audit"]
     assert audit == []
@@ -249,9 +251,7 @@ async def test_secrets_are_encrypted_at_rest_and_never_in_the_audit(
     text = repr(stream).encode()
     assert SECRET.encode() not in text and b"hunter2" not in text
     audit = (await api.call("GET", "/v1/audit", A_READ)).json()["audit"]
-    assert [(r["actor"], r["action"], r["name"]) for r in audit] == [
-        ("alice", "create", "a-hook")
-    ]
+    assert [(r["actor"], r["action"], r["name"]) for r in audit] == [("alice", "create", "a-hook")]
     assert "secret" in audit[0]["fields"].split(",")
 
 
