@@ -55,9 +55,11 @@ def merge(base: Settings, snapshot: Snapshot) -> tuple[Settings, list[str]]:
         except ValidationError as exc:
             problems.append(f"channel {item.name!r}: {exc.error_count()} invalid field(s)")
             continue
-        if spec.name not in taken:
-            taken.add(spec.name)
-            channels.append(spec)
+        if spec.name in taken:
+            problems.append(f"channel {spec.name!r}: the YAML defines one of that name")
+            continue
+        taken.add(spec.name)
+        channels.append(spec)
     subscriptions: list[SubscriptionSpec] = []
     subscribed = {spec.name for spec in base.subscriptions}
     for item in snapshot.subscriptions:
@@ -66,9 +68,11 @@ def merge(base: Settings, snapshot: Snapshot) -> tuple[Settings, list[str]]:
         except ValidationError as exc:
             problems.append(f"subscription {item.name!r}: {exc.error_count()} invalid field(s)")
             continue
-        if sub.name not in subscribed:
-            subscribed.add(sub.name)
-            subscriptions.append(sub)
+        if sub.name in subscribed:
+            problems.append(f"subscription {sub.name!r}: the YAML defines one of that name")
+            continue
+        subscribed.add(sub.name)
+        subscriptions.append(sub)
     update = {
         "channels": [*base.channels, *channels],
         "subscriptions": [*base.subscriptions, *subscriptions],

@@ -157,6 +157,18 @@ class Console:
     async def delete(self, kind: str, name: str, teams: Teams, actor: str) -> dict[str, Any]:
         self._read_only(kind, name)
         current = await self._visible(kind, name, teams)
+        if kind == "channel":
+            users = [
+                sub.name
+                for sub in (await self.store.snapshot()).subscriptions
+                if name in sub.body.get("channels", ())
+            ]
+            if users:
+                raise ConsoleError(
+                    409,
+                    f"channel {name!r} is used by subscription(s) {', '.join(users)}: "
+                    "remove it from them first",
+                )
         if not await self.store.delete(current, actor=actor):
             raise _not_found(kind, name)  # removed meanwhile
         return {**self.view(current), "deleted": True}

@@ -100,7 +100,11 @@ class _Routes:
     async def test(self, request: Request) -> Response:
         principal = self._who(request, "testing a channel")
         name = request.path_params["name"]
-        await self.console.show("channel", name, principal.teams)  # 404 if not visible
+        shown = await self.console.show("channel", name, principal.teams)  # 404 if hidden
+        if shown["source"] == "config" and principal.teams is not None:
+            raise ConsoleError(
+                403, f"channel {name!r} is the configuration's: only an admin token tests it"
+            )
         settings = await self.console.merged(principal.teams)
         result = await send_test(settings, name)
         return JSONResponse(

@@ -290,3 +290,18 @@ async def test_the_test_endpoint(console: Callable[..., Any]) -> None:
         assert len(sink.received) == 1 and b"channel_test" in sink.received[0].body
     finally:
         await sink.stop()
+
+
+async def test_a_channel_in_use_stays_and_config_channels_are_tested_by_admins_only(
+    console: Callable[..., Any],
+) -> None:
+    api: Console = await console()
+    assert (await api.call("POST", "/v1/channels", A_OPERATE, json=hook())).status_code == 201
+    sub = {"name": "a-sub", "events": ["*"], "channels": ["a-hook"]}
+    assert (await api.call("POST", "/v1/subscriptions", A_OPERATE, json=sub)).status_code == 201
+    used = await api.call("DELETE", "/v1/channels/a-hook", A_OPERATE)
+    assert used.status_code == 409 and "a-sub" in used.json()["error"]
+    assert (await api.call("DELETE", "/v1/subscriptions/a-sub", A_OPERATE)).status_code == 200
+    assert (await api.call("DELETE", "/v1/channels/a-hook", A_OPERATE)).status_code == 200
+    yaml_test = await api.call("POST", "/v1/channels/ops-console/test", A_OPERATE)
+    assert yaml_test.status_code == 403 and "admin" in yaml_test.json()["error"]
