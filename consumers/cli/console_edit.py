@@ -143,7 +143,14 @@ are stored encrypted (security.secret_key) and shown masked.""",
         view = with_console(ctx, lambda console: console.create("channel", body, team, actor()))
         print_item(view, "added")
 
-    @group.command("update")
+    @group.command(
+        "update",
+        epilog="""\b
+Examples:
+  eventbus channels update team1-alerts --set timeout=5
+
+Secret fields sent back masked ("***") keep their stored value.""",
+    )
     @click.argument("name")
     @click.option("--unset", multiple=True, metavar="KEY", help="Remove a field (repeatable).")
     @body_options
@@ -160,7 +167,14 @@ are stored encrypted (security.secret_key) and shown masked.""",
         )
         print_item(view, "updated")
 
-    @group.command("remove")
+    @group.command(
+        "remove",
+        epilog="""\b
+Examples:
+  eventbus channels remove team1-alerts
+
+A channel that a subscription still names is kept (remove it there first).""",
+    )
     @click.argument("name")
     @click.pass_obj
     def remove(ctx: Context, name: str) -> None:

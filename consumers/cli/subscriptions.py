@@ -100,7 +100,14 @@ def add(
     print_item(view, "added")
 
 
-@command.command("update")
+@command.command(
+    "update",
+    epilog="""\b
+Examples:
+  eventbus subscriptions update team1-errors --set min_severity=warning
+
+--unset KEY removes a field (back to its default).""",
+)
 @click.argument("name")
 @click.option("--unset", multiple=True, metavar="KEY", help="Remove a field (repeatable).")
 @body_options
@@ -118,7 +125,12 @@ def update(
     print_item(view, "updated")
 
 
-@command.command("remove")
+@command.command(
+    "remove",
+    epilog="""\b
+Examples:
+  eventbus subscriptions remove team1-errors""",
+)
 @click.argument("name")
 @click.pass_obj
 def remove(ctx: Context, name: str) -> None:
