@@ -107,12 +107,9 @@ def print_item(view: dict[str, Any], verb: str) -> None:
     sys.stdout.write(json.dumps(view, sort_keys=True) + "\n")
 
 
-def add_channel_commands(group: click.Group) -> None:
-    """Add ``add``, ``update`` and ``remove`` to ``eventbus channels``."""
-
-    @group.command(
-        "add",
-        epilog="""\b
+@click.command(
+    "add",
+    epilog="""\b
 Examples:
   eventbus channels add team1-alerts --team team-1 --type webhook \\
       --url https://hooks.example.com/team-1
@@ -121,63 +118,69 @@ Examples:
 
 Adds a channel owned by one team, as POST /v1/channels does. Secret fields
 are stored encrypted (security.secret_key) and shown masked.""",
-    )
-    @click.argument("name")
-    @click.option("--team", required=True, help="The team that owns it.")
-    @click.option("--type", "type_", help="Channel type (or give --url with a service scheme).")
-    @click.option("--url", help="The channel URL (webhook target or shoutrrr-style).")
-    @body_options
-    @click.pass_obj
-    def add(
-        ctx: Context,
-        name: str,
-        team: str,
-        type_: str | None,
-        url: str | None,
-        sets: tuple[str, ...],
-        as_json: str | None,
-    ) -> None:
-        """Add an API-defined channel of one team."""
-        body = {**fields_of(sets, as_json), "name": name}
-        body.update({k: v for k, v in (("type", type_), ("url", url)) if v is not None})
-        view = with_console(ctx, lambda console: console.create("channel", body, team, actor()))
-        print_item(view, "added")
+)
+@click.argument("name")
+@click.option("--team", required=True, help="The team that owns it.")
+@click.option("--type", "type_", help="Channel type (or give --url with a service scheme).")
+@click.option("--url", help="The channel URL (webhook target or shoutrrr-style).")
+@body_options
+@click.pass_obj
+def add(
+    ctx: Context,
+    name: str,
+    team: str,
+    type_: str | None,
+    url: str | None,
+    sets: tuple[str, ...],
+    as_json: str | None,
+) -> None:
+    """Add an API-defined channel of one team."""
+    body = {**fields_of(sets, as_json), "name": name}
+    body.update({k: v for k, v in (("type", type_), ("url", url)) if v is not None})
+    view = with_console(ctx, lambda console: console.create("channel", body, team, actor()))
+    print_item(view, "added")
 
-    @group.command(
-        "update",
-        epilog="""\b
+
+@click.command(
+    "update",
+    epilog="""\b
 Examples:
   eventbus channels update team1-alerts --set timeout=5
 
 Secret fields sent back masked ("***") keep their stored value.""",
-    )
-    @click.argument("name")
-    @click.option("--unset", multiple=True, metavar="KEY", help="Remove a field (repeatable).")
-    @body_options
-    @click.pass_obj
-    def update(
-        ctx: Context, name: str, unset: tuple[str, ...], sets: tuple[str, ...], as_json: str | None
-    ) -> None:
-        """Change fields of an API-defined channel (see `channels add --help`)."""
-        patch: dict[str, Any] = {**fields_of(sets, as_json), **dict.fromkeys(unset)}
-        if not patch:
-            fail("nothing to change: give --set KEY=VALUE, --unset KEY or --json", EXIT_USAGE)
-        view = with_console(
-            ctx, lambda console: console.update("channel", name, patch, None, actor())
-        )
-        print_item(view, "updated")
+)
+@click.argument("name")
+@click.option("--unset", multiple=True, metavar="KEY", help="Remove a field (repeatable).")
+@body_options
+@click.pass_obj
+def update(
+    ctx: Context, name: str, unset: tuple[str, ...], sets: tuple[str, ...], as_json: str | None
+) -> None:
+    """Change fields of an API-defined channel (see `channels add --help`)."""
+    patch: dict[str, Any] = {**fields_of(sets, as_json), **dict.fromkeys(unset)}
+    if not patch:
+        fail("nothing to change: give --set KEY=VALUE, --unset KEY or --json", EXIT_USAGE)
+    view = with_console(ctx, lambda console: console.update("channel", name, patch, None, actor()))
+    print_item(view, "updated")
 
-    @group.command(
-        "remove",
-        epilog="""\b
+
+@click.command(
+    "remove",
+    epilog="""\b
 Examples:
   eventbus channels remove team1-alerts
 
 A channel that a subscription still names is kept (remove it there first).""",
-    )
-    @click.argument("name")
-    @click.pass_obj
-    def remove(ctx: Context, name: str) -> None:
-        """Remove an API-defined channel (see `channels add --help`)."""
-        view = with_console(ctx, lambda console: console.delete("channel", name, None, actor()))
-        print_item(view, "removed")
+)
+@click.argument("name")
+@click.pass_obj
+def remove(ctx: Context, name: str) -> None:
+    """Remove an API-defined channel (see `channels add --help`)."""
+    view = with_console(ctx, lambda console: console.delete("channel", name, None, actor()))
+    print_item(view, "removed")
+
+
+def add_channel_commands(group: click.Group) -> None:
+    """Add ``add``, ``update`` and ``remove`` to ``eventbus channels``."""
+    for each in (add, update, remove):
+        group.add_command(each)
