@@ -17,7 +17,7 @@ fields are shown masked and stored sealed; the rest is stored as written.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import httpx
@@ -43,7 +43,7 @@ _SECRET_HINTS: Final = ("secret", "token", "password", "pass", "key")
 class Checked:
     """A body that passed every check (``problems`` empty) or why it did not."""
 
-    body: dict[str, Any]
+    body: dict[str, Any] = field(repr=False)  # secrets in clear
     problems: list[str]
     secret_fields: frozenset[str] = frozenset()
     shown: Mapping[str, Any] | None = None
