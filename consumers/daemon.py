@@ -24,6 +24,7 @@ from eventbus.brokers import streams_only
 from eventbus.brokers.redis_streams import connect, translated
 from eventbus.config import load_settings
 from eventbus.errors import ConfigError
+from eventbus.keys import Keys
 from eventbus.logs import set_log_redactor
 from eventbus.redaction import Redactor
 from eventbus.secrets import configured_secrets
@@ -31,6 +32,7 @@ from eventbus.settings import Settings, read_environ
 
 from .channels.base import Channel, ChannelDeps, channel_redactor
 from .channels.registry import build_channels
+from .console import ConsoleFeed, ConsoleStore
 from .health import Health
 from .metrics import Metrics
 from .sdnotify import Notifier, watchdog_loop
@@ -97,6 +99,7 @@ class Daemon:
         self.metrics = Metrics()
         self.health = Health()
         self.worker: Worker | None = None
+        self.console: ConsoleFeed | None = None
         self._http: httpx.AsyncClient | None = None
         self._signals = 0
         self._server: HttpServer | None = None
@@ -120,10 +123,17 @@ class Daemon:
             stack.push_async_callback(self._http.aclose)
             channels = build_channels(settings, make_channel_deps(settings, self._http))
             _redact_logs(settings, channels)
+            self.console = self._console_feed(redis, self._http)
             worker = Worker(
-                settings, redis=redis, channels=channels, metrics=self.metrics, health=self.health
+                settings,
+                redis=redis,
+                channels=channels,
+                metrics=self.metrics,
+                health=self.health,
+                console=self.console,
             )
             self.worker = worker
+            self.console.apply = self._apply
             server = self._http_server(redis, worker)
             if server is not None:
                 server.bind()  # a port in use stops us before the worker is announced
@@ -187,7 +197,10 @@ class Daemon:
                 hint="these take effect at the next start; the running values are kept",
             )
         self.settings = settings
-        self.worker.reconfigure(settings, channels)
+        if self.console is not None:  # the API-defined items join the new YAML
+            self.console.rebase(settings)
+        else:
+            self.worker.reconfigure(settings, channels)
         if self._server is not None:
             self._server.set_tokens(settings.http.tokens)
         # What the old configuration built may be cyclic garbage now, and the
@@ -202,6 +215,19 @@ class Daemon:
         return True
 
     # -- pieces ------------------------------------------------------------------
+
+    def _console_feed(self, redis: aioredis.Redis, http: httpx.AsyncClient) -> ConsoleFeed:
+        settings = self.settings
+        store = ConsoleStore(redis, Keys(settings.broker.prefix), settings.security)
+        return ConsoleFeed(
+            store, settings, lambda merged: build_channels(merged, make_channel_deps(merged, http))
+        )
+
+    def _apply(self, settings: Settings, channels: Mapping[str, Channel]) -> None:
+        """A change of the API-defined items (or a reload): the worker takes the whole set."""
+        _redact_logs(settings, channels)
+        if self.worker is not None:
+            self.worker.reconfigure(settings, channels)
 
     def _http_server(self, redis: aioredis.Redis, worker: Worker) -> HttpServer | None:
         if not self.settings.http.enabled:

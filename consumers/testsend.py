@@ -9,10 +9,10 @@ from eventbus.envelope import Event
 from eventbus.keys import Keys
 from eventbus.settings import Settings
 
-from .channels.base import Message, SendResult
+from .channels.base import ChannelDeps, Message, SendResult
 from .channels.registry import build_channel
-from .daemon import make_channel_deps, make_http_client
 from .dispatch import add_attempt, new_record
+from .outbound import make_http_client
 from .store import Committer, Settlement, delivery_id
 
 __all__ = ["TEST_SUBSCRIPTION", "send_test"]
@@ -39,8 +39,10 @@ async def send_test(settings: Settings, name: str) -> SendResult:
         subscription=TEST_SUBSCRIPTION,
         test=True,
     )
-    async with make_http_client(settings) as http:
-        channel = build_channel(spec, make_channel_deps(settings, http))
+    timeout = settings.consumer.delivery_timeout
+    async with make_http_client(settings.security, timeout=timeout) as http:
+        deps = ChannelDeps(http=http, security=settings.security, timeout=timeout)
+        channel = build_channel(spec, deps)
         result = await channel.send(message)
     now = time.time()
     record = new_record(event, TEST_SUBSCRIPTION, name, channel.type, created_at=now)

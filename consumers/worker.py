@@ -33,6 +33,7 @@ from eventbus.settings import Settings
 
 from .breaker import Breaker
 from .channels.base import Channel
+from .console.propagation import ConsoleFeed
 from .dispatch import Dispatcher
 from .flushing import Flusher
 from .health import Health
@@ -72,6 +73,7 @@ class Worker:
         metrics: Metrics | None = None,
         health: Health | None = None,
         clock: Callable[[], float] = time.time,
+        console: ConsoleFeed | None = None,
     ) -> None:
         self.settings = settings
         self.config = settings.consumer
@@ -109,6 +111,10 @@ class Worker:
         self.flusher = Flusher(GroupQueue(redis, self.keys), self.pipeline, clock)
         self._stopping = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
+        # API-defined channels and subscriptions, merged into the YAML's on every change.
+        self.console = console
+        if console is not None and console.apply is None:
+            console.apply = self.reconfigure
 
     def __repr__(self) -> str:
         return f"Worker(group={self.group!r}, consumer={self.name!r})"
@@ -121,6 +127,8 @@ class Worker:
         await self.streams.ensure_group(self.group)
         await self._refresh_channel_states()
         await self.silences.load()
+        if self.console is not None:
+            await self.console.load()
         self.health.set_ready(None)
         log.info(
             "worker.started",
@@ -139,6 +147,8 @@ class Worker:
             "maintenance": self._maintenance_loop,
             "silences": self._silence_loop,
         }
+        if self.console is not None:
+            loops["console"] = self._console_loop
         self._loops = [
             asyncio.create_task(self._supervise(name, loop), name=f"eventbus-{name}")
             for name, loop in loops.items()
@@ -301,6 +311,11 @@ class Worker:
     async def _silence_loop(self) -> None:
         allowance = self.silences.refresh + 60
         await self.silences.watch(self._stopping, lambda: self.health.beat("silences", allowance))
+
+    async def _console_loop(self) -> None:
+        assert self.console is not None
+        allowance = self.console.refresh + 60
+        await self.console.watch(self._stopping, lambda: self.health.beat("console", allowance))
 
     async def _maintenance_loop(self) -> None:
         last_trim = 0.0

@@ -118,6 +118,25 @@ class Keys:
         """Pub/Sub channel: a notice that the silences changed (not a key)."""
         return f"{self.prefix}:silences:changed"
 
+    def console(self, kind: str) -> str:
+        """Hash: name -> JSON document of one API-defined channel or subscription."""
+        return f"{self.tag}:console:{kind}"
+
+    @property
+    def console_version(self) -> str:
+        """Counter raised on every change of the API-defined items (workers poll it)."""
+        return f"{self.tag}:console:version"
+
+    @property
+    def console_changed(self) -> str:
+        """Pub/Sub channel: a notice that the API-defined items changed (not a key)."""
+        return f"{self.prefix}:console:changed"
+
+    @property
+    def console_audit(self) -> str:
+        """Stream: who changed which API-defined item, and when (never a secret)."""
+        return f"{self.tag}:console:audit"
+
     def alert(self, team_id: str, key: str) -> str:
         """JSON string: the state of one alert (team, key); see ``consumers.store.alerts``."""
         digest = hashlib.sha256(f"{team_id}\x00{key}".encode()).hexdigest()[:32]

@@ -34,6 +34,7 @@ from .durations import Duration
 from .envelope import EnvelopeLimits, Severity, validate_event_type
 from .filters import FilterError, Filters, check_where, compile_filters
 from .paths import check_path
+from .security import SecuritySettings, secret_key_bytes
 
 __all__ = [
     "ApiToken",
@@ -49,6 +50,7 @@ __all__ = [
     "Settings",
     "SubscriptionSpec",
     "redact_url",
+    "secret_key_bytes",
 ]
 
 NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -227,11 +229,6 @@ class HttpSettings(_Section):
     heartbeat: Duration = 15.0
     client_buffer: int = Field(1000, ge=1)
     replay_limit: int = Field(1000, ge=0)
-
-
-class SecuritySettings(_Section):
-    allow_private_targets: bool = False
-    allowed_hosts: list[str] = Field(default_factory=list)
 
 
 class CatalogSettings(_Section):

@@ -31,6 +31,9 @@ COMMANDS: Final = {
     "urls": _needs_worker("urls", "Parse and explain shoutrrr-style channel URLs."),
     "silence": _needs_worker("silence", "Mute a team's matching events for a while."),
     "alerts": _needs_worker("alerts", "List, show, acknowledge and resolve alerts."),
+    "subscriptions": _needs_worker(
+        "subscriptions", "List, add, update and remove API-defined subscriptions."
+    ),
     "tail": _needs_worker("tail", "Print the live mirror in the terminal."),
     "tokens": _needs_worker("tokens", "Make API tokens for the dashboard and the HTTP API."),
     "migrate": _needs_worker("migrate", "Move Redis keys of the old layout to the {prefix} one."),

@@ -197,3 +197,9 @@ async def _channel_rows(settings: Settings) -> list[dict[str, Any]]:
             return rows
         finally:
             await redis.aclose()
+
+
+# API-defined channels, changed in the console store: add, update, remove.
+from .console_edit import add_channel_commands  # noqa: E402 (kept apart from list/test)
+
+add_channel_commands(command)

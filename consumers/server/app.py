@@ -13,6 +13,9 @@ Routes (``create_app``):
 ``/v1/silences``           token  list, make and end silences (``.silences``)
 ``/v1/alerts``             token  list, acknowledge, resolve alerts (``.alerts``)
 ``GET /v1/whoami``         token  the token's name, teams and role
+``/v1/channels``,          token  per-team channels and subscriptions, audit
+``/v1/subscriptions``,            (``.console``)
+``/v1/audit``
 =========================  =====  ============================================
 
 ``POST /v1/deliveries/{id}/resend`` (token with ``role: operate``) sends a
@@ -50,6 +53,7 @@ from eventbus.settings import ApiToken, Settings
 
 from .alerts import alert_routes
 from .auth import Principal, TokenAuth, split_param
+from .console import console_of, console_routes
 from .live import OUTCOMES, LiveFilter, LiveHub, parse_types
 from .resend import resend_routes
 from .silences import silence_routes
@@ -255,6 +259,7 @@ def create_app(
             lambda: api.auth,
             Resend(redis, Keys(settings.broker.prefix), settings.consumer.record_ttl),
         ),
+        *console_routes(lambda: api.auth, console_of(settings, redis)),
     ]
     app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
     app.state.hub = hub
