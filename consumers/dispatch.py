@@ -61,6 +61,7 @@ _LOG_EVENT = {
     DeliveryStatus.GROUPED: "delivery.grouped",
     DeliveryStatus.SILENCED: "delivery.silenced",
     DeliveryStatus.MERGED: "delivery.merged",
+    DeliveryStatus.FOLDED: "delivery.folded",
 }
 
 
@@ -245,6 +246,7 @@ class Dispatcher:
                 message = digest_message(payload, sub, record.id, self.limits)
             else:
                 message = render(event, sub, record.id)
+            message.alert = target.alert  # set by the alert stage (consumers.routing.alerts)
         except PermanentDeliveryError as exc:
             result = SendResult(OutcomeClass.PERMANENT, error=f"template error: {exc}")
         else:

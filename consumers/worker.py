@@ -37,7 +37,7 @@ from .flushing import Flusher
 from .health import Health
 from .metrics import Metrics
 from .pipeline import Pipeline
-from .routing import Cooldowns, Router, SilenceBook
+from .routing import AlertBook, Cooldowns, Router, SilenceBook
 from .store import (
     Committer,
     DeadLetterOrder,
@@ -87,7 +87,12 @@ class Worker:
         self.committer = Committer(redis, self.keys, self.group, self.config.record_ttl)
         self.maintenance = Maintenance(redis, self.keys)
         self.silences = SilenceBook(SilenceStore(redis, self.keys))
-        router = Router(settings, silences=self.silences, cooldowns=Cooldowns(redis, self.keys))
+        router = Router(
+            settings,
+            silences=self.silences,
+            cooldowns=Cooldowns(redis, self.keys),
+            alerts=AlertBook(redis, self.keys),
+        )
         self.dispatcher = Dispatcher(
             settings, channels, metrics=self.metrics, clock=clock, router=router
         )

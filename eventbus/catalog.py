@@ -9,15 +9,33 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from enum import StrEnum
+from typing import Any
 
 from .envelope import validate_event_type
 from .errors import CatalogError
 
-__all__ = ["DEFAULT_TYPES", "OPERATOR_CHANNEL_DISABLED", "OPERATOR_TEAM", "Catalog", "Kind"]
+__all__ = [
+    "ALERT_TRANSITION_TYPES",
+    "DEFAULT_TYPES",
+    "OPERATOR_CHANNEL_DISABLED",
+    "OPERATOR_TEAM",
+    "Catalog",
+    "Kind",
+    "split_declarations",
+]
 
 # Events the daemon itself publishes, under their own team, for operators.
 OPERATOR_TEAM = "eventbus"
 OPERATOR_CHANNEL_DISABLED = "eventbus.channel.disabled"
+# Transient events on the live feed (the alert's team) when an alert changes:
+# transition value -> event type.
+ALERT_TRANSITION_TYPES: Mapping[str, str] = {
+    "raised": "eventbus.alert.raised",
+    "touched": "eventbus.alert.touched",
+    "acknowledged": "eventbus.alert.acknowledged",
+    "resolved": "eventbus.alert.resolved",
+    "repeat": "eventbus.alert.repeat",
+}
 
 
 class Kind(StrEnum):
@@ -37,18 +55,53 @@ DEFAULT_TYPES: Mapping[str, Kind] = {
     "host.down": Kind.DURABLE,
     "capsule.state.changed": Kind.TRANSIENT,
     "eventbus.channel.disabled": Kind.DURABLE,
+    **{name: Kind.TRANSIENT for name in ALERT_TRANSITION_TYPES.values()},
 }
+
+
+def split_declarations(declared: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``catalog.types`` as written -> (name -> kind, name -> auto_resolve).
+
+    A type is a kind (``durable``) or a mapping ``{kind: durable, auto_resolve: 30m}``.
+    """
+    types: dict[str, Any] = {}
+    auto: dict[str, Any] = {}
+    for name, value in declared.items():
+        if not isinstance(value, Mapping):
+            types[name] = value
+            continue
+        extra = set(value) - {"kind", "auto_resolve"}
+        if extra:
+            raise ValueError(
+                f"catalog type {name!r} has unknown keys {sorted(extra)}: "
+                "a type declares only kind and auto_resolve"
+            )
+        types[name] = value.get("kind", Kind.DURABLE.value)
+        if value.get("auto_resolve") is not None:
+            auto[name] = value["auto_resolve"]
+    return types, auto
 
 
 class Catalog:
     """Declared event types; ``strict`` rejects types that are not declared."""
 
-    def __init__(self, types: Mapping[str, Kind | str] | None = None, *, strict: bool = False):
+    def __init__(
+        self,
+        types: Mapping[str, Kind | str] | None = None,
+        *,
+        strict: bool = False,
+        auto_resolve: Mapping[str, float] | None = None,
+    ):
         merged: dict[str, Kind] = dict(DEFAULT_TYPES)
         for name, kind in (types or {}).items():
             merged[validate_event_type(name)] = Kind(kind)
         self._types = merged
         self.strict = strict
+        self._auto_resolve = dict(auto_resolve or {})
+
+    def auto_resolve(self, event_type: str) -> float | None:
+        """Seconds an alert raised by ``event_type`` may go untouched before it resolves."""
+        return self._auto_resolve.get(event_type)
 
     def __contains__(self, event_type: object) -> bool:
         return event_type in self._types

@@ -28,13 +28,14 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from .catalog import Catalog, Kind
+from .catalog import Catalog, Kind, split_declarations
 from .durations import Duration
 from .envelope import EnvelopeLimits, Severity, validate_event_type
 from .filters import FilterError, Filters, check_where, compile_filters
 from .paths import check_path
 
 __all__ = [
+    "AlertSettings",
     "ApiToken",
     "BrokerSettings",
     "CatalogSettings",
@@ -196,19 +197,40 @@ class SecuritySettings(_Section):
 
 
 class CatalogSettings(_Section):
+    """``types`` maps a name to its kind, or to ``{kind: ..., auto_resolve: 30m}``."""
+
     strict: bool = False
     types: dict[str, Kind] = Field(default_factory=dict)
+    # event type -> how long an alert of it may go untouched before it resolves
+    auto_resolve: dict[str, Duration] = Field(default_factory=dict)
 
-    @field_validator("types")
+    @model_validator(mode="before")
     @classmethod
-    def _check_names(cls, types: dict[str, Kind]) -> dict[str, Kind]:
+    def _split_types(cls, data: Any) -> Any:
+        # A type given as a mapping declares its kind and auto_resolve together.
+        if not isinstance(data, dict) or not isinstance(data.get("types"), dict):
+            return data
+        types, auto = split_declarations(data["types"])
+        return {
+            **data,
+            "types": types,
+            "auto_resolve": {**(data.get("auto_resolve") or {}), **auto},
+        }
+
+    @field_validator("types", "auto_resolve")
+    @classmethod
+    def _check_names(cls, types: dict[str, Any]) -> dict[str, Any]:
         # Caught here, a bad name is a config problem, not a ValueError at build().
         for name in types:
             validate_event_type(name)
         return types
 
     def build(self) -> Catalog:
-        return Catalog(self.types, strict=self.strict)
+        return Catalog(self.types, strict=self.strict, auto_resolve=self.auto_resolve)
+
+
+class AlertSettings(_Section):
+    retention: Duration = Field(7 * 86400.0, gt=0, description="how long resolved alerts stay")
 
 
 class LoggingSettings(_Section):
@@ -290,6 +312,10 @@ class SubscriptionSpec(_Section):
     group_wait: Duration = 30.0
     group_interval: Duration = 300.0
     digest_max_events: int = Field(50, ge=1, le=1000)
+    # Alerts (see the README's "Alerts"): which transitions of an alert notify.
+    send_resolved: bool = True
+    repeat_interval: Duration | None = Field(None, gt=0)
+    notify_on: list[Literal["raise", "resolve", "acknowledge", "repeat", "touch"]] | None = None
     _filters: Filters | None = PrivateAttr(None)
 
     @property
@@ -299,6 +325,13 @@ class SubscriptionSpec(_Section):
         # failed attribute lookup first, ten times slower.
         private = self.__pydantic_private__
         return private.get("_filters") if private else None
+
+    @property
+    def alert_notify_on(self) -> frozenset[str]:
+        """``notify_on``, or its default: raise and resolve (and repeat with an interval)."""
+        if self.notify_on is not None:
+            return frozenset(self.notify_on)
+        return _NOTIFY_REPEAT if self.repeat_interval else _NOTIFY_DEFAULT
 
     @field_validator("where")
     @classmethod
@@ -338,6 +371,10 @@ class SubscriptionSpec(_Section):
         return patterns
 
 
+_NOTIFY_DEFAULT = frozenset({"raise", "resolve"})
+_NOTIFY_REPEAT = _NOTIFY_DEFAULT | {"repeat"}
+
+
 def _filter_errors(title: str, exc: FilterError, within: str = "") -> ValidationError:
     """``exc`` as a ValidationError keeping each problem's location (``where.error.regex``).
 
@@ -375,6 +412,7 @@ class Settings(BaseSettings):
     catalog: CatalogSettings = Field(default_factory=CatalogSettings)
     envelope: EnvelopeLimits = Field(default_factory=EnvelopeLimits)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
     channels: list[ChannelSpec] = Field(default_factory=list)
     subscriptions: list[SubscriptionSpec] = Field(default_factory=list)
 
