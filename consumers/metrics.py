@@ -121,6 +121,23 @@ class Metrics:
             registry=registry,
         )
 
+        self.alert_transitions = Counter(
+            "eventbus_alert_transitions",
+            "Alert transitions decided by this worker (raised, touched, acknowledged, "
+            "resolved, repeat)",
+            ["transition"],
+            registry=registry,
+        )
+        self.alerts_firing = Gauge(
+            "eventbus_alerts_firing",
+            "Open alerts by team, severity and status (firing or acknowledged)",
+            ["team", "severity", "status"],
+            registry=registry,
+        )
+
+    def alert_transition(self, transition: str) -> None:
+        self.alert_transitions.labels(transition).inc()
+
     def filtered(self, subscription: str, reason: str) -> None:
         """Count an event a subscription's filters kept out (reason: severity or where)."""
         counter = self._filtered.get((subscription, reason))

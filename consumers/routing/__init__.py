@@ -92,7 +92,9 @@ class Router:
             await self.cooldowns.apply(routed, now)
             self.grouper.apply(routed, now)
         # Every alert event changes its alert, whatever was left to send of it.
-        await self.alerts.apply(entries, now)
+        for transition in await self.alerts.apply(entries, now):
+            if self.metrics is not None:
+                self.metrics.alert_transition(transition.value)
         for work, count in zip(routed, before, strict=True):
             self._count(work, count)
             self._count_grouped(work)

@@ -40,12 +40,14 @@ from typing import Any, Final
 import orjson
 import redis.asyncio as aioredis
 import redis.exceptions as rexc
+import structlog
 
 from eventbus.brokers.redis_streams import translated
-from eventbus.catalog import Catalog
-from eventbus.envelope import Event
+from eventbus.catalog import ALERT_TRANSITION_TYPES, Catalog
+from eventbus.envelope import Event, Outcome, Resource, Severity
 from eventbus.errors import BrokerError
 from eventbus.keys import Keys
+from eventbus.live import live_message
 from eventbus.settings import Settings
 
 from ..alerting import Action, Origin, Step, notice, notifies, step
@@ -54,7 +56,9 @@ from ..store import DeliveryStatus
 from ..store.alerts import Alert, AlertStatus, Transition
 from ..work import Work
 
-__all__ = ["AlertBook", "Decided", "due_key", "memo_key"]
+__all__ = ["AlertBook", "Decided", "due_key", "memo_key", "timer_member", "transition_event"]
+
+log = structlog.get_logger("eventbus.alerts")
 
 # Optimistic attempts per batch before giving up (the batch stays pending).
 _ATTEMPTS: Final = 25
@@ -109,7 +113,6 @@ class AlertBook:
         self._channel_types: dict[str, str] = {}
         self.catalog = Catalog()
         self.retention = 7 * 86400.0
-        self.transitions: list[tuple[Alert, Transition]] = []  # for metrics and the live feed
 
     def __repr__(self) -> str:
         return f"AlertBook(prefix={self.keys.prefix!r}, shared={self.redis is not None})"
@@ -119,17 +122,40 @@ class AlertBook:
         self.catalog = settings.catalog.build()
         self.retention = settings.alerts.retention
 
-    async def apply(self, works: Sequence[Work], now: float) -> None:
-        """Decide the alert events of ``works`` and notify or fold their targets."""
+    async def apply(self, works: Sequence[Work], now: float) -> list[Transition]:
+        """Decide the alert events of ``works`` and notify or fold their targets.
+
+        Returns the transitions this call made (not those a reclaimed entry got
+        back from its memo), each announced on the live feed of its team.
+        """
         if self.redis is None:
-            return
+            return []
         todo = [(work, work.event) for work in works if work.event and work.event.alert]
         if not todo:
-            return
+            return []
         changes = [self.change_of(event, now) for _, event in todo]
-        decided = await self.decide(changes, now, [work for work, _ in todo])
+        made: list[tuple[Alert, Transition]] = []
+        decided = await self.decide(changes, now, [work for work, _ in todo], made)
         for (work, _), done in zip(todo, decided, strict=True):
             self.settle(work, done, now)
+        await self.announce(made)
+        return [transition for _, transition in made]
+
+    async def announce(self, made: Sequence[tuple[Alert, Transition]]) -> None:
+        """Publish each transition as a transient ``eventbus.alert.<transition>`` event."""
+        if self.redis is None or not made:
+            return
+        try:
+            async with (
+                translated("announce alert transitions"),
+                self.redis.pipeline(transaction=False) as pipe,
+            ):
+                for alert, transition in made:
+                    shown = transition_event(alert, transition).to_json()
+                    pipe.publish(self.keys.live(alert.team_id), live_message(None, shown))
+                await pipe.execute()
+        except BrokerError as exc:  # the live feed is best effort; the state is written
+            log.warning("alert.announce_failed", transitions=len(made), error=str(exc))
 
     def change_of(self, event: Event, now: float) -> Change:
         assert event.alert is not None and event.alert_action is not None
@@ -150,7 +176,11 @@ class AlertBook:
         return Change(name, memo_key(self.keys, event.id), Action.of(event.alert_action), origin)
 
     async def decide(
-        self, changes: Sequence[Change], now: float, works: Sequence[Work] = ()
+        self,
+        changes: Sequence[Change],
+        now: float,
+        works: Sequence[Work] = (),
+        made: list[tuple[Alert, Transition]] | None = None,
     ) -> list[Decided]:
         """Apply ``changes`` in order, atomically against every other worker."""
         assert self.redis is not None
@@ -160,9 +190,14 @@ class AlertBook:
             for _ in range(_ATTEMPTS):
                 async with self.redis.pipeline(transaction=True) as pipe:
                     try:
-                        return await self._attempt(pipe, names, memos, changes, now, works)
+                        decided, fresh = await self._attempt(
+                            pipe, names, memos, changes, now, works
+                        )
                     except rexc.WatchError:
                         continue  # another worker changed one of them: decide again
+                if made is not None:
+                    made += [(d.alert, d.transition) for d in fresh if d.alert and d.transition]
+                return decided
         raise BrokerError(
             f"alert state of {len(names)} alert(s) kept changing under this worker "
             f"({_ATTEMPTS} attempts); the batch stays pending and is decided again"
@@ -176,7 +211,7 @@ class AlertBook:
         changes: Sequence[Change],
         now: float,
         works: Sequence[Work],
-    ) -> list[Decided]:
+    ) -> tuple[list[Decided], list[Step]]:
         await pipe.watch(*names, *memos)
         state: dict[str, Alert | None] = {
             name: Alert.from_json(raw) if raw else None
@@ -186,37 +221,35 @@ class AlertBook:
         out: list[Decided] = []
         changed: dict[str, Alert] = {}
         fresh: list[tuple[int, Change, Step]] = []
+        this_batch: dict[str, Decided] = {}  # an event twice in one batch steps once
         for index, (change, memo) in enumerate(zip(changes, remembered, strict=True)):
-            if memo:
-                out.append(Decided.from_json(memo))
+            if memo or change.memo in this_batch:
+                out.append(this_batch.get(change.memo) or Decided.from_json(memo))
                 continue
             done = step(state[change.name], change.action, change.origin)
             if done.transition is not None and done.alert is not None:
                 state[change.name] = changed[change.name] = done.alert
-            out.append(Decided(done.alert, done.transition))
+            out.append(this_batch.setdefault(change.memo, Decided(done.alert, done.transition)))
             fresh.append((index, change, done))
         pipe.multi()
-        for name, alert in changed.items():
-            self._write(pipe, name, alert)
         for index, change, done in fresh:
             pipe.set(change.memo, out[index].to_json(), ex=max(_MEMO_TTL, int(self.retention)))
             if done.alert is not None and done.transition is not None:
+                events = self.keys.alert_events(done.alert.id)
+                pipe.zadd(events, {change.origin.event_id: change.origin.at})
                 self._timers(pipe, change.name, done, works[index] if works else None, now)
+        for name, alert in changed.items():
+            self._write(pipe, name, alert)
         await pipe.execute()
-        self.transitions += [
-            (d.alert, d.transition) for _, _, d in fresh if d.alert and d.transition
-        ]
-        return out
+        return out, [done for _, _, done in fresh]
 
     def _write(self, pipe: Any, name: str, alert: Alert) -> None:
         resolved = alert.status is AlertStatus.RESOLVED
         ttl = max(1, round(self.retention)) if resolved else None
         pipe.set(name, alert.to_json(), ex=ttl)
         pipe.zadd(self.keys.alerts, {name: alert.last_seen})
-        events = self.keys.alert_events(alert.id)
-        pipe.zadd(events, {alert.last_event: alert.last_seen})
         if resolved:
-            pipe.expire(events, ttl)
+            pipe.expire(self.keys.alert_events(alert.id), ttl)
 
     def _timers(self, pipe: Any, name: str, done: Step, work: Work | None, now: float) -> None:
         """Schedule the auto-resolve of an alert (re-armed by each touch) and its repeats."""
@@ -255,6 +288,26 @@ class AlertBook:
                 refers_to=alert.id if alert is not None else None,
                 channel_type=self._channel_types.get(target.channel_name, ""),
             )
+
+
+def transition_event(alert: Alert, transition: Transition) -> Event:
+    """The transient event announcing ``transition`` of ``alert`` on its team's live feed."""
+    return Event(
+        event=ALERT_TRANSITION_TYPES[transition.value],
+        outcome=Outcome.SUCCESS if alert.status is AlertStatus.RESOLVED else Outcome.ERROR,
+        severity=Severity(alert.severity) if alert.severity in _SEVERITIES else None,
+        team_id=alert.team_id,
+        resource=Resource(type="alert", id=alert.key),
+        metadata={
+            "alert_id": alert.id,
+            "status": alert.status.value,
+            "count": str(alert.count),
+            "summary": alert.summary[:200],
+        },
+    )
+
+
+_SEVERITIES = frozenset(level.value for level in Severity)
 
 
 def timer_member(kind: str, name: str, alert_id: str, subscription: str = "") -> str:

@@ -50,7 +50,12 @@ def alert(status: AlertStatus | None) -> Alert | None:
     return found
 
 
-NONE, FIRING, ACKED, RESOLVED = None, AlertStatus.FIRING, AlertStatus.ACKNOWLEDGED, AlertStatus.RESOLVED
+NONE, FIRING, ACKED, RESOLVED = (
+    None,
+    AlertStatus.FIRING,
+    AlertStatus.ACKNOWLEDGED,
+    AlertStatus.RESOLVED,
+)
 
 TABLE = [
     # state, action, transition, status after (None: no alert)
