@@ -160,6 +160,10 @@ class Pipeline:
             taken.append((job.delivery_id, work))
         await self._take(taken)
 
+    async def take_notices(self, works: Sequence[tuple[str, Work]]) -> None:
+        """Start notifications of alert timers (``consumers.alert_timers``), screened too."""
+        await self._take([(key, work) for key, work in works if key not in self._keys])
+
     async def _take(self, taken: Sequence[tuple[str, Work]]) -> None:
         """Screen works and start them; each is in flight until its settlement is committed.
 

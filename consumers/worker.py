@@ -31,6 +31,7 @@ from eventbus.errors import BrokerError
 from eventbus.keys import Keys
 from eventbus.settings import Settings
 
+from .alert_timers import AlertTimers
 from .channels.base import Channel
 from .dispatch import Dispatcher
 from .flushing import Flusher
@@ -87,11 +88,9 @@ class Worker:
         self.committer = Committer(redis, self.keys, self.group, self.config.record_ttl)
         self.maintenance = Maintenance(redis, self.keys)
         self.silences = SilenceBook(SilenceStore(redis, self.keys))
+        alerts = AlertBook(redis, self.keys)
         router = Router(
-            settings,
-            silences=self.silences,
-            cooldowns=Cooldowns(redis, self.keys),
-            alerts=AlertBook(redis, self.keys),
+            settings, silences=self.silences, cooldowns=Cooldowns(redis, self.keys), alerts=alerts
         )
         self.dispatcher = Dispatcher(
             settings, channels, metrics=self.metrics, clock=clock, router=router
@@ -107,6 +106,7 @@ class Worker:
             clock=clock,
         )
         self.flusher = Flusher(GroupQueue(redis, self.keys), self.pipeline, clock)
+        self.alert_timers = AlertTimers(redis, alerts, self.pipeline, clock)
         self._stopping = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
 
@@ -189,6 +189,9 @@ class Worker:
             entries = await self.streams.read(self.group, self.name, room, None)
             jobs = await self.retries.claim(self.clock(), self._lease, room)
             digests = await self.flusher.flush_due(self._lease, room - len(entries) - len(jobs))
+            digests += await self.alert_timers.fire_due(
+                self._lease, room - len(entries) - len(jobs) - digests
+            )
             if not entries and not jobs and not digests:
                 if not self.pipeline.in_flight:
                     return done
@@ -264,6 +267,7 @@ class Worker:
             jobs = await self.retries.claim(self.clock(), self._lease, min(room, 100))
             await self.pipeline.take_retries(jobs)
             digests = await self.flusher.flush_due(self._lease, min(room, 100) - len(jobs))
+            digests += await self.alert_timers.fire_due(self._lease, min(room, 100) - digests)
             if not jobs and not digests:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), self.config.retry_poll)

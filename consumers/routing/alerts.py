@@ -56,7 +56,15 @@ from ..store import DeliveryStatus
 from ..store.alerts import Alert, AlertStatus, Transition
 from ..work import Work
 
-__all__ = ["AlertBook", "Decided", "due_key", "memo_key", "timer_member", "transition_event"]
+__all__ = [
+    "AlertBook",
+    "Decided",
+    "due_key",
+    "memo_key",
+    "payload_key",
+    "timer_member",
+    "transition_event",
+]
 
 log = structlog.get_logger("eventbus.alerts")
 
@@ -69,6 +77,11 @@ _MEMO_TTL: Final = 7 * 86400
 def memo_key(keys: Keys, event_id: str) -> str:
     """Where the transition an event made is remembered (for a reclaimed entry)."""
     return f"{keys.tag}:alert-event:{event_id}"
+
+
+def payload_key(name: str) -> str:
+    """The envelope that raised the alert stored at ``name`` (repeats and auto-resolves show it)."""
+    return f"{name}:event"
 
 
 def due_key(keys: Keys) -> str:
@@ -250,6 +263,7 @@ class AlertBook:
         pipe.zadd(self.keys.alerts, {name: alert.last_seen})
         if resolved:
             pipe.expire(self.keys.alert_events(alert.id), ttl)
+            pipe.expire(payload_key(name), ttl)
 
     def _timers(self, pipe: Any, name: str, done: Step, work: Work | None, now: float) -> None:
         """Schedule the auto-resolve of an alert (re-armed by each touch) and its repeats."""
@@ -260,6 +274,7 @@ class AlertBook:
             pipe.zadd(due, {timer_member("a", name, alert.id): alert.last_seen + after})
         if done.transition is not Transition.RAISED or work is None:
             return
+        pipe.set(payload_key(name), work.payload)
         for target in work.targets:
             spec = target.subscription
             if spec.repeat_interval and notifies(spec, Transition.REPEAT):

@@ -1,0 +1,161 @@
+"""repeat_interval and auto-resolve with an injected clock, on the real Redis."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from consumers.routing.alerts import due_key
+from consumers.store import AlertStatus, AlertStore
+from consumers.worker import Worker
+from eventbus.envelope import Event
+from eventbus.settings import Settings
+from publishers import Publisher
+
+from .fakes import FakeChannel, channel_spec, event, subscription
+
+pytestmark = pytest.mark.integration
+
+KEY = "backup-failed:h1"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+
+def at(clock: Clock, **fields: Any) -> Event:
+    stamp = datetime.fromtimestamp(clock(), UTC)
+    return event(event="backup.run", team_id="team-1", timestamp=stamp, **fields)
+
+
+def failure(clock: Clock) -> Event:
+    return at(clock, outcome="error", error="disk full", alert={"key": KEY})
+
+
+class Setup:
+    def __init__(self, worker: Worker, fake: FakeChannel, clock: Clock, settings: Settings) -> None:
+        self.worker, self.fake, self.clock, self.settings = worker, fake, clock, settings
+        self.store = AlertStore(worker.redis, worker.keys)
+
+    async def publish(self, *events: Event) -> None:
+        async with Publisher(self.settings, redis=self.worker.redis) as bus:
+            for ev in events:
+                await bus.publish(ev)
+        await self.worker.drain()
+
+    def transitions(self) -> list[str]:
+        return [m.alert.transition for m in self.fake.sent if m.alert is not None]
+
+    @property
+    def lease(self) -> float:
+        return self.settings.consumer.delivery_timeout * 2 + 30
+
+
+@pytest.fixture
+def setup(redis: aioredis.Redis, make_settings: Callable[..., Settings]) -> Callable[..., Any]:
+    async def make(catalog: dict[str, Any] | None = None, **sub: Any) -> Setup:
+        settings = make_settings(
+            consumer={"block": 0.1, "retry_jitter": 0, "name": "w1"},
+            catalog=catalog or {},
+            channels=[channel_spec("fake")],
+            subscriptions=[subscription("pager", ("fake",), **sub)],
+        )
+        clock, fake = Clock(), FakeChannel("fake")
+        worker = Worker(settings, redis=redis, channels={"fake": fake}, clock=clock)
+        await worker.start()
+        return Setup(worker, fake, clock, settings)
+
+    return make
+
+
+async def test_repeat_interval_renotifies_while_firing_and_acknowledge_stops_it(
+    setup: Callable[..., Any],
+) -> None:
+    run: Setup = await setup(repeat_interval="1h")
+    await run.publish(failure(run.clock))
+    assert run.transitions() == ["raised"]
+
+    run.clock.offset += 1800
+    await run.worker.drain()
+    assert run.transitions() == ["raised"], "not due yet"
+
+    run.clock.offset += 1801
+    await run.worker.drain()
+    assert run.transitions() == ["raised", "repeat"]
+    run.clock.offset += run.lease  # fired again once its lease ran out: remembered, not re-sent
+    await run.worker.drain()
+    assert run.transitions() == ["raised", "repeat"]
+
+    run.clock.offset += 3600
+    await run.worker.drain()
+    assert run.transitions() == ["raised", "repeat", "repeat"]
+    repeats = [m.delivery_id for m in run.fake.sent[1:]]
+    assert len(set(repeats)) == 2, "each repeat is its own delivery"
+
+    ack = at(run.clock, outcome=None, alert={"key": KEY, "action": "acknowledge"})
+    await run.publish(ack)
+    for _ in range(3):
+        run.clock.offset += 3600 + run.lease
+        await run.worker.drain()
+    assert run.transitions() == ["raised", "repeat", "repeat"]
+    assert await run.worker.redis.zcard(due_key(run.worker.keys)) == 0
+
+
+async def test_auto_resolve_resolves_an_untouched_alert_with_a_notice_saying_so(
+    setup: Callable[..., Any],
+) -> None:
+    run: Setup = await setup(
+        catalog={"types": {"backup.run": {"kind": "durable", "auto_resolve": "30m"}}}
+    )
+    await run.publish(failure(run.clock))
+    run.clock.offset += 1200
+    await run.publish(failure(run.clock))  # a touch re-arms it
+    run.clock.offset += 1200
+    await run.worker.drain()
+    firing = await run.store.get("team-1", KEY)
+    assert firing is not None and firing.status is AlertStatus.FIRING and firing.count == 2
+
+    run.clock.offset += 601
+    await run.worker.drain()
+    assert run.transitions() == ["raised", "resolved"]
+    resolved_notice = run.fake.sent[-1].alert
+    assert resolved_notice is not None
+    assert resolved_notice.reason == "auto-resolved: no event for 30m"
+    closed = await run.store.get("team-1", KEY)
+    assert closed is not None and closed.status is AlertStatus.RESOLVED
+    assert closed.resolve_reason == "auto-resolved: no event for 30m"
+    ttl = await run.worker.redis.ttl(run.worker.keys.alert("team-1", KEY))
+    assert 0 < ttl <= 7 * 86400, "a resolved alert is kept for alerts.retention"
+
+    run.clock.offset += run.lease  # fired again: remembered, not re-sent, and dropped
+    await run.worker.drain()
+    assert run.transitions() == ["raised", "resolved"]
+    assert await run.worker.redis.zcard(due_key(run.worker.keys)) == 0
+
+
+async def test_send_resolved_false_keeps_the_auto_resolve_quiet(setup: Callable[..., Any]) -> None:
+    run: Setup = await setup(
+        catalog={"types": {"backup.run": {"auto_resolve": "5m"}}}, send_resolved=False
+    )
+    await run.publish(failure(run.clock))
+    run.clock.offset += 301
+    await run.worker.drain()
+    closed = await run.store.get("team-1", KEY)
+    assert closed is not None and closed.status is AlertStatus.RESOLVED
+    assert run.transitions() == ["raised"]
+
+
+def test_a_catalog_type_with_an_unknown_key_is_a_clear_error(
+    make_settings: Callable[..., Settings],
+) -> None:
+    with pytest.raises(ValueError, match="unknown keys \\['resolve'\\]"):
+        make_settings(catalog={"types": {"backup.run": {"resolve": "5m"}}})
