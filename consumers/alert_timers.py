@@ -26,6 +26,7 @@ is no transition: its member goes.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -40,7 +41,7 @@ from .alerting import Action, Origin, notice, notifies
 from .pipeline import Pipeline
 from .routing.alerts import AlertBook, Change, Decided, due_key, memo_key, payload_key
 from .store import Settlement, delivery_id
-from .store.alerts import Alert, Transition
+from .store.alerts import Alert, AlertStore, Transition
 from .work import Target, Work
 
 __all__ = ["AlertTimers"]
@@ -80,6 +81,15 @@ class AlertTimers:
         for member in members:
             await self._fire(reply_text(member), now)
         return len(members)
+
+    async def open_counts(self, limit: int = 10_000) -> Counter[tuple[str, str, str]]:
+        """Open alerts by (team, severity, status), for the ``eventbus_alerts_firing`` gauge."""
+        found = await AlertStore(self.redis, self.book.keys).query(limit=limit)
+        return Counter(
+            (alert.team_id, alert.severity, alert.status.value)
+            for alert in found
+            if alert.status.open
+        )
 
     async def _fire(self, member: str, now: float) -> None:
         kind, name, alert_id, subscription = member.split("\x1f")

@@ -322,6 +322,7 @@ class Worker:
                     if stats.lag is not None:
                         self.metrics.stream_lag.labels(stats.name).set(stats.lag)
             self.metrics.retries_due.set(await self.retries.due_count(self.clock()))
+            self.metrics.open_alerts(await self.alert_timers.open_counts())
             if time.monotonic() - last_trim >= self.config.trim_interval:
                 last_trim = time.monotonic()
                 trimmed = await self.maintenance.trim(self.config.retention_min_age)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -13,6 +15,7 @@ import redis.asyncio as aioredis
 from consumers.routing.alerts import due_key
 from consumers.store import AlertStatus, AlertStore
 from consumers.worker import Worker
+from eventbus.catalog import ALERT_TRANSITION_TYPES, Catalog, Kind
 from eventbus.envelope import Event
 from eventbus.settings import Settings
 from publishers import Publisher
@@ -159,3 +162,55 @@ def test_a_catalog_type_with_an_unknown_key_is_a_clear_error(
 ) -> None:
     with pytest.raises(ValueError, match="unknown keys \\['resolve'\\]"):
         make_settings(catalog={"types": {"backup.run": {"resolve": "5m"}}})
+
+
+async def test_transitions_go_out_on_the_live_feed_and_into_the_metrics(
+    setup: Callable[..., Any], redis: aioredis.Redis
+) -> None:
+    run: Setup = await setup()
+    feed = redis.pubsub()
+    await feed.subscribe(run.worker.keys.live("team-1"))
+    try:
+        await run.publish(failure(run.clock), failure(run.clock))
+        await run.publish(at(run.clock, outcome="success", alert={"key": KEY}))
+        seen = []
+        async with asyncio.timeout(5):
+            while len(seen) < 6:  # three durable events mirrored, three transitions
+                message = await feed.get_message(ignore_subscribe_messages=True, timeout=1)
+                if message is not None:
+                    seen.append(json.loads(message["data"])["event"])
+    finally:
+        await feed.aclose()
+    announced = [doc for doc in seen if doc["event"].startswith("eventbus.alert.")]
+    assert [doc["event"] for doc in announced] == [
+        "eventbus.alert.raised",
+        "eventbus.alert.touched",
+        "eventbus.alert.resolved",
+    ]
+    assert announced[0]["resource"] == {"type": "alert", "id": KEY}
+    assert announced[2]["metadata"]["count"] == "2"
+    registry = run.worker.metrics.registry
+    for kind, count in [("raised", 1), ("touched", 1), ("resolved", 1)]:
+        value = registry.get_sample_value("eventbus_alert_transitions_total", {"transition": kind})
+        assert value == count
+    assert await run.worker.alert_timers.open_counts() == {}
+
+
+async def test_open_alerts_are_counted_by_team_severity_and_status(
+    setup: Callable[..., Any],
+) -> None:
+    run: Setup = await setup()
+    await run.publish(failure(run.clock), at(run.clock, outcome="error", alert={"key": "other"}))
+    counts = await run.worker.alert_timers.open_counts()
+    assert counts == {("team-1", "error", "firing"): 2}
+    run.worker.metrics.open_alerts(counts)
+    sample = run.worker.metrics.registry.get_sample_value(
+        "eventbus_alerts_firing", {"team": "team-1", "severity": "error", "status": "firing"}
+    )
+    assert sample == 2
+
+
+def test_alert_transition_types_are_transient_in_the_catalog() -> None:
+    catalog = Catalog()
+    for name in ALERT_TRANSITION_TYPES.values():
+        assert catalog.kind(name) is Kind.TRANSIENT and not catalog.is_subscribable(name)
