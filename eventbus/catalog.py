@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from enum import StrEnum
-from typing import Any
 
 from .envelope import validate_event_type
 from .errors import CatalogError
@@ -21,7 +20,6 @@ __all__ = [
     "OPERATOR_TEAM",
     "Catalog",
     "Kind",
-    "split_declarations",
 ]
 
 # Events the daemon itself publishes, under their own team, for operators.
@@ -57,29 +55,6 @@ DEFAULT_TYPES: Mapping[str, Kind] = {
     "eventbus.channel.disabled": Kind.DURABLE,
     **{name: Kind.TRANSIENT for name in ALERT_TRANSITION_TYPES.values()},
 }
-
-
-def split_declarations(declared: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``catalog.types`` as written -> (name -> kind, name -> auto_resolve).
-
-    A type is a kind (``durable``) or a mapping ``{kind: durable, auto_resolve: 30m}``.
-    """
-    types: dict[str, Any] = {}
-    auto: dict[str, Any] = {}
-    for name, value in declared.items():
-        if not isinstance(value, Mapping):
-            types[name] = value
-            continue
-        extra = set(value) - {"kind", "auto_resolve"}
-        if extra:
-            raise ValueError(
-                f"catalog type {name!r} has unknown keys {sorted(extra)}: "
-                "a type declares only kind and auto_resolve"
-            )
-        types[name] = value.get("kind", Kind.DURABLE.value)
-        if value.get("auto_resolve") is not None:
-            auto[name] = value["auto_resolve"]
-    return types, auto
 
 
 class Catalog:

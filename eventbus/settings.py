@@ -28,7 +28,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from .catalog import Catalog, Kind, split_declarations
+from .catalog import Catalog, Kind
 from .durations import Duration
 from .envelope import EnvelopeLimits, Severity, validate_event_type
 from .filters import FilterError, Filters, check_where, compile_filters
@@ -47,6 +47,7 @@ __all__ = [
     "SecuritySettings",
     "Settings",
     "SubscriptionSpec",
+    "TypeDeclaration",
     "redact_url",
 ]
 
@@ -196,37 +197,49 @@ class SecuritySettings(_Section):
     allowed_hosts: list[str] = Field(default_factory=list)
 
 
+class TypeDeclaration(_Section):
+    """A catalog type with more than its kind: ``{kind: durable, auto_resolve: 30m}``."""
+
+    kind: Kind = Kind.DURABLE
+    auto_resolve: Duration | None = Field(
+        None, gt=0, description="resolve an alert of this type left untouched this long"
+    )
+
+
 class CatalogSettings(_Section):
-    """``types`` maps a name to its kind, or to ``{kind: ..., auto_resolve: 30m}``."""
-
     strict: bool = False
-    types: dict[str, Kind] = Field(default_factory=dict)
-    # event type -> how long an alert of it may go untouched before it resolves
-    auto_resolve: dict[str, Duration] = Field(default_factory=dict)
+    types: dict[str, TypeDeclaration] = Field(
+        default_factory=dict,
+        description="name -> kind (durable, durable_only, transient) or {kind, auto_resolve}",
+    )
 
-    @model_validator(mode="before")
+    @field_validator("types", mode="before")
     @classmethod
-    def _split_types(cls, data: Any) -> Any:
-        # A type given as a mapping declares its kind and auto_resolve together.
-        if not isinstance(data, dict) or not isinstance(data.get("types"), dict):
-            return data
-        types, auto = split_declarations(data["types"])
+    def _kinds_as_declarations(cls, types: Any) -> Any:
+        # ``name: durable`` is short for ``name: {kind: durable}``.
+        if not isinstance(types, Mapping):
+            return types
         return {
-            **data,
-            "types": types,
-            "auto_resolve": {**(data.get("auto_resolve") or {}), **auto},
+            name: {"kind": declared} if isinstance(declared, str) else declared
+            for name, declared in types.items()
         }
 
-    @field_validator("types", "auto_resolve")
+    @field_validator("types")
     @classmethod
-    def _check_names(cls, types: dict[str, Any]) -> dict[str, Any]:
+    def _check_names(cls, types: dict[str, TypeDeclaration]) -> dict[str, TypeDeclaration]:
         # Caught here, a bad name is a config problem, not a ValueError at build().
         for name in types:
             validate_event_type(name)
         return types
 
     def build(self) -> Catalog:
-        return Catalog(self.types, strict=self.strict, auto_resolve=self.auto_resolve)
+        kinds = {name: declared.kind for name, declared in self.types.items()}
+        auto = {
+            name: declared.auto_resolve
+            for name, declared in self.types.items()
+            if declared.auto_resolve
+        }
+        return Catalog(kinds, strict=self.strict, auto_resolve=auto)
 
 
 class AlertSettings(_Section):

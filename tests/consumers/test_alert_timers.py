@@ -160,7 +160,7 @@ async def test_send_resolved_false_keeps_the_auto_resolve_quiet(setup: Callable[
 def test_a_catalog_type_with_an_unknown_key_is_a_clear_error(
     make_settings: Callable[..., Settings],
 ) -> None:
-    with pytest.raises(ValueError, match="unknown keys \\['resolve'\\]"):
+    with pytest.raises(ValueError, match="resolve"):
         make_settings(catalog={"types": {"backup.run": {"resolve": "5m"}}})
 
 
