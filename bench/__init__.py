@@ -11,4 +11,4 @@ from __future__ import annotations
 
 __all__ = ["BENCHMARKS"]
 
-BENCHMARKS = ("consume", "webhook", "latency", "memory", "publish", "match")
+BENCHMARKS = ("consume", "webhook", "latency", "memory", "publish", "match", "rabbitmq")

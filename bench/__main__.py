@@ -9,7 +9,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from . import BENCHMARKS, consume, latency, match, memory, publish, webhook
+from . import BENCHMARKS, consume, latency, match, memory, publish, rabbitmq, webhook
 from .common import Result, progress, quiet_logging
 from .report import RESULTS, machine, render_markdown, write
 
@@ -25,12 +25,16 @@ class Sizes:
     publish_events: int
     rounds: int
     match_events: int = 20_000
+    # RabbitMQ's quorum queue confirms 400-1,000/s here: 1,500 keep it under a minute.
+    rabbitmq_events: int = 1_500
 
 
 FULL = Sizes(20_000, 2_000, 2.5, 200.0, 10.0, 100_000, 20_000, 3)
-QUICK = Sizes(2_000, 600, 1.0, 200.0, 3.0, 20_000, 5_000, 3, match_events=5_000)
+QUICK = Sizes(
+    2_000, 600, 1.0, 200.0, 3.0, 20_000, 5_000, 3, match_events=5_000, rabbitmq_events=1_000
+)
 # For the smoke tests: every code path, a few hundred events.
-TINY = Sizes(200, 100, 0.2, 200.0, 0.6, 200, 500, 1, match_events=200)
+TINY = Sizes(200, 100, 0.2, 200.0, 0.6, 200, 500, 1, match_events=200, rabbitmq_events=100)
 
 
 def plan(sizes: Sizes) -> dict[str, Callable[[], Awaitable[Result]]]:
@@ -41,6 +45,7 @@ def plan(sizes: Sizes) -> dict[str, Callable[[], Awaitable[Result]]]:
         "latency": lambda: latency.run(sizes.latency_rate, sizes.latency_seconds, sizes.rounds),
         "memory": lambda: memory.run(sizes.memory_entries),
         "match": lambda: match.run(sizes.match_events, sizes.rounds),
+        "rabbitmq": lambda: rabbitmq.run(sizes.rabbitmq_events, sizes.rounds),
     }
 
 

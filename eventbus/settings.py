@@ -119,9 +119,34 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def amqp_url_problem(url: str) -> str | None:
+    """Why ``url`` is not a usable AMQP URL (never showing its password), or ``None``."""
+    shown = redact_url(url)
+    example = "e.g. amqp://user:pass@127.0.0.1:5672/ or amqps://user:pass@host:5671/vhost"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return f"{shown!r} is not a valid URL (bad port or brackets): {example}"
+    if parts.scheme not in ("amqp", "amqps"):
+        return f"{shown!r} must start with amqp:// or amqps://: {example}"
+    if not parts.hostname:
+        return f"{shown!r} names no host: {example}"
+    if port == 0:
+        return f"{shown!r}: port 0 is not a port: {example}"
+    return None
+
+
 class BrokerSettings(_Section):
-    kind: Literal["redis"] = "redis"
+    kind: Literal["redis", "rabbitmq"] = Field(
+        "redis",
+        description=(
+            "where events travel: Redis Streams, or RabbitMQ (amqp_url); delivery records, "
+            "retries and routing state stay in Redis (redis_url) either way"
+        ),
+    )
     redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    amqp_url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672/")
     prefix: str = Field("eventbus", pattern=r"^[A-Za-z0-9_.:{}-]{1,64}$")
     stream_maxlen: int | None = Field(
         None,
@@ -143,9 +168,21 @@ class BrokerSettings(_Section):
             raise ValueError(problem)
         return url
 
+    @field_validator("amqp_url")
+    @classmethod
+    def _check_amqp_url(cls, url: SecretStr) -> SecretStr:
+        problem = amqp_url_problem(url.get_secret_value())
+        if problem is not None:
+            raise ValueError(problem)
+        return url
+
     @property
     def redis_url_redacted(self) -> str:
         return redact_url(self.redis_url.get_secret_value())
+
+    @property
+    def amqp_url_redacted(self) -> str:
+        return redact_url(self.amqp_url.get_secret_value())
 
 
 class ConsumerSettings(_Section):

@@ -35,6 +35,7 @@ from click.testing import CliRunner
 from eventbus.cli import cli
 from eventbus.keys import Keys
 from tests.consumers.sink import Sink
+from tests.eventbus.brokers.conftest import delete_topology
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -176,15 +177,18 @@ def _subcommand(command: str) -> str:
 
 
 async def test_every_example_runs_as_pasted(
-    workdir: Path, redis: aioredis.Redis, redis_url: str, prefix: str
+    workdir: Path, redis: aioredis.Redis, redis_url: str, amqp_url: str, prefix: str
 ) -> None:
-    env = _environment(workdir, redis_url, prefix)
+    env = _environment(workdir, redis_url, prefix) | {"EVENTBUS_BROKER__AMQP_URL": amqp_url}
     receiver = Sink()
     await receiver.start()
     try:
         ran = await _run_examples(workdir, env, redis, prefix, f"127.0.0.1:{receiver.port}")
     finally:
         await receiver.stop()
+        # `broker setup` examples declare RabbitMQ exchanges and queues of the prefix
+        groups = {"delivery", *re.findall(r"--group (\S+)", " ".join(examples()))}
+        await delete_topology(amqp_url, prefix, sorted(groups))
     assert ran >= 20
     assert receiver.received, "no 'eventbus send' example reached the local receiver"
 

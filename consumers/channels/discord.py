@@ -123,8 +123,9 @@ def create(spec: ChannelSpec, deps: ChannelDeps) -> DiscordChannel:
     api_base = base_url(opts.string("api_base"), DEFAULT_API_BASE)
     opts.done()
     url.check_keys(_URL_KEYS)
+    # shoutrrr reads the token from the user name only (discord_config.go)
     token = require(
-        url.password or url.user,
+        url.user,
         "discord webhook token",
         "write discord://TOKEN@WEBHOOK_ID (from .../api/webhooks/WEBHOOK_ID/TOKEN)",
     )
@@ -133,7 +134,12 @@ def create(spec: ChannelSpec, deps: ChannelDeps) -> DiscordChannel:
         raise ChannelConfigError(
             f"discord webhook id {webhook_id!r} is not numeric: write discord://TOKEN@WEBHOOK_ID"
         )
-    thread_id = url.get("thread_id") or None
+    if url.path not in {(), ("raw",)}:
+        raise ChannelConfigError(
+            "discord URL has a path: write discord://TOKEN@WEBHOOK_ID (only the path /raw "
+            "is known, as in shoutrrr)"
+        )
+    thread_id = (url.get("thread_id") or "").strip() or None
     if thread_id is not None and not thread_id.isdigit():
         raise ChannelConfigError(f"discord thread_id {thread_id!r} must be numeric")
     return DiscordChannel(

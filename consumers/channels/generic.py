@@ -3,8 +3,10 @@
 Query keys eventbus understands are consumed; ``@Name=value`` adds a header
 (its value masked wherever the channel is shown, but for Content-Type, Accept
 and User-Agent), ``$key=value`` adds a JSON field (with ``template=json``),
-``_key=value`` forwards a reserved key, and every other key is forwarded to
-the endpoint.
+``__key=value`` (shoutrrr's escape; ``_key`` as its docs write it) forwards
+a reserved key, and every other key is forwarded to the endpoint unchanged.
+Header names are spelt as shoutrrr does (``@acceptLanguage`` is
+``Accept-Language``).
 Unlike shoutrrr, plain text is sent as ``text/plain``: JSON is only claimed
 for a JSON body (``template=json``).
 """
@@ -30,7 +32,7 @@ from .urls import ParsedURL
 __all__ = ["GenericChannel", "create"]
 
 _RESERVED = ("template", "titlekey", "messagekey", "contenttype", "method", "disabletls", "title")
-_METHODS = ("POST", "PUT", "PATCH")
+_METHODS = ("POST", "PUT", "PATCH", "GET", "DELETE")
 _SECRET_WORDS = ("auth", "token", "key", "secret", "signature", "password", "sig", "apikey")
 
 
@@ -97,6 +99,23 @@ class GenericChannel(HttpChannel):
         ]
 
 
+def _header_name(name: str) -> str:
+    """shoutrrr's header spelling (custom_query.go): ``acceptLanguage`` -> ``Accept-Language``."""
+    out = []
+    for index, char in enumerate(name):
+        after_dash = index == 0 or name[index - 1] == "-"
+        if char.isupper() and not after_dash:
+            out.append("-")
+        out.append(char.upper() if after_dash else char)
+    return "".join(out)
+
+
+def _unescaped(key: str) -> str:
+    """A forwarded key: ``__template`` (shoutrrr's escape) or ``_template`` is ``template``."""
+    bare = key.removeprefix("__") if key.startswith("__") else key.removeprefix("_")
+    return bare if bare != key and bare.lower() in _RESERVED else key
+
+
 def _endpoint(url: ParsedURL, forwarded: list[tuple[str, str]]) -> str:
     if url.subscheme:
         scheme = url.subscheme
@@ -128,7 +147,7 @@ class _Query:
         query = cls()
         for key, value in url.raw_query:
             if key.startswith("@") and len(key) > 1:
-                query.headers[key[1:]] = value
+                query.headers[_header_name(key[1:])] = value
                 # Operators put tokens in headers under any name: mask them all
                 # but the few that never carry one.
                 if key[1:].lower() not in SHOWN_HEADERS:
@@ -138,7 +157,7 @@ class _Query:
             elif key.lower() in _RESERVED:
                 continue
             else:
-                query.forwarded.append((key[1:] if key.startswith("_") else key, value))
+                query.forwarded.append((_unescaped(key), value))
                 if _looks_secret(key):
                     query.secrets.append(value)
         return query
@@ -161,12 +180,11 @@ def create(spec: ChannelSpec, deps: ChannelDeps) -> GenericChannel:
         raise ChannelConfigError(
             "generic contenttype is JSON but the body would be plain text: add template=json"
         )
-    if extra and not template:
-        raise ChannelConfigError("generic $field=value needs template=json (a JSON body)")
+    # shoutrrr drops $field=value from a plain-text body; url_warnings says so
     method = (url.get("method") or "POST").upper()
     if method not in _METHODS:
         raise ChannelConfigError(
-            f"generic method {method!r} is not supported: use POST, PUT or PATCH"
+            f"generic method {method!r} is not supported: use POST, PUT, PATCH, GET or DELETE"
         )
     if url.user or url.password:
         pair = f"{url.user or ''}:{url.password or ''}"

@@ -229,6 +229,12 @@ class MatrixChannel(HttpChannel):
         )
 
 
+def _room(room: str, host: str) -> str:
+    if not room.startswith(("!", "#")):
+        room = f"#{room}"
+    return room if ":" in room else f"{room}:{host}"
+
+
 def create(spec: ChannelSpec, deps: ChannelDeps) -> MatrixChannel:
     opts = Options(spec, "matrix")
     opts.done()
@@ -237,7 +243,9 @@ def create(spec: ChannelSpec, deps: ChannelDeps) -> MatrixChannel:
     url.check_keys(_URL_KEYS)
     if not url.host:
         raise ChannelConfigError("matrix URL has no homeserver host: matrix://:TOKEN@host/?rooms=")
-    rooms = split_list(url.get("rooms"))
+    # shoutrrr prepends '#' to a bare alias; the homeserver is the URL's host
+    # unless the alias names one (Apprise does the same)
+    rooms = [_room(room, url.host) for room in split_list(url.get("rooms"))]
     if not rooms:
         raise ChannelConfigError(
             "matrix URL names no room: add ?rooms=!roomid:server (or %23alias:server); "

@@ -37,11 +37,15 @@ _URL_KEYS = (
     "delay",
     "cache",
     "firebase",
+    "actions",
+    "attach",
+    "filename",
+    "disabletls",
 )
 # Filled from the message and the URL's documented options, never secret.
 _SHOWN = frozenset({
     "title", "priority", "tags", "click", "icon", "email", "delay",
-    "markdown", "cache", "firebase",
+    "markdown", "cache", "firebase", "actions", "attach", "filename",
 })  # fmt: skip
 _PRIORITY_NAMES = {"min": 1, "low": 2, "default": 3, "high": 4, "max": 5, "urgent": 5}
 
@@ -135,6 +139,8 @@ def create(spec: ChannelSpec, deps: ChannelDeps) -> NtfyChannel:
     scheme = (url.get("scheme") or "https").lower()
     if scheme not in {"http", "https"}:
         raise ChannelConfigError(f"ntfy scheme {scheme!r} must be http or https")
+    if url.flag("disabletls", False):  # shoutrrr: forces http whatever scheme= says
+        scheme = "http"
     *prefix, topic = url.path
     base = url.base(scheme, *prefix, host=url.host or DEFAULT_HOST)
     auth = None
@@ -152,6 +158,9 @@ def create(spec: ChannelSpec, deps: ChannelDeps) -> NtfyChannel:
         ("icon", "Icon"),
         ("email", "Email"),
         ("delay", "Delay"),
+        ("attach", "Attach"),
+        ("filename", "Filename"),
+        ("actions", "Actions"),
     ):
         if url.get(key):
             extra[header] = _header(url.get(key) or "")

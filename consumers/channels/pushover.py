@@ -9,6 +9,8 @@ acknowledged) unless the URL's ``priority=`` fixes it.
 
 from __future__ import annotations
 
+import re
+
 import httpx
 
 from eventbus.errors import ChannelConfigError
@@ -26,6 +28,7 @@ DEFAULT_API_BASE = "https://api.pushover.net"
 MESSAGE_MAX = 1024
 TITLE_MAX = 250
 _URL_KEYS = ("devices", "priority", "title")
+_HEX64 = re.compile(r"^[0-9A-Fa-f]{64}$")
 
 
 def _cut(text: str, limit: int) -> str:
@@ -123,6 +126,11 @@ def create(spec: ChannelSpec, deps: ChannelDeps) -> PushoverChannel:
     if not url.host:
         raise ChannelConfigError(
             "pushover URL has no user key: write pushover://shoutrrr:APITOKEN@USERKEY/"
+        )
+    key = url.get("encryptionkey") or ""
+    if key and not _HEX64.match(key):
+        raise ChannelConfigError(
+            "pushover encryptionkey must be 64 hexadecimal characters (a 256-bit AES key)"
         )
     return PushoverChannel(
         spec.name,

@@ -48,9 +48,11 @@ from . import (
     wecom,
     zulip,
 )
+from ._apprise import APPRISE_SCHEMES
 from ._suggest import SuggestingError, did_you_mean
 from .base import Channel, ChannelDeps
 from .pacing import rate_limited
+from .urls import spec_url_warnings
 
 __all__ = [
     "CHANNEL_TYPES",
@@ -114,7 +116,8 @@ _BY_SCHEME: Final = {scheme: kind for kind in CHANNEL_TYPES.values() for scheme 
 
 
 def _type_of(kind: str) -> ChannelType:
-    found = CHANNEL_TYPES.get(kind)
+    # An Apprise scheme (tgram://, mailtos://, ...) selects the type it stands for.
+    found = CHANNEL_TYPES.get(APPRISE_SCHEMES.get(kind, kind))
     if found is None:
         known = ", ".join(sorted(CHANNEL_TYPES))
         raise SuggestingError(
@@ -142,8 +145,11 @@ def create_channel(spec: ChannelSpec, deps: ChannelDeps) -> Channel:
 
 
 def channel_warnings(spec: ChannelSpec) -> list[str]:
-    """Advice for ``eventbus config check`` about a valid but risky definition."""
-    return list(_type_of(spec.kind).warnings(spec))
+    """Advice for ``eventbus config check`` about a valid but risky definition.
+
+    Includes the shoutrrr query keys the URL sets that eventbus does not act on.
+    """
+    return [*spec_url_warnings(spec), *_type_of(spec.kind).warnings(spec)]
 
 
 def build_channel(spec: ChannelSpec, deps: ChannelDeps, **limiter: Any) -> Channel:
@@ -179,8 +185,9 @@ def _fix_for(spec: ChannelSpec, error: ChannelConfigError) -> str:
     """
     if isinstance(error, SuggestingError) and error.fix:
         return error.fix
-    if spec.url is None or spec.kind not in CHANNEL_TYPES:
+    kind = APPRISE_SCHEMES.get(spec.kind, spec.kind)
+    if spec.url is None or kind not in CHANNEL_TYPES:
         return ""
-    if spec.kind == "webhook" or CHANNEL_TYPES[spec.kind].schemes:
+    if kind == "webhook" or CHANNEL_TYPES[kind].schemes:
         return f"check it with: eventbus urls verify '<the {spec.kind} URL>'"
     return ""

@@ -89,7 +89,8 @@ def _channel(url: ParsedURL, fragment: str) -> str:
     if len(url.path) < 3:
         return ""
     target = url.path[2]
-    return target if target.startswith("@") else f"#{target}"
+    # "%23ops" in the path arrives as "#ops": a channel named already
+    return target if target.startswith(("@", "#")) else f"#{target}"
 
 
 def create(spec: ChannelSpec, deps: ChannelDeps) -> RocketchatChannel:

@@ -11,6 +11,7 @@ URL's ``color=`` fixes it.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -31,6 +32,12 @@ DEFAULT_HOOKS_BASE = "https://hooks.slack.com"
 DEFAULT_WEB_API_BASE = "https://slack.com"
 _URL_KEYS = ("botname", "icon", "color", "title", "thread_ts")
 _BOT_PREFIXES = ("xoxb", "xoxp")
+# shoutrrr's slack_token.go: an optional type, then three parts (9+, 9+, 24+)
+# joined by the same separator ('-', '/' or ',')
+_TOKEN_RE = re.compile(
+    r"(?:(?P<type>xox.|hook)[-:]|:?)(?P<p1>[A-Z0-9]{9,})(?P<s1>[-/,])"
+    r"(?P<p2>[A-Z0-9]{9,})(?P<s2>[-/,])(?P<p3>[A-Za-z0-9]{24,})"
+)
 
 
 def escape_mrkdwn(text: str) -> str:
@@ -158,35 +165,43 @@ class SlackChannel(HttpChannel):
         )
 
 
-def _token_and_channel(url: ParsedURL) -> tuple[str, str | None]:
-    if url.user and url.password:
-        kind = url.user.lower()
-        if kind == "hook":
-            parts = url.password.split("-")
-            if len(parts) != 3 or not all(parts):
-                raise ChannelConfigError(
-                    "slack webhook token must have three parts: slack://hook:A-B-C@webhook "
-                    "for https://hooks.slack.com/services/A/B/C"
-                )
-            return url.password, None
-        if kind in _BOT_PREFIXES:
-            channel = url.host
-            if not channel or channel.lower() == "webhook":
-                raise ChannelConfigError(
-                    "slack bot URL needs a channel: slack://xoxb:TOKEN@CHANNEL "
-                    "(channel id such as C0123456789)"
-                )
-            return f"{kind}-{url.password}", channel
+def _token_and_channel(url: ParsedURL) -> tuple[str, str | None, str | None]:
+    """(token, bot channel or None for a webhook, legacy bot name), as shoutrrr reads them.
+
+    shoutrrr (slack_config.go, slack_token.go): with a path, the legacy
+    ``slack://[botname@]A/B/C`` (a webhook); else the token is the user info
+    (``hook:A-B-C``, ``xoxb:A-B-C``, or bare ``A-B-C``) and the channel the host.
+    """
+    botname = None
+    if url.path:
+        text, channel, botname = "/".join((url.host, *url.path)), "webhook", url.user
+    else:
+        text = ":".join(p for p in (url.user, url.password) if p is not None)
+        channel = url.host
+    match = _TOKEN_RE.search(text)
+    if match is None:
         raise ChannelConfigError(
-            f"slack token type {url.user!r} is not known: use slack://hook:A-B-C@webhook "
-            "or slack://xoxb:TOKEN@CHANNEL"
+            "slack token is malformed: use slack://hook:A-B-C@webhook for "
+            "https://hooks.slack.com/services/A/B/C or slack://xoxb:A-B-C@CHANNEL for a bot "
+            "(parts of at least 9, 9 and 24 letters/digits); percent-encode special characters"
         )
-    if url.host and len(url.path) == 2:  # legacy slack://A/B/C
-        return "-".join((url.host, *url.path)), None
-    raise ChannelConfigError(
-        "slack URL has no token: use slack://hook:A-B-C@webhook (incoming webhook) "
-        "or slack://xoxb:TOKEN@CHANNEL (bot); percent-encode special characters"
-    )
+    if match["s1"] != match["s2"]:
+        raise ChannelConfigError("slack token parts are separated by different characters")
+    kind = (match["type"] or "hook").lower()
+    token = f"{match['p1']}-{match['p2']}-{match['p3']}"
+    if kind == "hook":
+        return token, None, botname
+    if kind not in _BOT_PREFIXES:
+        raise ChannelConfigError(
+            f"slack token type {kind!r} is not supported: use a bot (xoxb) or user (xoxp) "
+            "token, or an incoming webhook (hook)"
+        )
+    if not channel or channel.lower() == "webhook":
+        raise ChannelConfigError(
+            "slack bot URL needs a channel: slack://xoxb:TOKEN@CHANNEL "
+            "(channel id such as C0123456789)"
+        )
+    return f"{kind}-{token}", channel, botname
 
 
 def create(spec: ChannelSpec, deps: ChannelDeps) -> SlackChannel:
@@ -194,7 +209,7 @@ def create(spec: ChannelSpec, deps: ChannelDeps) -> SlackChannel:
     url = channel_url(spec, "slack")
     assert url is not None
     url.check_keys(_URL_KEYS)
-    token, channel = _token_and_channel(url)
+    token, channel, legacy_botname = _token_and_channel(url)
     default = DEFAULT_HOOKS_BASE if channel is None else DEFAULT_WEB_API_BASE
     api_base = base_url(opts.string("api_base"), default)
     opts.done()
@@ -204,7 +219,7 @@ def create(spec: ChannelSpec, deps: ChannelDeps) -> SlackChannel:
         token=token,
         channel=channel,
         api_base=api_base,
-        botname=url.get("botname") or None,
+        botname=url.get("botname") or legacy_botname or None,
         icon=url.get("icon") or None,
         color=url.get("color") or None,
         title_prefix=url.get("title") or "",

@@ -18,6 +18,7 @@ past the check. TLS is still verified against the configured host name.
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import ssl
 from collections.abc import Callable
@@ -45,8 +46,13 @@ __all__ = ["Encryption", "SmtpChannel", "create"]
 
 _URL_KEYS = (
     "fromaddress", "from", "toaddresses", "to", "fromname", "subject", "encryption",
-    "auth", "usehtml", "clienthost", "usestarttls",
+    "auth", "usehtml", "clienthost", "usestarttls", "requirestarttls", "skiptlsverify",
+    "timeout",
 )  # fmt: skip
+# shoutrrr's smtp_authtype.go; OAuth2 (XOAUTH2) is not honoured (url_warnings)
+_AUTH_TYPES = frozenset({"none", "plain", "crammd5", "unknown", "oauth2"})
+_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)(h|ms|m|s))+$")
+_UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 _ENCRYPTION = {"none": "none", "explicittls": "starttls", "implicittls": "tls", "auto": "auto"}
 Encryption = str  # "none" | "starttls" | "tls" | "auto"
 
@@ -336,7 +342,13 @@ def _from_url(url: ParsedURL) -> dict[str, Any]:
     encryption = _ENCRYPTION[raw]
     if url.get("usestarttls") is not None and url.flag("usestarttls", True) is False:
         encryption = "none" if encryption == "auto" else encryption
+    if url.flag("requirestarttls", False) and encryption == "auto":
+        encryption = "starttls"
     auth = (url.get("auth") or "").lower()
+    if auth and auth not in _AUTH_TYPES:
+        raise ChannelConfigError(
+            f"smtp auth {url.get('auth')!r} is not known: use None, Plain, CRAMMD5 or Unknown"
+        )
     username = url.user or None
     password = url.password
     if auth == "none":
@@ -359,6 +371,24 @@ def _from_url(url: ParsedURL) -> dict[str, Any]:
     }
 
 
+def _duration(value: str | None) -> float | None:
+    """A Go duration (``10s``, ``1m30s``, ``500ms``) in seconds."""
+    if not value:
+        return None
+    text = value.strip().lower()
+    if not _DURATION.match(text):
+        raise ChannelConfigError(
+            f"smtp timeout {value!r} is not a duration: write it like 10s, 1m30s or 500ms"
+        )
+    seconds = sum(
+        float(amount) * _UNIT_SECONDS[unit]
+        for amount, unit in re.findall(r"([\d.]+)(h|ms|m|s)", text)
+    )
+    if not 0 < seconds <= 3600:
+        raise ChannelConfigError(f"smtp timeout {value!r} must be more than 0 and at most 1h")
+    return seconds
+
+
 def create(spec: ChannelSpec, deps: ChannelDeps) -> SmtpChannel:
     opts = Options(spec, "smtp")
     tls_verify = opts.flag("tls_verify", True)
@@ -366,12 +396,16 @@ def create(spec: ChannelSpec, deps: ChannelDeps) -> SmtpChannel:
     opts.done()
     url = channel_url(spec, "smtp")
     assert url is not None
+    parts = _from_url(url)
+    # shoutrrr's timeout= and skipTLSVerify= apply unless the YAML says otherwise
+    url_timeout = _duration(url.get("timeout"))
+    timeout = url_timeout if url_timeout is not None and spec.timeout is None else None
     return SmtpChannel(
         spec.name,
-        **_from_url(url),
-        tls_verify=tls_verify,
+        **parts,
+        tls_verify=tls_verify and not url.flag("skiptlsverify", False),
         ca_file=ca_file,
-        timeout=timeout_of(spec, deps),
+        timeout=timeout if timeout is not None else timeout_of(spec, deps),
         factory=deps.smtp_factory,
         guard=TargetPolicy(deps.security),
     )

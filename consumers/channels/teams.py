@@ -17,6 +17,7 @@ import httpx
 from eventbus.errors import ChannelConfigError
 from eventbus.settings import ChannelSpec
 
+from ._compat import CARD_COLORS
 from ._format import headline, severity_look
 from ._http import HttpChannel, PlannedRequest
 from ._options import Options, timeout_of
@@ -100,6 +101,16 @@ class TeamsChannel(HttpChannel):
         ]
 
 
+def card_color(value: str | None) -> str | None:
+    """shoutrrr's colour names (teams_service.go) as Adaptive Card colours; others are
+    "default" (``urls verify`` and ``config check`` warn)."""
+    if not value:
+        return None
+    card = CARD_COLORS.get(value.strip().lower(), "default")
+    # an Adaptive Card name is kept as written (Teams reads "Good" and "good" alike)
+    return value.strip() if card == value.strip().lower() else card
+
+
 def create(spec: ChannelSpec, deps: ChannelDeps) -> TeamsChannel:
     opts = Options(spec, "teams")
     workflow = opts.secret("workflow_url")
@@ -115,7 +126,7 @@ def create(spec: ChannelSpec, deps: ChannelDeps) -> TeamsChannel:
         url.check_keys(_URL_KEYS)
         workflow = workflow or url.get("host")
         title = url.get("title") or ""
-        color = url.get("color") or None
+        color = card_color(url.get("color"))
         if url.host or url.user:
             raise ChannelConfigError(
                 "this teams URL looks like the retired Office 365 connector format; create a "

@@ -32,9 +32,11 @@ __all__ = ["DEFAULT_API_BASE", "MAX_TEXT", "Chat", "TelegramChannel", "create", 
 
 DEFAULT_API_BASE = "https://api.telegram.org"
 MAX_TEXT = 4096
-_TOKEN_RE = re.compile(r"^\d+:[A-Za-z0-9_-]{10,}$")
+# shoutrrr's telegram_token.go
+_TOKEN_RE = re.compile(r"^\d+:[A-Za-z0-9_-]+$")
 _CHAT_RE = re.compile(r"^(@[A-Za-z][A-Za-z0-9_]{3,}|-?\d+)(?::(\d+))?$")
 _PARSE_MODES = {
+    # shoutrrr's legacy "Markdown" is sent as MarkdownV2, which eventbus escapes for
     "html": "HTML",
     "markdownv2": "MarkdownV2",
     "markdown": "MarkdownV2",
@@ -255,9 +257,12 @@ def create(spec: ChannelSpec, deps: ChannelDeps) -> TelegramChannel:
             "write telegram://BOT_TOKEN@telegram?chats=... (the token has the form 123:ABC)",
         )
         chats_raw = url.get("chats", "") or ""
+        # shoutrrr's default (telegram_config.go) for previews: on. Its parse
+        # mode defaults to None; eventbus keeps HTML, escaped, for a bold title
+        # (parseMode=None sends the plain text).
         parse_mode = _parse_mode(url.get("parsemode"))
         notification = url.flag("notification", True)
-        preview = url.flag("preview", False)
+        preview = url.flag("preview", True)
         title = url.get("title", "") or ""
         for key in ("bot_token", "chat_id", "parse_mode"):
             if opts.string(key) is not None:

@@ -18,10 +18,13 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, unquote
 
 from eventbus.errors import ChannelConfigError
+from eventbus.settings import ChannelSpec
 
+from ._apprise import APPRISE_SCHEMES, translate
+from ._compat import UNHONOURED, canonical_key, url_warnings
 from ._suggest import did_you_mean
 
-__all__ = ["SCHEMES", "ParsedURL", "parse_url", "split_list"]
+__all__ = ["SCHEMES", "ParsedURL", "parse_url", "spec_url_warnings", "split_list"]
 
 # scheme -> one-line example, for errors and ``eventbus urls verify``
 SCHEMES: dict[str, str] = {
@@ -68,9 +71,11 @@ def _hint(char: str) -> str:
 class ParsedURL:
     """The parts of a service URL, percent-decoded.
 
-    ``query`` has lower-cased keys (shoutrrr's keys are case-insensitive);
-    ``raw_query`` keeps the original keys in order (``generic`` needs the
-    case of ``@Header`` and ``$field`` names).
+    ``query`` has lower-cased keys (shoutrrr's keys are case-insensitive),
+    aliases filed under the name the channel reads (``channels`` as
+    ``chats``); ``raw_query`` keeps the original keys in order (``generic``
+    needs the case of ``@Header`` and ``$field`` names). ``apprise`` is the
+    Apprise scheme the URL was written with, when it was one (``tgram``).
     """
 
     scheme: str
@@ -85,6 +90,7 @@ class ParsedURL:
     subscheme: str = ""
     # after the first '#', percent-decoded (TARGET_PATH_SCHEMES only)
     fragment: str = ""
+    apprise: str = ""
 
     def __repr__(self) -> str:
         return f"ParsedURL(scheme={self.scheme!r}, <redacted>)"
@@ -129,9 +135,16 @@ class ParsedURL:
             )
         return number
 
+    def warnings(self) -> list[str]:
+        """The accepted shoutrrr keys this URL sets that eventbus does not act on."""
+        return url_warnings(self.scheme, self.raw_query, self.path)
+
     def check_keys(self, known: Iterable[str]) -> None:
-        """Reject query keys the service does not know (typos would be silently ignored)."""
-        allowed = {k.lower() for k in known}
+        """Reject query keys the service does not know (typos would be silently ignored).
+
+        Keys shoutrrr takes but eventbus cannot honour are known too (``warnings``).
+        """
+        allowed = {k.lower() for k in known} | set(UNHONOURED.get(self.scheme, {}))
         unknown = sorted(k for k in self.query if k not in allowed)
         if unknown:
             raise ChannelConfigError(
@@ -160,8 +173,16 @@ def parse_url(url: str, *, schemes: Iterable[str] | None = None) -> ParsedURL:
     """Parse a shoutrrr-style URL; raises ``ChannelConfigError`` naming the broken part.
 
     ``schemes`` limits the accepted services (default: every known one).
+    An Apprise URL of a common service (``tgram://``, ``mailtos://``, ...) is
+    read as the shoutrrr URL it means (``_apprise``).
     Error messages never include the credentials themselves.
     """
+    apprise = ""
+    match = _SCHEME_RE.match(url.strip())
+    if match is not None and match.group(2).startswith("//"):
+        translated = translate(match.group(1), match.group(2)[2:])
+        if translated is not None:
+            apprise, url = match.group(1).lower(), translated
     scheme, subscheme, rest = _scheme(url, sorted(schemes if schemes is not None else SCHEMES))
     fragment = ""
     if scheme in TARGET_PATH_SCHEMES:
@@ -171,7 +192,7 @@ def parse_url(url: str, *, schemes: Iterable[str] | None = None) -> ParsedURL:
     host, port = _split_host(scheme, hostport)
     segments = tuple(unquote(segment) for segment in path_part.split("/") if segment)
     raw_query = tuple(parse_qsl(query_part, keep_blank_values=True))
-    query = {key.lower(): value for key, value in raw_query}
+    query = {canonical_key(scheme, key.lower()): value for key, value in raw_query}
     return ParsedURL(
         scheme=scheme,
         user=user,
@@ -183,7 +204,22 @@ def parse_url(url: str, *, schemes: Iterable[str] | None = None) -> ParsedURL:
         raw_query=raw_query,
         subscheme=subscheme,
         fragment=unquote(fragment),
+        apprise=apprise,
     )
+
+
+def spec_url_warnings(spec: ChannelSpec) -> list[str]:
+    """``ParsedURL.warnings`` of a channel's ``url:``; none for a URL that does not
+    parse (building the channel reports that) or a plain http(s) one."""
+    if spec.url is None:
+        return []
+    raw = spec.url.get_secret_value()
+    if raw.split(":", 1)[0].lower() in ("http", "https"):
+        return []
+    try:
+        return parse_url(raw).warnings()
+    except ChannelConfigError:
+        return []
 
 
 def _scheme(url: str, known: list[str]) -> tuple[str, str, str]:
@@ -197,10 +233,10 @@ def _scheme(url: str, known: list[str]) -> tuple[str, str, str]:
     full_scheme, rest = match.group(1).lower(), match.group(2)
     scheme, _, subscheme = full_scheme.partition("+")
     if scheme not in known:
-        hint = did_you_mean([scheme], known)
+        hint = did_you_mean([scheme], [*known, *APPRISE_SCHEMES])
         raise ChannelConfigError(
-            f"unknown URL scheme {full_scheme!r}: use one of {', '.join(known)}"
-            + (f"; {hint}" if hint else "")
+            f"unknown URL scheme {full_scheme!r}: use one of {', '.join(known)} "
+            f"(or Apprise's {', '.join(sorted(APPRISE_SCHEMES))})" + (f"; {hint}" if hint else "")
         )
     if not rest.startswith("//"):
         raise ChannelConfigError(

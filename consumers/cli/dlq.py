@@ -5,16 +5,20 @@ from __future__ import annotations
 import json
 import sys
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from eventbus.brokers.redis_streams import connect
-from eventbus.cli import EXIT_USAGE, Context, fail, run_async
+from eventbus.cli import EXIT_USAGE, Context, fail, missing_extra, run_async
 from eventbus.keys import Keys
+from eventbus.settings import Settings
 
 from ..store import DeadLetters
 from .deliveries import print_table
+
+if TYPE_CHECKING:
+    from eventbus.brokers.rabbitmq import RabbitMQ
 
 __all__ = ["command"]
 
@@ -37,8 +41,13 @@ Examples:
 def list_(ctx: Context, limit: int, as_json: bool) -> None:
     """Show dead letters, oldest first."""
     settings = ctx.settings()
+    rabbitmq = _rabbitmq(settings)
 
     async def read_dead_letters() -> tuple[int, list[dict[str, Any]]]:
+        if rabbitmq is not None:
+            async with rabbitmq as broker:
+                letters = await broker.dead_letters(limit)
+                return await broker.dead_letter_count(), [d.to_dict() for d in letters]
         redis = connect(settings.broker.redis_url.get_secret_value())
         try:
             dead = DeadLetters(redis, Keys(settings.broker.prefix))
@@ -94,8 +103,12 @@ def redrive(ctx: Context, ids: tuple[str, ...], everything: bool) -> None:
     if ids and everything:
         fail("give dead-letter IDs or --all, not both", EXIT_USAGE)
     settings = ctx.settings()
+    rabbitmq = _rabbitmq(settings)
 
     async def redrive_dead_letters() -> list[tuple[str, str]]:
+        if rabbitmq is not None:
+            async with rabbitmq as broker:
+                return await broker.redrive(None if everything else list(ids))
         redis = connect(settings.broker.redis_url.get_secret_value())
         try:
             return await DeadLetters(redis, Keys(settings.broker.prefix)).redrive(
@@ -111,3 +124,14 @@ def redrive(ctx: Context, ids: tuple[str, ...], everything: bool) -> None:
     missing = set(ids) - {old for old, _ in moved}
     if missing:
         fail(f"not in the dead letters: {', '.join(sorted(missing))}")
+
+
+def _rabbitmq(settings: Settings) -> RabbitMQ | None:
+    """The RabbitMQ broker when broker.kind is rabbitmq (its extra may be missing)."""
+    if settings.broker.kind != "rabbitmq":
+        return None
+    try:
+        from eventbus.brokers.rabbitmq import RabbitMQ
+    except ModuleNotFoundError as exc:
+        missing_extra("rabbitmq", exc, "eventbus dlq with broker.kind: rabbitmq")
+    return RabbitMQ.from_settings(settings)

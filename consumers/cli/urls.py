@@ -2,8 +2,10 @@
 
 ``eventbus urls generate SERVICE`` (``generate.py``) builds one from its parts.
 
-For each URL (a shoutrrr-style service URL, or a plain ``http(s)://`` URL,
-which is a ``webhook`` channel): the service, the redacted settings, the
+For each URL (a shoutrrr-style service URL, an Apprise URL of a common
+service, or a plain ``http(s)://`` URL, which is a ``webhook`` channel): the
+service, how an Apprise URL was read, the redacted settings, the shoutrrr
+keys accepted but not honoured (warnings), the
 rate limit, and the exact request(s) a sample notification would make (method, endpoint with
 secrets masked, headers, body). The plan comes from the same channel code
 that sends; nothing is sent. Exit 2 if any URL is invalid.
@@ -27,7 +29,7 @@ from eventbus.settings import ChannelSpec
 
 from ..channels._http import SHOWN_HEADERS, USER_AGENT, HttpChannel, PlannedRequest
 from ..channels.base import Channel, ChannelDeps, Message
-from ..channels.registry import create_channel
+from ..channels.registry import channel_warnings, create_channel
 from ..channels.smtp import SmtpChannel
 from ..channels.urls import ParsedURL, parse_url
 from ..ratelimit import limiter_for
@@ -35,6 +37,9 @@ from ..rendering import default_lines, default_title
 from .generate import command as generate
 
 __all__ = ["command"]
+
+# query keys holding a secret whatever the service (pushover's encryption key)
+_SECRET_KEYS = frozenset({"encryptionkey", "key", "token", "password", "pass"})
 
 # Signs the sample request of a plain webhook URL; it signs nothing real.
 _SAMPLE_SECRET = "whsec_" + base64.b64encode(b"eventbus urls verify: sample key").decode()
@@ -55,6 +60,7 @@ Examples:
   eventbus urls verify 'telegram://123456:AAE-bot-token@telegram?chats=-1001234567890'
   eventbus urls verify 'discord://TOKEN@123456789012345678' 'ntfy://ntfy.sh/alerts'
   eventbus urls verify 'https://hooks.example.com/eventbus'   # a webhook URL
+  eventbus urls verify 'tgram://123456789:AAE-bot-token/-1001234567890'   # Apprise's form
 
 Quote URLs in the shell ('&' and '?' are special). Nothing is sent.""",
 )
@@ -111,6 +117,8 @@ def _verify_one(index: int, url: str, client: Any, show_body: bool) -> bool:
     click.echo(f"  service:    {channel.type}")
     click.echo(f"  target:     {hide(channel.describe())}")
     if parsed is not None:
+        if parsed.apprise:
+            click.echo(f"  apprise:    {parsed.apprise}:// URL, read as the shoutrrr URL below")
         click.echo(f"  url:        {hide(_redacted_url(parsed))}")
         for key, value in parsed.raw_query:
             click.echo(f"    {key} = {_shown_query_value(key, value, hide)}")
@@ -119,6 +127,10 @@ def _verify_one(index: int, url: str, client: Any, show_body: bool) -> bool:
             "  signing:    Standard Webhooks; shown with a sample secret "
             "(set secret: whsec_... on the channel to sign with yours)"
         )
+    # The URL's keys accepted but not acted on, and the service's own advice
+    # (the same lines `config check` prints for a channel).
+    for warning in channel_warnings(spec):
+        click.secho(f"  warning:    {warning}", fg="yellow")
     click.echo(f"  rate limit: {limiter.describe() if limiter else 'none'}")
     if isinstance(channel, HttpChannel | SmtpChannel):
         _print_plan(channel.plan(_sample_message()), hide, show_body)
@@ -161,6 +173,8 @@ def _shown_query_value(key: str, value: str, hide: Callable[[str], str]) -> str:
     # "@Name=value" sets a header (generic://): its value is masked like the
     # request's headers, whatever the name, but for the few never secret.
     if key.startswith("@") and key[1:].lower() not in SHOWN_HEADERS:
+        return MASK
+    if key.lower() in _SECRET_KEYS:
         return MASK
     return hide(value)
 

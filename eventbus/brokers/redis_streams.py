@@ -6,10 +6,12 @@ are translated into ``BrokerError`` / ``BrokerUnavailable`` here.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import redis.asyncio as aioredis
 import redis.exceptions as rexc
@@ -19,6 +21,7 @@ from redis.backoff import ExponentialBackoff
 from ..errors import BrokerError, BrokerUnavailable
 from ..keys import Keys
 from ..live import live_message, lua_live_message
+from .base import Broker, DeadLetter, Received
 from .packing import hiredis_connection_class
 
 __all__ = [
@@ -109,11 +112,27 @@ class StreamEntry:
 
 
 class RedisStreams:
-    """Stream operations under one key prefix."""
+    """Stream operations under one key prefix; a ``Broker`` (see ``brokers.base``).
 
-    def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
+    ``claim_idle`` and ``max_receives`` (seconds, count) are for ``consume``:
+    it first claims entries pending longer than ``claim_idle`` (other
+    consumers' that stopped), and sets aside as dead letters those received
+    more than ``max_receives`` times. Without ``claim_idle`` it only reads new
+    entries (the worker reclaims on its own schedule).
+    """
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        keys: Keys,
+        *,
+        claim_idle: float | None = None,
+        max_receives: int | None = None,
+    ) -> None:
         self.redis = redis
         self.keys = keys
+        self.claim_idle = claim_idle
+        self.max_receives = max_receives
         self._publish = redis.register_script(PUBLISH_SCRIPT)
 
     # -- publishing ---------------------------------------------------------
@@ -209,6 +228,98 @@ class RedisStreams:
                     out[reply_text(row["message_id"])] = int(row["times_delivered"])
         return out
 
+    # -- the Broker protocol (brokers.base) ---------------------------------
+
+    async def consume(
+        self, group: str, consumer: str, count: int, block: float | None
+    ) -> list[Received]:
+        """Claimed idle entries first (see the class docstring), then new ones."""
+        out = await self._claim(group, consumer, count) if self.claim_idle is not None else []
+        if len(out) < count:
+            wait = None if out or not block else max(1, int(block * 1000))
+            entries = await self.read(group, consumer, count - len(out), wait)
+            out += [Received(entry.id, entry.payload, 1) for entry in entries]
+        return out
+
+    async def _claim(self, group: str, consumer: str, count: int) -> list[Received]:
+        min_idle = int((self.claim_idle or 0) * 1000)
+        _cursor, entries, deleted = await self.autoclaim(group, consumer, min_idle, "0-0", count)
+        if deleted:  # trimmed while pending: nothing left to process
+            await self.ack(group, deleted)
+        counts = await self.delivery_counts(group, [entry.id for entry in entries])
+        out = []
+        for entry in entries:
+            message = Received(entry.id, entry.payload, counts.get(entry.id, 1))
+            if self.max_receives is not None and message.receives > self.max_receives:
+                error = (
+                    f"received {message.receives} times (consumer.max_receives="
+                    f"{self.max_receives}) without being acknowledged"
+                )
+                await self.dead_letter(group, message, "max_receives", error)
+            else:
+                out.append(message)
+        return out
+
+    async def ack(self, group: str, ids: Sequence[str]) -> None:
+        if ids:
+            async with translated("ack"):
+                await self.redis.xack(self.keys.events, group, *ids)
+
+    async def dead_letter(self, group: str, message: Received, reason: str, error: str) -> str:
+        """XADD to the dead letters and XACK in one transaction (the store's field names)."""
+        fields: dict[Any, Any] = {
+            "payload": message.payload or b"",
+            "dlq_reason": reason,
+            "dlq_error": error[:2000],
+            "dlq_at": repr(time.time()),
+            "dlq_original_id": message.id,
+            "dlq_group": group,
+        }
+        async with translated("dead letter"), self.redis.pipeline(transaction=True) as pipe:
+            pipe.xadd(self.keys.dlq, fields)
+            pipe.xack(self.keys.events, group, message.id)
+            dead_id, _ = await pipe.execute()
+        return reply_text(dead_id)
+
+    async def release(self, group: str, consumer: str) -> None:
+        """Nothing to do: pending entries wait for ``claim_idle`` (or this name's restart)."""
+
+    async def dead_letters(self, count: int = 100) -> list[DeadLetter]:
+        async with translated("list dead letters"):
+            rows: Any = await self.redis.xrange(self.keys.dlq, count=count)
+        return [_dead_letter(raw_id, fields) for raw_id, fields in rows]
+
+    async def redrive(self, ids: Sequence[str] | None = None) -> list[tuple[str, str]]:
+        """Move dead letters back onto the stream, each in one transaction."""
+        moved = []
+        async with translated("redrive dead letters"):
+            rows: Any = []
+            if ids is None:
+                rows = await self.redis.xrange(self.keys.dlq)
+            for dead_id in ids or ():
+                rows += await self.redis.xrange(self.keys.dlq, dead_id, dead_id)
+            for raw_id, fields in rows:
+                original = {k: v for k, v in fields.items() if not k.startswith(b"dlq_")}
+                async with self.redis.pipeline(transaction=True) as pipe:
+                    pipe.xadd(self.keys.events, original)
+                    pipe.xdel(self.keys.dlq, raw_id)
+                    new_id, _ = await pipe.execute()
+                moved.append((reply_text(raw_id), reply_text(new_id)))
+        return moved
+
+    @contextlib.asynccontextmanager
+    async def live(self) -> AsyncIterator[AsyncIterator[bytes]]:
+        """Every team's live channel (``PSUBSCRIBE <prefix>:live:*``) until exit."""
+        pubsub: Any = self.redis.pubsub()
+        try:
+            async with translated("subscribe to the live mirror"):
+                await pubsub.psubscribe(self.keys.live_pattern)
+                await _confirmed(pubsub)
+            yield _live_messages(pubsub)
+        finally:
+            with contextlib.suppress(*_UNAVAILABLE, rexc.RedisError):
+                await pubsub.aclose()
+
 
 def reply_text(value: Any) -> str:
     """A Redis reply value as text (redis-py returns bytes unless decoding is on)."""
@@ -224,3 +335,36 @@ def _entries(reply: Any) -> list[StreamEntry]:
             # A pending entry that was deleted from the stream comes back as None.
             out.append(StreamEntry(reply_text(entry_id), dict(fields or {})))
     return out
+
+
+def _dead_letter(raw_id: Any, fields: dict[bytes, bytes]) -> DeadLetter:
+    return DeadLetter(
+        id=reply_text(raw_id),
+        original_id=reply_text(fields.get(b"dlq_original_id", b"")),
+        reason=reply_text(fields.get(b"dlq_reason", b"")),
+        error=reply_text(fields.get(b"dlq_error", b"")),
+        at=float(fields.get(b"dlq_at", b"0") or 0),
+        payload=fields.get(b"payload", b""),
+    )
+
+
+async def _confirmed(pubsub: Any) -> None:
+    """Wait for Redis to confirm the subscription: what is published before is not seen."""
+    async with asyncio.timeout(10):
+        while True:
+            reply = await pubsub.get_message(timeout=10)
+            if reply is not None and reply["type"] == "psubscribe":
+                return
+
+
+async def _live_messages(pubsub: Any) -> AsyncIterator[bytes]:
+    while True:
+        async with translated("read the live mirror"):
+            message = await pubsub.get_message(timeout=None)
+        if message is not None and message.get("type") == "pmessage":
+            data = message["data"]
+            yield data if isinstance(data, bytes) else str(data).encode()
+
+
+if TYPE_CHECKING:  # mypy checks that RedisStreams keeps the Broker protocol
+    _CONFORMS: type[Broker] = RedisStreams

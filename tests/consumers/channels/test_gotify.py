@@ -38,7 +38,7 @@ def test_url_good(url: str, base: str) -> None:
     [
         pytest.param("gotify://host", "no application token", id="no-token"),
         pytest.param("gotify://host/a", "does not look like", id="short-token"),
-        pytest.param(f"gotify://h/{TOKEN}?priority=11", "0 to 10", id="bad-priority"),
+        pytest.param(f"gotify://h/{TOKEN}?priority=11", "-2 to 10", id="bad-priority"),
     ],
 )
 def test_url_bad(url: str, needle: str) -> None:

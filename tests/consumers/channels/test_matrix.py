@@ -37,7 +37,7 @@ def test_url_good(url: str, rooms: list[str]) -> None:
     [
         pytest.param("matrix://:tok@host/", "names no room", id="no-rooms"),
         pytest.param("matrix://host/?rooms=!a:x", "no credentials", id="no-credentials"),
-        pytest.param("matrix://:tok@host/?rooms=general", "not a room id", id="bad-room"),
+        pytest.param("matrix://:tok@host/?rooms=gen%20eral", "not a room id", id="bad-room"),
         pytest.param("matrix://:tok@host/?rooms=#a:x", "rooms=%23alias", id="raw-hash"),
     ],
 )

@@ -22,7 +22,9 @@ BOT = "123456789012-1234567890123-4mt0t4l1YL3g1T5L4cK70k3N"
         pytest.param(
             f"slack://xoxb:{BOT}@C001CH4NN3L?botname=ops&color=good", "C001CH4NN3L", id="bot"
         ),
-        pytest.param("slack://AAA/BBB/CCC", None, id="legacy-webhook"),
+        pytest.param(
+            "slack://AAAAAAAAA/BBBBBBBBB/123456789123456789123456", None, id="legacy-webhook"
+        ),
     ],
 )
 def test_url_good(url: str, channel: str | None) -> None:
@@ -33,10 +35,10 @@ def test_url_good(url: str, channel: str | None) -> None:
 @pytest.mark.parametrize(
     ("url", "needle"),
     [
-        pytest.param("slack://hook:A-B@webhook", "three parts", id="short-hook"),
+        pytest.param("slack://hook:A-B@webhook", "malformed", id="short-hook"),
         pytest.param(f"slack://xoxb:{BOT}@webhook", "needs a channel", id="bot-no-channel"),
-        pytest.param("slack://foo:bar@x", "not known", id="unknown-token-type"),
-        pytest.param("slack://webhook", "has no token", id="no-token"),
+        pytest.param(f"slack://xoxa:{BOT}@C01", "not supported", id="unknown-token-type"),
+        pytest.param("slack://webhook", "malformed", id="no-token"),
     ],
 )
 def test_url_bad(url: str, needle: str) -> None:

@@ -65,7 +65,7 @@ def test_url_forms(url: str, chats: list[str], parse_mode: str | None) -> None:
     [
         pytest.param("telegram://telegram?chats=1", "bot token", id="no-token"),
         pytest.param(f"telegram://{TOKEN}@telegram", "has no chat", id="no-chats"),
-        pytest.param("telegram://123:short@telegram?chats=1", "malformed", id="bad-token"),
+        pytest.param("telegram://123:sh%2Bort@telegram?chats=1", "malformed", id="bad-token"),
         pytest.param(f"telegram://{TOKEN}@telegram?chats=bad name", "not valid", id="bad-chat"),
         pytest.param(
             f"telegram://{TOKEN}@telegram?chats=1&parsemode=bbcode",
@@ -109,7 +109,10 @@ def test_parse_chat() -> None:
 async def test_exact_request() -> None:
     recorder = Recorder(lambda request: httpx.Response(200, json={"ok": True, "result": {}}))
     async with mock_client(recorder) as client:
-        channel = build(client, f"telegram://{TOKEN}@telegram?chats=-100123:42&notification=no")
+        channel = build(
+            client,
+            f"telegram://{TOKEN}@telegram?chats=-100123:42&notification=no&parsemode=HTML&preview=no",
+        )
         result = await channel.send(make_message(title="a <b> & c", body="x > y"))
     assert result.outcome is OutcomeClass.DELIVERED
     request = recorder.last

@@ -307,8 +307,11 @@ def generate(*args: str, stdin: str | None = None) -> Result:
 USABLE = {
     "telegram": ["token=123456789:AAEsecretTelegramPart0123", "chats=@opsteam"],
     "discord": ["token=tok#en", "webhook_id=123456789012345678"],
-    "slack": ["token=T0-B1-x#y"],
-    "slack-bot": ["token=xoxb-1-2-abc", "channel=C0123456789"],
+    "slack": ["token=T00000000-B00000000-XXXXXXXXXXXXXXXXXXXXXXXX"],
+    "slack-bot": [
+        "token=xoxb-123456789012-1234567890123-4mt0t4l1YL3g1T5L4cK70k3N",
+        "channel=C0123456789",
+    ],
     "smtp": [
         "username=me",
         "password=p#ss:w/rd@",
