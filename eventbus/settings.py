@@ -28,9 +28,9 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from .catalog import Catalog, Kind
+from .catalog_settings import AlertSettings, CatalogSettings, TypeDeclaration
 from .durations import Duration
-from .envelope import EnvelopeLimits, Severity, validate_event_type
+from .envelope import EnvelopeLimits, Severity
 from .filters import FilterError, Filters, check_where, compile_filters
 from .paths import check_path
 
@@ -232,55 +232,6 @@ class HttpSettings(_Section):
 class SecuritySettings(_Section):
     allow_private_targets: bool = False
     allowed_hosts: list[str] = Field(default_factory=list)
-
-
-class TypeDeclaration(_Section):
-    """A catalog type with more than its kind: ``{kind: durable, auto_resolve: 30m}``."""
-
-    kind: Kind = Kind.DURABLE
-    auto_resolve: Duration | None = Field(
-        None, gt=0, description="resolve an alert of this type left untouched this long"
-    )
-
-
-class CatalogSettings(_Section):
-    strict: bool = False
-    types: dict[str, TypeDeclaration] = Field(
-        default_factory=dict,
-        description="name -> kind (durable, durable_only, transient) or {kind, auto_resolve}",
-    )
-
-    @field_validator("types", mode="before")
-    @classmethod
-    def _kinds_as_declarations(cls, types: Any) -> Any:
-        # ``name: durable`` is short for ``name: {kind: durable}``.
-        if not isinstance(types, Mapping):
-            return types
-        return {
-            name: {"kind": declared} if isinstance(declared, str) else declared
-            for name, declared in types.items()
-        }
-
-    @field_validator("types")
-    @classmethod
-    def _check_names(cls, types: dict[str, TypeDeclaration]) -> dict[str, TypeDeclaration]:
-        # Caught here, a bad name is a config problem, not a ValueError at build().
-        for name in types:
-            validate_event_type(name)
-        return types
-
-    def build(self) -> Catalog:
-        kinds = {name: declared.kind for name, declared in self.types.items()}
-        auto = {
-            name: declared.auto_resolve
-            for name, declared in self.types.items()
-            if declared.auto_resolve
-        }
-        return Catalog(kinds, strict=self.strict, auto_resolve=auto)
-
-
-class AlertSettings(_Section):
-    retention: Duration = Field(7 * 86400.0, gt=0, description="how long resolved alerts stay")
 
 
 class LoggingSettings(_Section):
