@@ -21,7 +21,7 @@ batch is screened for deliveries done already and before anything is sent:
 a repeated or reclaimed event whose delivery is recorded keeps its record
 (a silence added since does not turn ``delivered`` into ``silenced``).
 Stages 1-2 read only this process's state (``route``, per work); stages
-3-4 read or change state shared by every worker, in one round trip per
+3-5 read or change state shared by every worker, in one round trip per
 batch.
 """
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
+import yaml
 
 from consumers.alerting import Action, Origin, notice, notifies, step
 from consumers.store.alerts import Alert, AlertStatus, Transition
-from eventbus.settings import SubscriptionSpec
+from eventbus.settings import Settings, SubscriptionSpec
 
 T0 = 1_700_000_000.0
 
@@ -191,3 +194,19 @@ def test_the_notice_carries_what_channels_read() -> None:
     assert (shown.transition, shown.status, shown.count) == ("resolved", "resolved", 3)
     assert shown.dedup_key == "team-1:backup-failed:h1"
     assert (shown.open_for, shown.reason) == (90, "fixed")
+
+
+def test_the_readme_alert_examples_are_valid_settings() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme.split("\n## Alerts\n", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```yaml\n(.*?)```", section, flags=re.DOTALL)
+    assert len(blocks) == 2
+    merged: dict[str, object] = {}
+    for block in blocks:
+        merged.update(yaml.safe_load(block))
+    merged["channels"] = [{"name": "pager", "type": "console"}]
+    settings = Settings.model_validate(merged)
+    assert settings.catalog.build().auto_resolve("backup.run") == 1800
+    assert settings.alerts.retention == 7 * 86400
+    [sub] = settings.subscriptions
+    assert sub.repeat_interval == 4 * 3600 and "acknowledge" in sub.alert_notify_on
