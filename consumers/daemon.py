@@ -20,6 +20,7 @@ import httpx
 import redis.asyncio as aioredis
 import structlog
 
+from eventbus.brokers import streams_only
 from eventbus.brokers.redis_streams import connect, translated
 from eventbus.config import load_settings
 from eventbus.errors import ConfigError
@@ -88,6 +89,7 @@ class Daemon:
         overrides: Mapping[str, object] | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> None:
+        streams_only(settings.broker.kind, "the worker")
         self.settings = settings
         self.config_path = config_path
         self.overrides = dict(overrides or {})

@@ -43,6 +43,7 @@ from .store import (
     delivery_id,
     note_duplicate,
 )
+from .store.records import round_start
 from .work import Target, Work, add_attempt, new_record
 
 __all__ = ["Dispatcher", "Target", "Work", "add_attempt", "new_record"]
@@ -63,6 +64,10 @@ _LOG_EVENT = {
     DeliveryStatus.MERGED: "delivery.merged",
     DeliveryStatus.FOLDED: "delivery.folded",
 }
+
+
+# Records that keep their envelope, so an operator can resend them later.
+_KEEPS_PAYLOAD = frozenset({DeliveryStatus.FAILED, DeliveryStatus.SKIPPED})
 
 
 class Dispatcher:
@@ -149,7 +154,7 @@ class Dispatcher:
                 job.created_at,
                 job.delivery_id,  # a digest's is not its first event's
             )
-            record.history = list(job.history)
+            record.history, record.replay_of = list(job.history), job.replay_of
             record.reason = "subscription removed from the configuration"
             settlement.records.append(record)
             settlement.retries_done.append(job.delivery_id)
@@ -157,6 +162,7 @@ class Dispatcher:
         target = Target(
             sub, job.channel, job.delivery_id, job.attempts, job.created_at, job.history, True
         )
+        target.replay_of = job.replay_of  # a replay keeps its own id (consumers.replay)
         return Work(settlement, event, job.payload, [target])
 
     def screen(self, work: Work, stored: Mapping[str, DeliveryRecord | None]) -> None:
@@ -205,6 +211,9 @@ class Dispatcher:
             settlement.records += await asyncio.gather(
                 *(self._deliver(event, work.payload, t, settlement) for t in targets)
             )
+        for record in settlement.records:  # what a resend needs (consumers.resend)
+            if record.status in _KEEPS_PAYLOAD:
+                record.payload = work.payload.decode()
         return settlement
 
     # -- delivering -----------------------------------------------------------------
@@ -215,7 +224,7 @@ class Dispatcher:
         sub, name = target.subscription, target.channel_name
         status, attempts, created = DeliveryStatus.FAILED, target.attempts, target.created_at
         record = self._record(event, sub.name, name, status, attempts, created, target.id)
-        record.history = list(target.history)
+        record.history, record.replay_of = list(target.history), target.replay_of
         # The context of this delivery's log lines (a dict, not log.bind():
         # one summary line per delivery does not need a bound logger).
         bound: dict[str, Any] = {
@@ -331,9 +340,9 @@ class Dispatcher:
         # as the subscription's retry schedule would have kept trying.
         wait = min(max(result.retry_after or 1.0, 0.5), self.settings.consumer.retry_after_max)
         now = self.clock()
-        patience = self._policy(target.subscription).patience
-        if now + wait > record.created_at + patience:
-            waited, most = format_duration(now - record.created_at), format_duration(patience)
+        patience, started = self._policy(target.subscription).patience, round_start(record)
+        if now + wait > started + patience:  # since the first try, or the latest resend
+            waited, most = format_duration(now - started), format_duration(patience)
             record.reason = (
                 f"still rate limited {waited} after the first try; gave up (a delivery "
                 f"waits at most {most}: its retry schedule, or consumer.retry_after_max if longer)"
@@ -406,4 +415,5 @@ class Dispatcher:
             attempts=record.attempts,
             created_at=record.created_at,
             history=tuple(record.history),
+            replay_of=record.replay_of,
         )

@@ -32,6 +32,7 @@ class Target:
     history: tuple[Attempt, ...] = ()
     retry: bool = False  # a due retry: its schedule entry goes once settled
     alert: AlertNotice | None = None  # the alert transition it notifies of
+    replay_of: str | None = None  # a replay (consumers.replay): the delivery it replays
 
 
 @dataclass(slots=True)

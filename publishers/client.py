@@ -9,6 +9,7 @@ from typing import Any, Self
 
 import redis.asyncio as aioredis
 
+from eventbus.brokers import streams_only
 from eventbus.brokers.redis_streams import RedisStreams, connect
 from eventbus.catalog import Catalog
 from eventbus.envelope import EnvelopeLimits, Event, encode, parse_event
@@ -46,6 +47,7 @@ class Publisher:
         catalog: Catalog | None = None,
     ) -> None:
         self.settings = settings or Settings()
+        streams_only(self.settings.broker.kind, "the publisher")
         self.catalog = catalog or self.settings.catalog.build()
         self.limits: EnvelopeLimits = self.settings.envelope
         self.keys = Keys(self.settings.broker.prefix)

@@ -47,6 +47,10 @@ NOT_RUN: dict[str, str] = {
         "sends a real notification to the named service (tests never reach a real "
         "provider); checked to name a channel of the README's example instead"
     ),
+    r"\balerts (show|ack|resolve)\b": (
+        "acts on an alert a worker raised, and the examples' Redis has none; "
+        "tests/consumers/cli/test_alerts.py runs each on a stored alert"
+    ),
     r"\bsend '?(ntfy|discord)://": (
         "sends a real notification to a public service (ntfy.sh, Discord; tests never reach "
         "a real provider); its URLs are checked with 'urls verify' instead"

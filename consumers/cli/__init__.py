@@ -24,11 +24,13 @@ COMMANDS: Final = {
         "serve", "Serve only the HTTP side: SSE live feed, dashboard, health, metrics."
     ),
     "deliveries": _needs_worker("deliveries", "Query delivery records."),
+    "replay": _needs_worker("replay", "Dispatch a range of the stream again, as new deliveries."),
     "dlq": _needs_worker("dlq", "List and redrive dead letters."),
     "channels": _needs_worker("channels", "List and test configured channels."),
     "send": _needs_worker("send", "Send one notification to channel URLs, without a config file."),
     "urls": _needs_worker("urls", "Parse and explain shoutrrr-style channel URLs."),
     "silence": _needs_worker("silence", "Mute a team's matching events for a while."),
+    "alerts": _needs_worker("alerts", "List, show, acknowledge and resolve alerts."),
     "tail": _needs_worker("tail", "Print the live mirror in the terminal."),
     "tokens": _needs_worker("tokens", "Make API tokens for the dashboard and the HTTP API."),
     "migrate": _needs_worker("migrate", "Move Redis keys of the old layout to the {prefix} one."),

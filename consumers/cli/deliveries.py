@@ -16,6 +16,7 @@ from eventbus.durations import parse_duration
 from eventbus.keys import Keys
 
 from ..store import DeliveryStatus, DeliveryStore
+from . import resend
 
 __all__ = ["command", "print_table"]
 
@@ -88,8 +89,9 @@ def _json_times(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-@click.command(
+@click.group(
     "deliveries",
+    invoke_without_command=True,
     epilog="""\b
 Examples:
   eventbus deliveries --status failed --since 1h
@@ -108,9 +110,9 @@ Examples:
 @click.option("--since", help="Only records updated within this duration, e.g. 30m, 2h, 7d.")
 @click.option("--limit", type=click.IntRange(1, 10000), default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="JSON lines, with every attempt.")
-@click.pass_obj
+@click.pass_context
 def command(
-    ctx: Context,
+    click_ctx: click.Context,
     event_id: str | None,
     status: str | None,
     channel: str | None,
@@ -118,7 +120,10 @@ def command(
     limit: int,
     as_json: bool,
 ) -> None:
-    """Show delivery records, newest first."""
+    """Show delivery records, newest first; `deliveries resend` sends them again."""
+    if click_ctx.invoked_subcommand is not None:
+        return  # its own options
+    ctx: Context = click_ctx.obj
     settings = ctx.settings()
     since_ts = None
     if since:
@@ -149,6 +154,9 @@ def command(
             sys.stdout.write(json.dumps(_json_times(row)) + "\n")
         return
     _print_rows(rows)
+
+
+command.add_command(resend.command)
 
 
 def _print_rows(rows: list[dict[str, Any]]) -> None:

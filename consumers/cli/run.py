@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 import click
 
+from eventbus.brokers import streams_only
 from eventbus.brokers.embedded import EmbeddedRedis, redis_answers
 from eventbus.cli import EXIT_BROKER, EXIT_CONFIG, Context, config_failure, fail, missing_extra
 from eventbus.errors import BrokerUnavailable, ConfigError
@@ -69,6 +70,10 @@ Exit status: 0 clean stop, 2 bad configuration, 3 broker unreachable.""",
 def command(ctx: Context, embedded: bool, embedded_fallback: bool, embedded_port: int) -> None:
     """Run a consumer worker: read the stream, deliver, record, ack."""
     settings = checked_settings(ctx)
+    try:
+        streams_only(settings.broker.kind, "the worker")
+    except ConfigError as exc:
+        fail(str(exc), EXIT_CONFIG)
     configure_logging(settings.logging)
     set_log_redactor(configured_secrets(settings).mask)
     if embedded_fallback and not embedded:

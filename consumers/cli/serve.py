@@ -14,6 +14,7 @@ from contextlib import AsyncExitStack
 
 import click
 
+from eventbus.brokers import streams_only
 from eventbus.brokers.redis_streams import connect, translated
 from eventbus.cli import EXIT_BROKER, EXIT_CONFIG, Context, fail
 from eventbus.errors import BrokerUnavailable, ConfigError, EventBusError
@@ -69,6 +70,7 @@ async def _serve(settings: Settings, host: str | None, port: int | None) -> None
     stop = asyncio.Event()
     async with AsyncExitStack() as stack:
         broker = settings.broker
+        streams_only(broker.kind, "eventbus serve (its live feed)")
         redis = connect(broker.redis_url.get_secret_value(), socket_timeout=broker.socket_timeout)
         stack.push_async_callback(redis.aclose)
         async with translated("connect"):

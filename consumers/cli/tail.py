@@ -14,9 +14,10 @@ from typing import Any
 
 import click
 
+from eventbus.brokers import streams_only
 from eventbus.brokers.redis_streams import connect, translated
-from eventbus.cli import EXIT_USAGE, Context, fail, run_async
-from eventbus.errors import EnvelopeError
+from eventbus.cli import EXIT_CONFIG, EXIT_USAGE, Context, fail, run_async
+from eventbus.errors import ConfigError, EnvelopeError
 from eventbus.keys import Keys
 from eventbus.live import LiveMessage, live_message, parse_live
 from eventbus.settings import Settings
@@ -68,6 +69,10 @@ def command(
 ) -> None:
     """Print the live mirror (durable and transient events) as it happens."""
     settings = ctx.settings()
+    try:
+        streams_only(settings.broker.kind, "eventbus tail")
+    except ConfigError as exc:
+        fail(str(exc), EXIT_CONFIG)
     globs = [t.strip() for value in types for t in value.split(",") if t.strip()]
     try:
         live_filter = LiveFilter(

@@ -11,7 +11,12 @@ Routes (``create_app``):
 ``GET /v1/events/stream``  token  the live mirror as Server-Sent Events
 ``GET /v1/deliveries``     token  recent delivery records (newest first)
 ``/v1/silences``           token  list, make and end silences (``.silences``)
+``/v1/alerts``             token  list, acknowledge, resolve alerts (``.alerts``)
+``GET /v1/whoami``         token  the token's name, teams and role
 =========================  =====  ============================================
+
+``POST /v1/deliveries/{id}/resend`` (token with ``role: operate``) sends a
+delivery again (``.resend``).
 
 Token-protected routes take ``Authorization: Bearer <token>`` or
 ``?token=<token>`` (see ``consumers.server.auth``) and are scoped to the
@@ -37,13 +42,16 @@ from starlette.routing import Route
 
 from consumers.health import Health
 from consumers.metrics import Metrics
+from consumers.resend import Resend
 from consumers.store import DeliveryStatus, DeliveryStore, SilenceStore
 from eventbus.errors import BrokerUnavailable
 from eventbus.keys import Keys
 from eventbus.settings import ApiToken, Settings
 
+from .alerts import alert_routes
 from .auth import Principal, TokenAuth, split_param
 from .live import OUTCOMES, LiveFilter, LiveHub, parse_types
+from .resend import resend_routes
 from .silences import silence_routes
 from .sse import LiveResponse, live_response
 
@@ -173,6 +181,7 @@ class _Api:
         for record in records:
             data = record.to_dict()
             data.pop("history", None)
+            data.pop("payload", None)  # the event of a failed one, kept for a resend
             rows.append(data)
         return JSONResponse({"deliveries": rows})
 
@@ -241,6 +250,11 @@ def create_app(
         Route("/v1/events/stream", api.stream, methods=["GET"]),
         Route("/v1/deliveries", api.deliveries, methods=["GET"]),
         *silence_routes(lambda: api.auth, SilenceStore(redis, Keys(settings.broker.prefix))),
+        *alert_routes(lambda: api.auth, settings, redis),
+        *resend_routes(
+            lambda: api.auth,
+            Resend(redis, Keys(settings.broker.prefix), settings.consumer.record_ttl),
+        ),
     ]
     app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
     app.state.hub = hub

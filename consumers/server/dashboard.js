@@ -1,4 +1,4 @@
-// The eventbus dashboard: live feed over EventSource, recent deliveries over JSON.
+// The eventbus dashboard: live feed over EventSource, alerts and recent deliveries over JSON.
 // No framework and no build step; text goes in with textContent only.
 "use strict";
 
@@ -18,6 +18,10 @@
   let deliveriesTimer = null;
   let received = 0;
   let generation = 0; // bumped by every disconnect(), so a stale connect gives up
+  let me = null; // the token as /v1/whoami describes it: { name, teams, role, may_operate }
+  let alertsSoon = null;
+  // Actions sent and not yet taken in by a worker: "team\0key" -> the status when sent.
+  const pending = new Map();
 
   function setState(kind, text) {
     const el = $("state");
@@ -43,6 +47,18 @@
     if (teams) q.set("team", teams);
     if (types) q.set("type", types);
     return q;
+  }
+
+  function authHeaders() {
+    return { Authorization: "Bearer " + token() };
+  }
+
+  async function errorText(response, fallback) {
+    try {
+      return (await response.json()).error || fallback;
+    } catch (err) {
+      return fallback;
+    }
   }
 
   function cell(row, text, className) {
@@ -89,6 +105,19 @@
     else cell(row, d.last_status ? "HTTP " + d.last_status : "", "muted");
   }
 
+  // At most two units, as `eventbus alerts list` shows them: 45s, 3h12m, 2d4h.
+  function age(seconds) {
+    let rest = Math.max(1, Math.round(seconds));
+    const parts = [];
+    for (const [unit, size] of [["d", 86400], ["h", 3600], ["m", 60], ["s", 1]]) {
+      if (rest >= size) {
+        parts.push(Math.floor(rest / size) + unit);
+        rest %= size;
+      }
+    }
+    return parts.slice(0, 2).join("");
+  }
+
   function clock(date) {
     return isNaN(date) ? "" : date.toLocaleTimeString([], { hour12: false });
   }
@@ -114,6 +143,135 @@
     received += 1;
     $("feed-count").textContent = "(" + received + " received)";
     $("feed-empty").hidden = true;
+  }
+
+  function alertsNotice(text) {
+    $("alerts-notice").textContent = text;
+    $("alerts-notice").hidden = !text;
+  }
+
+  function actionButton(td, label, verb, alert) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "small " + verb + (verb === "resolve" ? " secondary" : "");
+    button.textContent = label;
+    button.addEventListener("click", () => act(alert, verb, td));
+    td.appendChild(button);
+  }
+
+  // Buttons only for a token with role operate (the server refuses the others anyway).
+  function actionsCell(row, alert) {
+    const td = cell(row, "", "actions");
+    const id = alert.team_id + "\0" + alert.key;
+    if (pending.has(id) && pending.get(id) === alert.status) {
+      const sent = document.createElement("span");
+      sent.className = "sent";
+      sent.textContent = "sent, waiting for a worker";
+      td.appendChild(sent);
+      return;
+    }
+    pending.delete(id);
+    if (alert.status === "firing") actionButton(td, "Acknowledge", "ack", alert);
+    if (alert.status !== "resolved") actionButton(td, "Resolve", "resolve", alert);
+  }
+
+  function renderAlerts(rows) {
+    const body = $("alerts").tBodies[0];
+    body.replaceChildren();
+    const now = Date.now() / 1000;
+    for (const alert of rows) {
+      const row = document.createElement("tr");
+      row.className = "alert-" + alert.status;
+      row.dataset.key = alert.key;
+      row.dataset.team = alert.team_id;
+      row.dataset.status = alert.status;
+      badge(row, alert.status);
+      cell(row, age(now - alert.first_seen), "mono").title =
+        "raised " + new Date(alert.first_seen * 1000).toISOString();
+      cell(row, alert.count, "mono");
+      const level = SEVERITIES.includes(alert.severity) ? alert.severity : "info";
+      const sev = cell(row, "");
+      const span = document.createElement("span");
+      span.className = "badge sev sev-" + level;
+      span.textContent = level;
+      sev.appendChild(span);
+      cell(row, alert.team_id);
+      cell(row, alert.key, "mono");
+      const summary = cell(row, alert.summary);
+      if (alert.acknowledged_by) summary.title = "acknowledged by " + alert.acknowledged_by;
+      if (me && me.may_operate) actionsCell(row, alert);
+      body.appendChild(row);
+    }
+    const firing = rows.filter((alert) => alert.status === "firing").length;
+    $("alerts-count").textContent = rows.length ? "(" + firing + " firing)" : "";
+    $("alerts-empty").hidden = rows.length > 0;
+  }
+
+  async function loadWhoami() {
+    me = null;
+    try {
+      const response = await fetch("/v1/whoami", { headers: authHeaders() });
+      if (response.ok) me = await response.json();
+    } catch (err) {
+      /* unreachable: no buttons until the next connect */
+    }
+    document.body.dataset.operate = me && me.may_operate ? "yes" : "no";
+  }
+
+  async function loadAlerts() {
+    if (!token()) return;
+    const q = filters();
+    q.delete("type");
+    let response;
+    try {
+      response = await fetch("/v1/alerts?" + q, { headers: authHeaders() });
+    } catch (err) {
+      return;
+    }
+    if (!response.ok) {
+      alertsNotice("Alerts: " + (await errorText(response, "refused")));
+      return;
+    }
+    alertsNotice("");
+    renderAlerts((await response.json()).alerts || []);
+  }
+
+  async function act(alert, verb, td) {
+    for (const button of td.querySelectorAll("button")) button.disabled = true;
+    const q = new URLSearchParams({ team: alert.team_id });
+    const path = "/v1/alerts/" + encodeURIComponent(alert.key) + "/" + verb + "?" + q;
+    let response = null;
+    try {
+      response = await fetch(path, {
+        method: "POST",
+        headers: { ...authHeaders(), "Content-Type": "application/json" },
+        body: "{}",
+      });
+    } catch (err) {
+      /* said below */
+    }
+    if (response && response.status === 202) {
+      pending.set(alert.team_id + "\0" + alert.key, alert.status);
+      alertsNotice("");
+      const row = td.parentElement;
+      row.dataset.sent = verb;
+      td.replaceChildren();
+      actionsCell(row, alert);
+      return;
+    }
+    const why = response ? await errorText(response, "HTTP " + response.status) : "unreachable";
+    alertsNotice("Could not " + verb + " " + alert.key + ": " + why);
+    for (const button of td.querySelectorAll("button")) button.disabled = false;
+  }
+
+  // An alert event on the live feed: the alerts table is stale, reload it shortly.
+  function alertsChanged(ev) {
+    if (!ev.alert && !String(ev.event || "").startsWith("eventbus.alert.")) return;
+    if (alertsSoon) clearTimeout(alertsSoon);
+    alertsSoon = setTimeout(() => {
+      alertsSoon = null;
+      loadAlerts();
+    }, 1000);
   }
 
   function renderDeliveries(rows) {
@@ -177,7 +335,9 @@
     es.onmessage = (e) => {
       if (e.lastEventId) lastId = e.lastEventId;
       try {
-        addEvent(JSON.parse(e.data));
+        const ev = JSON.parse(e.data);
+        addEvent(ev);
+        alertsChanged(ev);
       } catch (err) {
         /* not an envelope: ignore */
       }
@@ -235,8 +395,15 @@
     const mine = generation;
     const accepted = await loadDeliveries();
     if (mine !== generation || !accepted) return;
+    await loadWhoami();
+    if (mine !== generation) return;
+    await loadAlerts();
+    if (mine !== generation) return;
     openStream();
-    deliveriesTimer = setInterval(loadDeliveries, DELIVERIES_EVERY_MS);
+    deliveriesTimer = setInterval(() => {
+      loadDeliveries();
+      loadAlerts();
+    }, DELIVERIES_EVERY_MS);
   }
 
   // The server has no API token at all: nothing can connect, so say what to do.
@@ -256,10 +423,14 @@
     }
     $("auth").addEventListener("submit", connect);
     $("refresh").addEventListener("click", loadDeliveries);
+    $("alerts-refresh").addEventListener("click", loadAlerts);
     $("forget").addEventListener("click", () => {
       sessionStorage.removeItem(TOKEN_KEY);
       $("token").value = "";
       disconnect();
+      me = null;
+      pending.clear();
+      renderAlerts([]);
       setState("idle", "not connected");
     });
     const saved = sessionStorage.getItem(TOKEN_KEY);

@@ -13,7 +13,9 @@ The POST body is JSON: ``team`` (optional for a token of one team),
 (``"2h"``, or seconds) or ``ends_at`` (RFC 3339), ``comment``, and
 ``created_by`` (default: the token's name). A silence of a team outside the
 token is 404, exactly as one that does not exist: its existence is not
-revealed. Making one for a team outside the token is 403.
+revealed. Making one for a team outside the token is 403. Making and ending
+silences needs a token with ``role: operate`` (403 otherwise): a read-only
+dashboard token must not be able to mute alerts.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ class _Silences:
 
     async def create(self, request: Request) -> Response:
         principal = self.auth().authenticate(request)
+        principal.require_operate("making a silence")
         body = await _body(request)
         now = time.time()
         team = body.get("team")
@@ -97,6 +100,7 @@ class _Silences:
 
     async def delete(self, request: Request) -> Response:
         principal = self.auth().authenticate(request)
+        principal.require_operate("ending a silence")
         silence = await self._visible(request, principal)
         async with _available():
             if not await self.store.expire(silence.id):

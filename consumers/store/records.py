@@ -7,6 +7,11 @@ Layout (prefix ``p``):
 - ``p:event:<eid>:deliveries``  set of the event's delivery ids
 - ``p:channels``          hash, channel name -> JSON state (disabled, last outcome)
 
+A failed or skipped record keeps the envelope it was for (``payload``), so an
+operator can resend it after the stream entry was trimmed
+(``consumers.resend``); a replayed delivery names the delivery it replays
+(``replay_of``, see ``consumers.replay``).
+
 This module reads them; ``consumers.store.commit`` writes them, in the same atomic
 script that acknowledges the entry. Records expire after
 ``consumer.record_ttl``.
@@ -36,6 +41,7 @@ from eventbus.keys import Keys
 
 __all__ = [
     "DUPLICATE",
+    "RESEND",
     "Attempt",
     "ChannelState",
     "DeliveryRecord",
@@ -43,6 +49,7 @@ __all__ = [
     "DeliveryStore",
     "delivery_id",
     "note_duplicate",
+    "round_start",
 ]
 
 
@@ -54,6 +61,8 @@ DUPLICATE = "duplicate"
 # Duplicate notes kept per record (the newest): a producer repeating one event
 # id all week must not grow its record without bound.
 _DUPLICATE_NOTES = 20
+# The outcome of a history item that notes an operator's resend (not an attempt).
+RESEND = "resend"
 
 
 class DeliveryStatus(StrEnum):
@@ -136,6 +145,8 @@ class DeliveryRecord:
     reason: str | None = None
     history: list[Attempt] = field(default_factory=list)
     refers_to: str | None = None
+    replay_of: str | None = None  # a replay: the delivery id it replays
+    payload: str | None = None  # failed or skipped: the envelope, for a resend
 
     def to_dict(self) -> dict[str, Any]:
         # Written by hand: dataclasses.asdict deep-copies and was a visible
@@ -158,6 +169,8 @@ class DeliveryRecord:
             "reason": self.reason,
             "history": [a.to_dict() for a in self.history],
             "refers_to": self.refers_to,
+            "replay_of": self.replay_of,
+            "payload": self.payload,
         }
 
     def to_json(self) -> bytes:
@@ -172,7 +185,13 @@ class DeliveryRecord:
         data = orjson.loads(raw)
         data["status"] = DeliveryStatus(data["status"])
         data["history"] = [Attempt.from_dict(a) for a in data.get("history") or ()]
+        if not _RECORD_FIELDS.issuperset(data):
+            # written by a newer version (a rolling upgrade): keep what this one knows
+            data = {name: value for name, value in data.items() if name in _RECORD_FIELDS}
         return cls(**data)
+
+
+_RECORD_FIELDS = frozenset(DeliveryRecord.__dataclass_fields__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +228,12 @@ def note_duplicate(stored: DeliveryRecord, entry_id: str, at: float) -> Delivery
     record.history.append(note)
     record.updated_at = at
     return record
+
+
+def round_start(record: DeliveryRecord) -> float:
+    """When the current round of attempts began: the latest resend, else the first try."""
+    resent = [item.at for item in record.history if item.outcome == RESEND]
+    return max([record.created_at, *resent])
 
 
 class DeliveryStore:

@@ -5,7 +5,10 @@ A retry lives in Redis, not in memory, so it survives restarts (written by
 - ``p:retries``         sorted set: delivery id -> due time (unix seconds)
 - ``p:retry:<id>``      hash: the envelope payload, subscription, channel,
                         attempt count and the attempts so far; all a retry
-                        needs once the stream entry has been trimmed.
+                        needs once the stream entry has been trimmed. A
+                        replay's job has ``replay_of`` too, written once when
+                        the replay is queued (``consumers.replay``): the
+                        commit's HSET of the other fields keeps it.
 
 Any worker claims due retries with one script that moves their due time a
 lease into the future: two workers never attempt the same retry at once, and
@@ -88,6 +91,7 @@ class RetryJob:
     created_at: float
     # The attempts so far: the record written after the next one keeps them.
     history: tuple[Attempt, ...] = ()
+    replay_of: str | None = None  # a replay: the delivery id it replays
 
     def history_json(self) -> bytes:
         return orjson.dumps(self.history)
@@ -128,6 +132,7 @@ class RetryQueue:
                     history=tuple(
                         Attempt.from_dict(a) for a in orjson.loads(job.get("history") or b"[]")
                     ),
+                    replay_of=job["replay_of"].decode() if "replay_of" in job else None,
                 )
             )
         return jobs

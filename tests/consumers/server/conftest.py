@@ -21,11 +21,13 @@ from eventbus.settings import Settings
 from publishers.client import Publisher
 
 TOKENS = [
-    {"name": "team-a", "token": "secret-token-a", "teams": ["team-a"]},
-    {"name": "team-b", "token": "secret-token-b", "teams": ["team-b"]},
-    {"name": "ops", "token": "secret-token-admin", "teams": ["*"]},
+    {"name": "team-a", "token": "secret-token-a", "teams": ["team-a"], "role": "operate"},
+    {"name": "team-b", "token": "secret-token-b", "teams": ["team-b"], "role": "operate"},
+    {"name": "ops", "token": "secret-token-admin", "teams": ["*"], "role": "operate"},
+    # role read (the default): looks, never changes anything
+    {"name": "viewer-a", "token": "secret-token-read-a", "teams": ["team-a"]},
 ]
-TOKEN_A, TOKEN_B, TOKEN_ADMIN = (t["token"] for t in TOKENS)
+TOKEN_A, TOKEN_B, TOKEN_ADMIN, TOKEN_READ_A = (t["token"] for t in TOKENS)
 # In CI a missing browser fails the browser tests instead of skipping them.
 REQUIRE_BROWSER = bool(os.environ.get("CI") or os.environ.get("EVENTBUS_REQUIRE_BROWSER"))
 

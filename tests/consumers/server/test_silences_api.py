@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 from consumers.store import SilenceStore
 from eventbus.keys import Keys
 
-from .conftest import TOKEN_A, TOKEN_ADMIN, TOKEN_B, StartServer
+from .conftest import TOKEN_A, TOKEN_ADMIN, TOKEN_B, TOKEN_READ_A, StartServer
 
 pytestmark = pytest.mark.integration
 
@@ -149,3 +149,26 @@ async def test_needs_a_token_and_a_json_object(start_server: StartServer) -> Non
     assert (await app.client.post("/v1/silences", json=body())).status_code == 401
     wrong = await app.client.post("/v1/silences", content=b"[1]", headers=bearer(TOKEN_A))
     assert wrong.status_code == 400 and "JSON object" in wrong.json()["error"]
+
+
+async def test_a_read_token_lists_silences_but_cannot_make_or_end_one(
+    start_server: StartServer, redis: aioredis.Redis
+) -> None:
+    # A read-only dashboard token must not be able to mute alerts.
+    app = await start_server()
+    made = await app.client.post("/v1/silences", json=body(), headers=bearer(TOKEN_READ_A))
+    assert made.status_code == 403
+    assert made.json()["error"] == (
+        "token 'viewer-a' has role 'read': making a silence needs role 'operate'"
+    )
+    store = SilenceStore(redis, Keys(app.settings.broker.prefix))
+    assert (await store.load(time.time()))[1] == [], "nothing was stored"
+
+    silence_id = (
+        await app.client.post("/v1/silences", json=body(), headers=bearer(TOKEN_A))
+    ).json()["id"]
+    listed = await app.client.get("/v1/silences", headers=bearer(TOKEN_READ_A))
+    assert [s["id"] for s in listed.json()["silences"]] == [silence_id], "reading is allowed"
+    ended = await app.client.delete(f"/v1/silences/{silence_id}", headers=bearer(TOKEN_READ_A))
+    assert ended.status_code == 403 and "ending a silence needs role 'operate'" in ended.text
+    assert await store.get(silence_id, time.time()) is not None, "still in force"

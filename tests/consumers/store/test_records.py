@@ -201,3 +201,19 @@ async def test_duplicate_note_is_written_only_over_a_delivered_record(
         outcomes = [a.outcome for a in found[base.id].history]
         assert (outcomes[-1] == DUPLICATE) is written
         assert found[base.id].status is stored
+
+
+def test_a_record_written_by_a_newer_version_still_reads() -> None:
+    # Rolling upgrades: a worker reads records that a newer one wrote.
+    record = DeliveryRecord(
+        id="msg_1",
+        event_id="e1",
+        event_type="host.down",
+        team_id="t",
+        subscription="s",
+        channel="c",
+        channel_type="webhook",
+        status=DeliveryStatus.FAILED,
+    )
+    newer = record.to_json()[:-1] + b',"field_of_the_future":{"a":1}}'
+    assert DeliveryRecord.from_json(newer) == record
