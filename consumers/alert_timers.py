@@ -176,4 +176,7 @@ class AlertTimers:
         ]
         if targets:
             work = Work(Settlement(), event, payload, targets)
+            async with translated("remember alert notices"), self.redis.pipeline() as pipe:
+                self.book.remember_notices(pipe, work, done)
+                await pipe.execute()
             await self.pipeline.take_notices([(change.origin.event_id, work)])

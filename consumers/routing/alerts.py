@@ -79,6 +79,11 @@ def memo_key(keys: Keys, event_id: str) -> str:
     return f"{keys.tag}:alert-event:{event_id}"
 
 
+def notice_key(keys: Keys, delivery: str) -> str:
+    """The transition a notified delivery is about (its retries send the same notice)."""
+    return f"{keys.tag}:alert-notice:{delivery}"
+
+
 def payload_key(name: str) -> str:
     """The envelope that raised the alert stored at ``name`` (repeats and auto-resolves show it)."""
     return f"{name}:event"
@@ -101,7 +106,7 @@ class Decided:
         return orjson.dumps({"alert": alert, "transition": self.transition})
 
     @classmethod
-    def from_json(cls, raw: bytes) -> Decided:
+    def from_json(cls, raw: bytes | str) -> Decided:
         data = orjson.loads(raw)
         alert = Alert.from_json(orjson.dumps(data["alert"])) if data["alert"] else None
         return cls(alert, Transition(data["transition"]) if data["transition"] else None)
@@ -250,11 +255,38 @@ class AlertBook:
             if done.alert is not None and done.transition is not None:
                 events = self.keys.alert_events(done.alert.id)
                 pipe.zadd(events, {change.origin.event_id: change.origin.at})
-                self._timers(pipe, change.name, done, works[index] if works else None, now)
+                work = works[index] if works else None
+                self._timers(pipe, change.name, done, work, now)
+                if work is not None:
+                    self.remember_notices(pipe, work, out[index])
         for name, alert in changed.items():
             self._write(pipe, name, alert)
         await pipe.execute()
         return out, [done for _, _, done in fresh]
+
+    def remember_notices(self, pipe: Any, work: Work, done: Decided) -> None:
+        """Keep the transition of each target it notifies, for that delivery's retries."""
+        if done.transition is None:
+            return
+        ttl = max(_MEMO_TTL, int(self.retention))
+        for target in work.targets:
+            if notifies(target.subscription, done.transition):
+                pipe.set(notice_key(self.keys, target.id), done.to_json(), ex=ttl)
+
+    async def restore(self, works: Sequence[Work]) -> None:
+        """Give retried targets of alert events the notice their first attempt had."""
+        targets = [
+            target for work in works if work.event and work.event.alert for target in work.targets
+        ]
+        if self.redis is None or not targets:
+            return
+        async with translated("read alert notices"):
+            found = await self.redis.mget([notice_key(self.keys, t.id) for t in targets])
+        for target, raw in zip(targets, found, strict=True):
+            if raw:
+                done = Decided.from_json(raw)
+                if done.alert is not None and done.transition is not None:
+                    target.alert = notice(done.alert, done.transition)
 
     def _write(self, pipe: Any, name: str, alert: Alert) -> None:
         resolved = alert.status is AlertStatus.RESOLVED

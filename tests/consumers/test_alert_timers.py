@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
+from consumers.channels.base import OutcomeClass, SendResult
 from consumers.routing.alerts import due_key
 from consumers.store import AlertStatus, AlertStore
 from consumers.worker import Worker
@@ -214,3 +215,14 @@ def test_alert_transition_types_are_transient_in_the_catalog() -> None:
     catalog = Catalog()
     for name in ALERT_TRANSITION_TYPES.values():
         assert catalog.kind(name) is Kind.TRANSIENT and not catalog.is_subscribable(name)
+
+
+async def test_a_retried_raise_is_still_the_raise(setup: Callable[..., Any]) -> None:
+    run: Setup = await setup()
+    run.fake.script.append(SendResult(OutcomeClass.RETRYABLE, status=503, error="busy"))
+    await run.publish(failure(run.clock))
+    run.clock.offset += 10  # past the first retry (5 s, no jitter)
+    await run.worker.drain()
+    assert len(run.fake.sent) == 2
+    assert run.transitions() == ["raised", "raised"]
+    assert run.fake.sent[0].delivery_id == run.fake.sent[1].delivery_id
