@@ -91,6 +91,21 @@ class AlertTimers:
             if alert.status.open
         )
 
+    async def prune(self, now: float, count: int = 500) -> int:
+        """Drop from the alerts index the alerts expired (resolved past ``alerts.retention``)."""
+        index = self.book.keys.alerts
+        async with translated("prune alerts index"):
+            names: list[Any] = await self.redis.zrangebyscore(
+                index, "-inf", now - self.book.retention, start=0, num=count
+            )
+            if not names:
+                return 0
+            found = await self.redis.mget(names)
+            gone = [name for name, raw in zip(names, found, strict=True) if raw is None]
+            if gone:
+                await self.redis.zrem(index, *gone)
+        return len(gone)
+
     async def _fire(self, member: str, now: float) -> None:
         kind, name, alert_id, subscription = member.split("\x1f")
         async with translated("read alert"):

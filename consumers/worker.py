@@ -330,6 +330,7 @@ class Worker:
                     self.group, self.config.dead_consumer_idle, self.name
                 )
                 pruned = await self.store.prune_index()
+                pruned += await self.alert_timers.prune(self.clock())
                 if trimmed or removed or pruned:
                     log.info(
                         "maintenance.done",

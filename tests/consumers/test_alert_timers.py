@@ -226,3 +226,15 @@ async def test_a_retried_raise_is_still_the_raise(setup: Callable[..., Any]) -> 
     assert len(run.fake.sent) == 2
     assert run.transitions() == ["raised", "raised"]
     assert run.fake.sent[0].delivery_id == run.fake.sent[1].delivery_id
+
+
+async def test_expired_alerts_leave_the_index(setup: Callable[..., Any]) -> None:
+    run: Setup = await setup()
+    await run.publish(failure(run.clock), at(run.clock, outcome="success", alert={"key": KEY}))
+    redis, keys = run.worker.redis, run.worker.keys
+    assert await redis.zcard(keys.alerts) == 1
+    assert await run.worker.alert_timers.prune(run.clock()) == 0, "kept for the retention"
+    await redis.delete(keys.alert("team-1", KEY))  # as its expiry does
+    run.clock.offset += 7 * 86400 + 1
+    assert await run.worker.alert_timers.prune(run.clock()) == 1
+    assert await redis.zcard(keys.alerts) == 0
