@@ -63,6 +63,7 @@ _LOG_EVENT = {
     DeliveryStatus.GROUPED: "delivery.grouped",
     DeliveryStatus.SILENCED: "delivery.silenced",
     DeliveryStatus.MERGED: "delivery.merged",
+    DeliveryStatus.FOLDED: "delivery.folded",
 }
 
 
@@ -262,7 +263,9 @@ class Dispatcher:
             if is_digest(payload):
                 message = digest_message(payload, sub, record.id, self.limits)
             else:
-                message = render(event, sub, record.id)
+                # the alert stage's notice (consumers.routing.alerts), which
+                # templates and the default text both read
+                message = render(event, sub, record.id, alert=target.alert)
         except PermanentDeliveryError as exc:
             result = SendResult(OutcomeClass.PERMANENT, error=f"template error: {exc}")
         else:

@@ -8,6 +8,7 @@ secret.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -126,6 +127,29 @@ class Metrics:
             ["subscription", "state"],
             registry=registry,
         )
+
+        self.alert_transitions = Counter(
+            "eventbus_alert_transitions",
+            "Alert transitions decided by this worker (raised, touched, acknowledged, "
+            "resolved, repeat)",
+            ["transition"],
+            registry=registry,
+        )
+        self.alerts_firing = Gauge(
+            "eventbus_alerts_firing",
+            "Open alerts by team, severity and status (firing or acknowledged)",
+            ["team", "severity", "status"],
+            registry=registry,
+        )
+
+    def alert_transition(self, transition: str) -> None:
+        self.alert_transitions.labels(transition).inc()
+
+    def open_alerts(self, counts: Mapping[tuple[str, str, str], int]) -> None:
+        """Set the open-alert gauge: (team, severity, status) -> how many (others 0)."""
+        self.alerts_firing.clear()
+        for (team, severity, status), count in counts.items():
+            self.alerts_firing.labels(team, severity, status).set(count)
 
     def filtered(self, subscription: str, reason: str) -> None:
         """Count an event a subscription's filters kept out (reason: severity or where)."""

@@ -141,14 +141,15 @@ class Pipeline:
 
     async def take_retries(self, jobs: Sequence[RetryJob]) -> None:
         """Start due retries (screened like entries: one done meanwhile is not sent)."""
-        await self._take(
-            [
-                (job.delivery_id, self.dispatcher.retry_work(job))
-                for job in jobs
-                # one still in flight here past its lease: that one settles it
-                if job.delivery_id not in self._keys
-            ]
-        )
+        taken = [
+            (job.delivery_id, self.dispatcher.retry_work(job))
+            for job in jobs
+            # one still in flight here past its lease: that one settles it
+            if job.delivery_id not in self._keys
+        ]
+        # A retried alert notification is still about its transition.
+        await self.dispatcher.router.alerts.restore([work for _, work in taken])
+        await self._take(taken)
 
     async def take_digests(self, due: Sequence[tuple[RetryJob, GroupFlush]]) -> None:
         """Start digests of claimed groups: sent as retries, each commit ending its flush."""
@@ -160,6 +161,10 @@ class Pipeline:
             work.settlement.flushed.append(flush)
             taken.append((job.delivery_id, work))
         await self._take(taken)
+
+    async def take_notices(self, works: Sequence[tuple[str, Work]]) -> None:
+        """Start notifications of alert timers (``consumers.alert_timers``), screened too."""
+        await self._take([(key, work) for key, work in works if key not in self._keys])
 
     async def _take(self, taken: Sequence[tuple[str, Work]]) -> None:
         """Screen works and start them; each is in flight until its settlement is committed.

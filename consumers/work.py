@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from eventbus.envelope import Event
 from eventbus.settings import SubscriptionSpec
 
-from .channels.base import OutcomeClass, SendResult
+from .channels.base import AlertNotice, OutcomeClass, SendResult
 from .store import Attempt, DeliveryRecord, DeliveryStatus, Settlement, delivery_id
 
 __all__ = ["Target", "Work", "add_attempt", "new_record"]
@@ -31,6 +31,7 @@ class Target:
     created_at: float
     history: tuple[Attempt, ...] = ()
     retry: bool = False  # a due retry: its schedule entry goes once settled
+    alert: AlertNotice | None = None  # the alert transition it notifies of
     replay_of: str | None = None  # a replay (consumers.replay): the delivery it replays
 
 

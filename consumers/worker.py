@@ -31,6 +31,7 @@ from eventbus.errors import BrokerError
 from eventbus.keys import Keys
 from eventbus.settings import Settings
 
+from .alert_timers import AlertTimers
 from .breaker import Breaker
 from .channels.base import Channel
 from .console.propagation import ConsoleFeed
@@ -39,7 +40,7 @@ from .flushing import Flusher
 from .health import Health
 from .metrics import Metrics
 from .pipeline import Pipeline
-from .routing import Cooldowns, Router, SilenceBook
+from .routing import AlertBook, Cooldowns, Router, SilenceBook
 from .store import (
     BreakerStore,
     Committer,
@@ -91,7 +92,10 @@ class Worker:
         self.committer = Committer(redis, self.keys, self.group, self.config.record_ttl)
         self.maintenance = Maintenance(redis, self.keys)
         self.silences = SilenceBook(SilenceStore(redis, self.keys))
-        router = Router(settings, silences=self.silences, cooldowns=Cooldowns(redis, self.keys))
+        alerts = AlertBook(redis, self.keys)
+        router = Router(
+            settings, silences=self.silences, cooldowns=Cooldowns(redis, self.keys), alerts=alerts
+        )
         breaker = Breaker(
             settings, BreakerStore(redis, self.keys), metrics=self.metrics, clock=clock
         )
@@ -109,6 +113,7 @@ class Worker:
             clock=clock,
         )
         self.flusher = Flusher(GroupQueue(redis, self.keys), self.pipeline, clock)
+        self.alert_timers = AlertTimers(redis, alerts, self.pipeline, clock)
         self._stopping = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
         # API-defined channels and subscriptions, merged into the YAML's on every change.
@@ -199,6 +204,9 @@ class Worker:
             entries = await self.streams.read(self.group, self.name, room, None)
             jobs = await self.retries.claim(self.clock(), self._lease, room)
             digests = await self.flusher.flush_due(self._lease, room - len(entries) - len(jobs))
+            digests += await self.alert_timers.fire_due(
+                self._lease, room - len(entries) - len(jobs) - digests
+            )
             if not entries and not jobs and not digests:
                 if not self.pipeline.in_flight:
                     return done
@@ -274,6 +282,7 @@ class Worker:
             jobs = await self.retries.claim(self.clock(), self._lease, min(room, 100))
             await self.pipeline.take_retries(jobs)
             digests = await self.flusher.flush_due(self._lease, min(room, 100) - len(jobs))
+            digests += await self.alert_timers.fire_due(self._lease, min(room, 100) - digests)
             if not jobs and not digests:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), self.config.retry_poll)
@@ -333,6 +342,7 @@ class Worker:
                     if stats.lag is not None:
                         self.metrics.stream_lag.labels(stats.name).set(stats.lag)
             self.metrics.retries_due.set(await self.retries.due_count(self.clock()))
+            self.metrics.open_alerts(await self.alert_timers.open_counts())
             if time.monotonic() - last_trim >= self.config.trim_interval:
                 last_trim = time.monotonic()
                 trimmed = await self.maintenance.trim(self.config.retention_min_age)
@@ -340,6 +350,7 @@ class Worker:
                     self.group, self.config.dead_consumer_idle, self.name
                 )
                 pruned = await self.store.prune_index()
+                pruned += await self.alert_timers.prune(self.clock())
                 if trimmed or removed or pruned:
                     log.info(
                         "maintenance.done",

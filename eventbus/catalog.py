@@ -13,11 +13,27 @@ from enum import StrEnum
 from .envelope import validate_event_type
 from .errors import CatalogError
 
-__all__ = ["DEFAULT_TYPES", "OPERATOR_CHANNEL_DISABLED", "OPERATOR_TEAM", "Catalog", "Kind"]
+__all__ = [
+    "ALERT_TRANSITION_TYPES",
+    "DEFAULT_TYPES",
+    "OPERATOR_CHANNEL_DISABLED",
+    "OPERATOR_TEAM",
+    "Catalog",
+    "Kind",
+]
 
 # Events the daemon itself publishes, under their own team, for operators.
 OPERATOR_TEAM = "eventbus"
 OPERATOR_CHANNEL_DISABLED = "eventbus.channel.disabled"
+# Transient events on the live feed (the alert's team) when an alert changes:
+# transition value -> event type.
+ALERT_TRANSITION_TYPES: Mapping[str, str] = {
+    "raised": "eventbus.alert.raised",
+    "touched": "eventbus.alert.touched",
+    "acknowledged": "eventbus.alert.acknowledged",
+    "resolved": "eventbus.alert.resolved",
+    "repeat": "eventbus.alert.repeat",
+}
 
 
 class Kind(StrEnum):
@@ -37,18 +53,30 @@ DEFAULT_TYPES: Mapping[str, Kind] = {
     "host.down": Kind.DURABLE,
     "capsule.state.changed": Kind.TRANSIENT,
     "eventbus.channel.disabled": Kind.DURABLE,
+    **{name: Kind.TRANSIENT for name in ALERT_TRANSITION_TYPES.values()},
 }
 
 
 class Catalog:
     """Declared event types; ``strict`` rejects types that are not declared."""
 
-    def __init__(self, types: Mapping[str, Kind | str] | None = None, *, strict: bool = False):
+    def __init__(
+        self,
+        types: Mapping[str, Kind | str] | None = None,
+        *,
+        strict: bool = False,
+        auto_resolve: Mapping[str, float] | None = None,
+    ):
         merged: dict[str, Kind] = dict(DEFAULT_TYPES)
         for name, kind in (types or {}).items():
             merged[validate_event_type(name)] = Kind(kind)
         self._types = merged
         self.strict = strict
+        self._auto_resolve = dict(auto_resolve or {})
+
+    def auto_resolve(self, event_type: str) -> float | None:
+        """Seconds an alert raised by ``event_type`` may go untouched before it resolves."""
+        return self._auto_resolve.get(event_type)
 
     def __contains__(self, event_type: object) -> bool:
         return event_type in self._types

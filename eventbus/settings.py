@@ -29,14 +29,15 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .breaker import BreakerSettings
-from .catalog import Catalog, Kind
+from .catalog_settings import AlertSettings, CatalogSettings, TypeDeclaration
 from .durations import Duration
-from .envelope import EnvelopeLimits, Severity, validate_event_type
+from .envelope import EnvelopeLimits, Severity
 from .filters import FilterError, Filters, check_where, compile_filters
 from .paths import check_path
 from .security import SecuritySettings, secret_key_bytes
 
 __all__ = [
+    "AlertSettings",
     "ApiToken",
     "BreakerSettings",
     "BrokerSettings",
@@ -49,6 +50,7 @@ __all__ = [
     "SecuritySettings",
     "Settings",
     "SubscriptionSpec",
+    "TypeDeclaration",
     "redact_url",
     "secret_key_bytes",
 ]
@@ -231,22 +233,6 @@ class HttpSettings(_Section):
     replay_limit: int = Field(1000, ge=0)
 
 
-class CatalogSettings(_Section):
-    strict: bool = False
-    types: dict[str, Kind] = Field(default_factory=dict)
-
-    @field_validator("types")
-    @classmethod
-    def _check_names(cls, types: dict[str, Kind]) -> dict[str, Kind]:
-        # Caught here, a bad name is a config problem, not a ValueError at build().
-        for name in types:
-            validate_event_type(name)
-        return types
-
-    def build(self) -> Catalog:
-        return Catalog(self.types, strict=self.strict)
-
-
 class LoggingSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
@@ -327,6 +313,10 @@ class SubscriptionSpec(_Section):
     group_wait: Duration = 30.0
     group_interval: Duration = 300.0
     digest_max_events: int = Field(50, ge=1, le=1000)
+    # Alerts (see the README's "Alerts"): which transitions of an alert notify.
+    send_resolved: bool = True
+    repeat_interval: Duration | None = Field(None, gt=0)
+    notify_on: list[Literal["raise", "resolve", "acknowledge", "repeat", "touch"]] | None = None
     _filters: Filters | None = PrivateAttr(None)
 
     @property
@@ -336,6 +326,13 @@ class SubscriptionSpec(_Section):
         # failed attribute lookup first, ten times slower.
         private = self.__pydantic_private__
         return private.get("_filters") if private else None
+
+    @property
+    def alert_notify_on(self) -> frozenset[str]:
+        """``notify_on``, or its default: raise and resolve (and repeat with an interval)."""
+        if self.notify_on is not None:
+            return frozenset(self.notify_on)
+        return _NOTIFY_REPEAT if self.repeat_interval else _NOTIFY_DEFAULT
 
     @field_validator("where")
     @classmethod
@@ -373,6 +370,10 @@ class SubscriptionSpec(_Section):
                     "with * or ? as wildcards, e.g. 'capsule.*' or 'host.down'"
                 )
         return patterns
+
+
+_NOTIFY_DEFAULT = frozenset({"raise", "resolve"})
+_NOTIFY_REPEAT = _NOTIFY_DEFAULT | {"repeat"}
 
 
 def _filter_errors(title: str, exc: FilterError, within: str = "") -> ValidationError:
@@ -413,6 +414,7 @@ class Settings(BaseSettings):
     envelope: EnvelopeLimits = Field(default_factory=EnvelopeLimits)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     breaker: BreakerSettings = Field(default_factory=BreakerSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
     channels: list[ChannelSpec] = Field(default_factory=list)
     subscriptions: list[SubscriptionSpec] = Field(default_factory=list)
 

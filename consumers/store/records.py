@@ -75,6 +75,7 @@ class DeliveryStatus(StrEnum):
     GROUPED = "grouped"  # folded into a digest (refers_to: the digest's delivery id)
     SILENCED = "silenced"  # a silence matched (refers_to: the silence id)
     MERGED = "merged"  # another subscription delivers it to this channel (its delivery id)
+    FOLDED = "folded"  # an alert transition that does not notify (refers_to: the alert id)
 
     @property
     def routed(self) -> bool:
@@ -88,6 +89,7 @@ _ROUTED = frozenset(
         DeliveryStatus.GROUPED,
         DeliveryStatus.SILENCED,
         DeliveryStatus.MERGED,
+        DeliveryStatus.FOLDED,
     }
 )
 

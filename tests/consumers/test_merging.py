@@ -196,3 +196,33 @@ def test_overlaps_are_in_file_order_and_flag_where_filters() -> None:
         ("global-1", "other-team"): False,
         ("global-2", "other-team"): True,
     }
+
+
+async def test_a_templated_alert_notice_renders_with_its_alert(build: Build) -> None:
+    # Dispatch hands the alert to render() itself: a subscription's template
+    # sees {{ alert }} (a notice set on the message afterwards came too late
+    # for templates, which render at once).
+    from consumers.work import Target
+
+    from .channels.support import make_alert
+
+    dispatcher, fakes = build(
+        subscription("pager", ("hook",), body_template="{{ alert.transition }} x{{ alert.count }}")
+    )
+    work = dispatcher.entry_work(entry()[0])
+    [target] = work.targets
+    work.targets = [
+        Target(
+            target.subscription,
+            target.channel_name,
+            target.id,
+            0,
+            target.created_at,
+            alert=make_alert("resolved"),
+        )
+    ]
+    await dispatcher.send(work)
+    (message,) = fakes["hook"].sent
+    assert message.body == "resolved x41"
+    assert message.title.startswith("RESOLVED: ")
+    assert message.alert is not None and message.alert.transition == "resolved"

@@ -27,6 +27,12 @@ def test_defaults_from_the_issue() -> None:
         "capsule.state.changed": Kind.TRANSIENT,
         # published by the daemon itself when it disables a channel
         "eventbus.channel.disabled": Kind.DURABLE,
+        # alert transitions on the live feed (consumers.routing.alerts)
+        **dict.fromkeys(
+            [f"eventbus.alert.{name}" for name in ("raised", "touched", "acknowledged")]
+            + ["eventbus.alert.resolved", "eventbus.alert.repeat"],
+            Kind.TRANSIENT,
+        ),
     }
     assert catalog.types == DEFAULT_TYPES
     assert catalog.strict is False
