@@ -15,19 +15,17 @@ the rest still applies.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import time
 from collections.abc import Callable, Mapping
-from typing import Any, Final
+from typing import Final
 
 import structlog
 from pydantic import ValidationError
 
-from eventbus.brokers.redis_streams import translated
 from eventbus.errors import ChannelConfigError
 from eventbus.settings import ChannelSpec, Settings, SubscriptionSpec
 
 from ..channels.base import Channel
+from ..following import Follower
 from .store import ConsoleStore, Snapshot
 
 __all__ = ["REFRESH", "ConsoleFeed", "merge"]
@@ -35,10 +33,6 @@ __all__ = ["REFRESH", "ConsoleFeed", "merge"]
 log = structlog.get_logger("eventbus.console")
 
 REFRESH: Final = 1.0
-_TICK: Final = 1.0
-_CONFIRM_TIMEOUT: Final = 5.0
-_BACKOFF_START: Final = 0.1
-_BACKOFF_CAP: Final = 10.0
 
 Build = Callable[[Settings], Mapping[str, Channel]]
 Apply = Callable[[Settings, Mapping[str, Channel]], None]
@@ -99,7 +93,6 @@ class ConsoleFeed:
         self.version: int | None = None
         self._snapshot = Snapshot(0)
         self._base_channels: dict[str, Channel] | None = None
-        self._delay = _BACKOFF_START
         self._loaded = asyncio.Condition()
 
     def __repr__(self) -> str:
@@ -160,46 +153,13 @@ class ConsoleFeed:
 
         While Redis cannot be reached, the worker keeps the set it has.
         """
-        while not stopping.is_set():
-            if beat is not None:
-                beat()
-            try:
-                await self._follow(stopping, beat)
-            except Exception as exc:
-                log.warning("console.watch_failed", error=str(exc), retry_in_s=self._delay)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stopping.wait(), self._delay)
-                self._delay = min(self._delay * 2, _BACKOFF_CAP)
-
-    async def _follow(self, stopping: asyncio.Event, beat: Callable[[], None] | None) -> None:
-        pubsub: Any = self.store.redis.pubsub()
-        try:
-            async with translated("subscribe to the console notices"):
-                await pubsub.subscribe(self.store.keys.console_changed)
-                await _confirmed(pubsub)
-            await self.load()  # subscribed first, then loaded: nothing falls in between
-            self._delay = _BACKOFF_START
-            polled = time.monotonic()
-            while not stopping.is_set():
-                if beat is not None:
-                    beat()
-                async with translated("wait for console notices"):
-                    notice = await pubsub.get_message(
-                        ignore_subscribe_messages=True, timeout=min(self.refresh, _TICK)
-                    )
-                if notice is None and time.monotonic() - polled < self.refresh:
-                    continue
-                polled = time.monotonic()
-                if notice is not None or await self.store.version() != self.version:
-                    await self.load()
-        finally:
-            with contextlib.suppress(Exception):
-                await pubsub.aclose()
-
-
-async def _confirmed(pubsub: Any) -> None:
-    async with asyncio.timeout(_CONFIRM_TIMEOUT):
-        while True:
-            reply = await pubsub.get_message(timeout=_CONFIRM_TIMEOUT)
-            if reply is not None and reply["type"] == "subscribe":
-                return
+        follower = Follower(
+            self.store.redis,
+            self.store.keys.console_changed,
+            what="console",
+            load=self.load,
+            stored_version=self.store.version,
+            held_version=lambda: self.version,
+            refresh=self.refresh,
+        )
+        await follower.watch(stopping, beat)

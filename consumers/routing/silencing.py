@@ -14,17 +14,16 @@ cheap next to the stream reads. Time-based expiry needs no reload at all:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 import structlog
 
-from eventbus.brokers.redis_streams import translated
 from eventbus.settings import Settings
 
+from ..following import Follower
 from ..store import DeliveryStatus
 from ..store.silences import Silence, SilenceError, SilenceStore, format_time
 from ..work import Work
@@ -35,10 +34,6 @@ __all__ = ["REFRESH", "SilenceBook"]
 log = structlog.get_logger("eventbus.silences")
 
 REFRESH: Final = 1.0
-_CONFIRM_TIMEOUT: Final = 5.0
-_TICK: Final = 1.0  # the stop flag is looked at least this often
-_BACKOFF_START: Final = 0.1
-_BACKOFF_CAP: Final = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +52,6 @@ class SilenceBook:
         self.version: int | None = None  # of the silences loaded; None before the first load
         self._by_team: dict[str, list[_Compiled]] = {}
         self._channel_types: dict[str, str] = {}
-        self._delay = _BACKOFF_START  # before watching again after a failure
         self._loaded = asyncio.Condition()
 
     def __repr__(self) -> str:
@@ -133,51 +127,14 @@ class SilenceBook:
         """
         if self.store is None:
             return
-        while not stopping.is_set():
-            if beat is not None:  # alive while Redis is down too: an outage is not a hang
-                beat()
-            try:
-                await self._follow(stopping, beat)
-            except Exception as exc:  # Redis errors (translated or not) and anything else
-                log.warning("silences.watch_failed", error=str(exc), retry_in_s=self._delay)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stopping.wait(), self._delay)
-                self._delay = min(self._delay * 2, _BACKOFF_CAP)
-
-    async def _follow(self, stopping: asyncio.Event, beat: Callable[[], None] | None) -> None:
-        assert self.store is not None
-        pubsub: Any = self.store.redis.pubsub()
-        try:
-            async with translated("subscribe to the silence notices"):
-                await pubsub.subscribe(self.store.keys.silences_changed)
-                await _confirmed(pubsub)
-            # Subscribed first, then loaded: a change in between is not missed.
-            await self.load()
-            self._delay = _BACKOFF_START
-            # The stop flag as well as cancellation: redis-py with hiredis can
-            # swallow a cancel that lands while a reply is parsed.
-            polled = time.monotonic()
-            while not stopping.is_set():
-                if beat is not None:
-                    beat()
-                async with translated("wait for silence notices"):
-                    notice = await pubsub.get_message(
-                        ignore_subscribe_messages=True, timeout=min(self.refresh, _TICK)
-                    )
-                if notice is None and time.monotonic() - polled < self.refresh:
-                    continue
-                polled = time.monotonic()
-                if notice is not None or await self.store.version() != self.version:
-                    await self.load()
-        finally:
-            with contextlib.suppress(Exception):
-                await pubsub.aclose()
-
-
-async def _confirmed(pubsub: Any) -> None:
-    """Wait for Redis to confirm the subscription (notices before that would be missed)."""
-    async with asyncio.timeout(_CONFIRM_TIMEOUT):
-        while True:
-            reply = await pubsub.get_message(timeout=_CONFIRM_TIMEOUT)
-            if reply is not None and reply["type"] == "subscribe":
-                return
+        store = self.store
+        follower = Follower(
+            store.redis,
+            store.keys.silences_changed,
+            what="silences",
+            load=self.load,
+            stored_version=store.version,
+            held_version=lambda: self.version,
+            refresh=self.refresh,
+        )
+        await follower.watch(stopping, beat)
