@@ -19,7 +19,7 @@ _TOKEN_BYTES = 32  # 256 bits, 43 URL-safe characters
     epilog="""\b
 Examples:
   eventbus tokens new --name dashboard --teams team-1,team-2
-  eventbus tokens new --name ops-admin --teams '*'""",
+  eventbus tokens new --name ops-admin --teams '*' --role operate""",
 )
 def command() -> None:
     """Make API tokens for the dashboard, SSE clients and the HTTP API."""
@@ -42,7 +42,14 @@ to keep it out of the YAML file.""",
     show_default=True,
     help="Comma-separated teams the token may read ('*' for every team).",
 )
-def new(name: str, teams: str) -> None:
+@click.option(
+    "--role",
+    type=click.Choice(["read", "operate"]),
+    default="read",
+    show_default=True,
+    help="read: look only; operate: also acknowledge, resolve, silence, resend, change.",
+)
+def new(name: str, teams: str, role: str) -> None:
     """Print a new random token and the http.tokens entry to paste."""
     if not re.match(NAME_RE, name):
         raise click.BadParameter(
@@ -65,5 +72,5 @@ def new(name: str, teams: str) -> None:
         "  tokens:\n"
         f"    - name: {name}\n"
         f"      token: ${{{variable}}}\n"
-        f"      teams: [{shown_teams}]"
+        f"      teams: [{shown_teams}]" + (f"\n      role: {role}" if role != "read" else "")
     )

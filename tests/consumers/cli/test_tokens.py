@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from eventbus.config import load_settings
 from tests.eventbus.cli_support import run
 
 
-def test_printed_yaml_and_variable_configure_the_token(tmp_path: Path) -> None:
-    result = run("tokens", "new", "--name", "dash", "--teams", "team-1,team-2")
+@pytest.mark.parametrize("role", ["read", "operate"])
+def test_printed_yaml_and_variable_configure_the_token(tmp_path: Path, role: str) -> None:
+    result = run("tokens", "new", "--name", "dash", "--teams", "team-1,team-2", "--role", role)
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     token = lines[1]
@@ -25,6 +28,7 @@ def test_printed_yaml_and_variable_configure_the_token(tmp_path: Path) -> None:
     [configured] = settings.http.tokens
     assert configured.name == "dash" and configured.teams == ["team-1", "team-2"]
     assert configured.token.get_secret_value() == token
+    assert configured.role == role
 
 
 def test_every_team_and_a_fresh_token_each_time() -> None:
