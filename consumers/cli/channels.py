@@ -13,10 +13,12 @@ import httpx
 from eventbus.brokers.redis_streams import connect
 from eventbus.cli import EXIT_FAILED, EXIT_USAGE, Context, fail, run_async
 from eventbus.keys import Keys
-from eventbus.settings import Settings
+from eventbus.settings import ChannelSpec, Settings
 
 from ..breaker import breaker_rules
 from ..channels import ChannelDeps, build_channel
+from ..console.propagation import merge
+from ..console.store import ConsoleStore
 from ..store import BreakerStore, ChannelState, Circuit, DeliveryStore
 from ..testsend import send_test
 from .common import checked_settings
@@ -51,6 +53,7 @@ def list_(ctx: Context, as_json: bool) -> None:
         rows,
         [
             ("name", "name"),
+            ("source", "source"),
             ("type", "type"),
             ("target", "target"),
             ("rate_limit", "rate limit"),
@@ -158,6 +161,16 @@ def disable(ctx: Context, name: str, reason: str) -> None:
     click.echo(f"{name}: disabled (workers pick this up within 10 s)")
 
 
+async def _all_channels(
+    redis: Any, keys: Keys, settings: Settings
+) -> list[tuple[ChannelSpec, str]]:
+    """The YAML's channels, then those added through the console API (``source``)."""
+    snapshot = await ConsoleStore(redis, keys, settings.security).snapshot()
+    merged, _problems = merge(settings, snapshot)  # the worker logs the problems
+    from_config = {spec.name for spec in settings.channels}
+    return [(spec, "config" if spec.name in from_config else "api") for spec in merged.channels]
+
+
 async def _channel_rows(settings: Settings) -> list[dict[str, Any]]:
     redis = connect(settings.broker.redis_url.get_secret_value())
     async with httpx.AsyncClient() as http:
@@ -167,9 +180,10 @@ async def _channel_rows(settings: Settings) -> list[dict[str, Any]]:
             states = await store.channel_states()
             windows = {name: rule.window for name, rule in breaker_rules(settings).items()}
             circuits = await BreakerStore(redis, store.keys).read(windows, time.time())
-            latest = await store.latest_per_channel([c.name for c in settings.channels])
+            specs = await _all_channels(redis, store.keys, settings)
+            latest = await store.latest_per_channel([spec.name for spec, _ in specs])
             rows = []
-            for spec in settings.channels:
+            for spec, source in specs:
                 state = states.get(spec.name)
                 record = latest.get(spec.name)
                 last = [record] if record is not None else []
@@ -179,6 +193,7 @@ async def _channel_rows(settings: Settings) -> list[dict[str, Any]]:
                 rows.append(
                     {
                         "name": spec.name,
+                        "source": source,
                         "type": spec.kind,
                         "target": build_channel(spec, deps).describe(),
                         "rate_limit": f"{limit.rate:g}/{limit.per:g}s" if limit else "default",

@@ -79,6 +79,15 @@ def test_channels_add_update_remove_through_the_store(
     assert SECRET not in added.output and '"secret": "***"' in added.output
     raw = redis.hget(Keys(prefix).console("channel"), "t1-hook")
     assert raw is not None and SECRET.encode() not in raw
+    listed = [
+        json.loads(line)
+        for line in invoke(config, "channels", "list", "--json").stdout.splitlines()
+    ]
+    assert [(row["name"], row["source"]) for row in listed] == [
+        ("console", "config"),
+        ("t1-hook", "api"),
+    ], "channels list shows the console's channels beside the YAML's"
+    assert SECRET not in json.dumps(listed)
     updated = invoke(config, "channels", "update", "t1-hook", "--set", "timeout=4")
     assert updated.exit_code == 0 and '"timeout": 4' in updated.output, updated.output
     audit = redis.xrange(Keys(prefix).console_audit)
