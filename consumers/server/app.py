@@ -9,7 +9,9 @@ Routes (``create_app``):
                                   503 with the reason
 ``GET /metrics``           open   Prometheus text format
 ``GET /v1/events/stream``  token  the live mirror as Server-Sent Events
-``GET /v1/deliveries``     token  recent delivery records (newest first)
+``GET /v1/deliveries``     token  recent delivery records (newest first;
+                                  ``?status=``, ``?channel=``, ``?event=<id>``,
+                                  ``?history=true`` adds every attempt)
 ``/v1/silences``           token  list, make and end silences (``.silences``)
 ``/v1/alerts``             token  list, acknowledge, resolve alerts (``.alerts``)
 ``GET /v1/whoami``         token  the token's name, teams and role
@@ -177,14 +179,24 @@ class _Api:
         status = request.query_params.get("status") or None
         if status is not None and status not in {s.value for s in DeliveryStatus}:
             raise HTTPException(400, f"unknown status {status[:20]!r}")
+        query = request.query_params
+        history = query.get("history", "").lower() in {"1", "true", "yes"}
         try:
-            records = await self.store.query(status=status, teams=teams, limit=limit)
+            records = await self.store.query(
+                status=status,
+                channel=query.get("channel") or None,
+                event_id=query.get("event") or None,
+                teams=teams,
+                limit=limit,
+                history=history,
+            )
         except BrokerUnavailable:
             raise HTTPException(503, "Redis is unreachable; retry shortly") from None
         rows: list[dict[str, Any]] = []
         for record in records:
             data = record.to_dict()
-            data.pop("history", None)
+            if not history:
+                data.pop("history", None)
             data.pop("payload", None)  # the event of a failed one, kept for a resend
             rows.append(data)
         return JSONResponse({"deliveries": rows})

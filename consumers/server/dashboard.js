@@ -22,6 +22,8 @@
   let alertsSoon = null;
   // Actions sent and not yet taken in by a worker: "team\0key" -> the status when sent.
   const pending = new Map();
+  let records = []; // the deliveries listed, with their history
+  let shownId = null; // the delivery whose attempts the detail panel shows
 
   function setState(kind, text) {
     const el = $("state");
@@ -275,10 +277,16 @@
   }
 
   function renderDeliveries(rows) {
+    const wanted = $("f-subscription").value.trim();
+    records = wanted ? rows.filter((d) => d.subscription === wanted) : rows;
     const body = $("deliveries").tBodies[0];
     body.replaceChildren();
-    for (const d of rows) {
+    for (const d of records) {
       const row = document.createElement("tr");
+      row.dataset.id = d.id;
+      row.dataset.team = d.team_id;
+      if (d.id === shownId) row.className = "selected";
+      row.addEventListener("click", () => showDelivery(d.id));
       const when = new Date(d.updated_at * 1000);
       cell(row, clock(when), "mono").title = when.toISOString();
       cell(row, d.team_id);
@@ -290,7 +298,194 @@
       resultCell(row, d);
       body.appendChild(row);
     }
-    $("deliveries-empty").hidden = rows.length > 0;
+    $("deliveries-empty").hidden = records.length > 0;
+    if (shownId) showDelivery(shownId, true);
+  }
+
+  function detailNotice(text) {
+    $("detail-notice").textContent = text;
+    $("detail-notice").hidden = !text;
+  }
+
+  // Every attempt of one delivery (its history), and Resend for an operate token.
+  function showDelivery(id, keepNotice) {
+    const d = records.find((found) => found.id === id);
+    if (!d) return;
+    if (id !== shownId || !keepNotice) detailNotice("");
+    shownId = id;
+    for (const row of $("deliveries").tBodies[0].rows) {
+      row.className = row.dataset.id === id ? "selected" : "";
+    }
+    $("detail-id").textContent = d.id;
+    const body = $("attempts").tBodies[0];
+    body.replaceChildren();
+    for (const attempt of d.history || []) {
+      const row = document.createElement("tr");
+      row.dataset.outcome = attempt.outcome;
+      cell(row, attempt.number, "mono");
+      cell(row, new Date(attempt.at * 1000).toISOString(), "mono");
+      cell(row, Math.round(attempt.duration * 1000) + " ms", "mono");
+      badge(row, attempt.outcome);
+      cell(row, attempt.status || "", "mono");
+      if (attempt.error) cell(row, attempt.error, "error-text");
+      else cell(row, attempt.response || "", "muted");
+      body.appendChild(row);
+    }
+    $("resend").hidden = !(me && me.may_operate);
+    $("resend").disabled = false;
+    $("delivery-detail").hidden = false;
+  }
+
+  function closeDelivery() {
+    shownId = null;
+    $("delivery-detail").hidden = true;
+    for (const row of $("deliveries").tBodies[0].rows) row.className = "";
+  }
+
+  // The shown delivery as stored now, even when the filters no longer list it
+  // (a resend makes a failed one retrying): looked up by its event id.
+  async function reloadShown(shown) {
+    const id = shown.id;
+    if (shownId !== id) return;
+    const q = new URLSearchParams({ event: shown.event_id, history: "true" });
+    try {
+      const response = await fetch("/v1/deliveries?" + q, { headers: authHeaders() });
+      const now = response.ok ? ((await response.json()).deliveries || []) : [];
+      const fresh = now.find((found) => found.id === id);
+      if (fresh) records = [fresh, ...records.filter((found) => found.id !== id)];
+    } catch (err) {
+      return;
+    }
+    showDelivery(id, true);
+  }
+
+  async function resend() {
+    const id = shownId;
+    const shown = records.find((found) => found.id === id);
+    if (!shown) return;
+    $("resend").disabled = true;
+    let response = null;
+    try {
+      const path = "/v1/deliveries/" + encodeURIComponent(id) + "/resend";
+      response = await fetch(path, { method: "POST", headers: authHeaders() });
+    } catch (err) {
+      /* said below */
+    }
+    if (response && response.status === 202) {
+      detailNotice("Resend scheduled: " + ((await response.json()).note || "a worker sends it"));
+      await loadDeliveries();
+      await reloadShown(shown);
+      document.body.dataset.resent = id;
+      return;
+    }
+    const why = response ? await errorText(response, "HTTP " + response.status) : "unreachable";
+    detailNotice("Could not resend: " + why);
+    $("resend").disabled = false;
+  }
+
+  function silencesNotice(text, problems) {
+    $("silences-error").textContent = text;
+    const list = $("silence-problems");
+    list.replaceChildren();
+    for (const problem of problems || []) {
+      const item = document.createElement("li");
+      item.textContent = problem;
+      list.appendChild(item);
+    }
+    $("silences-notice").hidden = !text;
+  }
+
+  function renderSilences(rows) {
+    const body = $("silences").tBodies[0];
+    body.replaceChildren();
+    for (const silence of rows) {
+      const row = document.createElement("tr");
+      row.dataset.id = silence.id;
+      row.dataset.team = silence.team;
+      cell(row, silence.team);
+      cell(row, silence.matchers.join(", "), "mono");
+      cell(row, silence.ends_at, "mono");
+      cell(row, silence.comment);
+      cell(row, silence.created_by);
+      if (me && me.may_operate) {
+        const td = cell(row, "", "actions");
+        const button = document.createElement("button");
+        button.type = "button";
+        button.className = "small secondary expire";
+        button.textContent = "Expire";
+        button.addEventListener("click", () => expireSilence(silence, button));
+        td.appendChild(button);
+      }
+      body.appendChild(row);
+    }
+    $("silences-count").textContent = rows.length ? "(" + rows.length + " in force)" : "";
+    $("silences-empty").hidden = rows.length > 0;
+    $("silence-form").hidden = !(me && me.may_operate);
+  }
+
+  async function loadSilences() {
+    if (!token()) return;
+    const q = filters();
+    q.delete("type");
+    let response;
+    try {
+      response = await fetch("/v1/silences?" + q, { headers: authHeaders() });
+    } catch (err) {
+      return;
+    }
+    if (!response.ok) {
+      silencesNotice("Silences: " + (await errorText(response, "refused")));
+      return;
+    }
+    renderSilences((await response.json()).silences || []);
+  }
+
+  async function send(method, path, body) {
+    const headers = { ...authHeaders(), "Content-Type": "application/json" };
+    try {
+      return await fetch(path, { method, headers, body: body && JSON.stringify(body) });
+    } catch (err) {
+      return null;
+    }
+  }
+
+  async function addSilence(event) {
+    event.preventDefault();
+    const body = {
+      matchers: $("s-matchers").value.split("\n").map((line) => line.trim()).filter(Boolean),
+      duration: $("s-duration").value.trim(),
+      comment: $("s-comment").value.trim(),
+    };
+    const team = $("s-team").value.trim();
+    if (team) body.team = team;
+    const response = await send("POST", "/v1/silences", body);
+    if (response && response.status === 201) {
+      silencesNotice("");
+      $("s-matchers").value = "";
+      $("s-comment").value = "";
+      await loadSilences();
+      return;
+    }
+    let data = {};
+    try {
+      data = response ? await response.json() : { error: "unreachable" };
+    } catch (err) {
+      data = { error: "HTTP " + response.status };
+    }
+    silencesNotice("Not added: " + (data.error || "refused"), data.problems);
+  }
+
+  async function expireSilence(silence, button) {
+    button.disabled = true;
+    const response = await send("DELETE", "/v1/silences/" + encodeURIComponent(silence.id));
+    if (response && response.ok) {
+      silencesNotice("");
+      await loadSilences();
+      return;
+    }
+    const why = response ? await errorText(response, "HTTP " + response.status) : "unreachable";
+    silencesNotice("Could not expire the silence: " + why);
+    button.disabled = false;
   }
 
   // Loads recent deliveries; doubles as the token check (EventSource cannot
@@ -301,6 +496,11 @@
     const q = filters();
     q.delete("type");
     q.set("limit", "50");
+    q.set("history", "true");
+    for (const [name, id] of [["status", "f-status"], ["channel", "f-channel"], ["event", "f-event"]]) {
+      const value = $(id).value.trim();
+      if (value) q.set(name, value);
+    }
     let response;
     try {
       response = await fetch("/v1/deliveries?" + q, { headers: { Authorization: "Bearer " + t } });
@@ -397,12 +597,15 @@
     if (mine !== generation || !accepted) return;
     await loadWhoami();
     if (mine !== generation) return;
+    if (shownId) showDelivery(shownId, true); // the Resend button follows the role
     await loadAlerts();
+    await loadSilences();
     if (mine !== generation) return;
     openStream();
     deliveriesTimer = setInterval(() => {
       loadDeliveries();
       loadAlerts();
+      loadSilences();
     }, DELIVERIES_EVERY_MS);
   }
 
@@ -424,6 +627,14 @@
     $("auth").addEventListener("submit", connect);
     $("refresh").addEventListener("click", loadDeliveries);
     $("alerts-refresh").addEventListener("click", loadAlerts);
+    $("deliveries-filter").addEventListener("submit", (event) => {
+      event.preventDefault();
+      loadDeliveries();
+    });
+    $("detail-close").addEventListener("click", closeDelivery);
+    $("resend").addEventListener("click", resend);
+    $("silences-refresh").addEventListener("click", loadSilences);
+    $("silence-form").addEventListener("submit", addSilence);
     $("forget").addEventListener("click", () => {
       sessionStorage.removeItem(TOKEN_KEY);
       $("token").value = "";
@@ -431,6 +642,8 @@
       me = null;
       pending.clear();
       renderAlerts([]);
+      renderSilences([]);
+      closeDelivery();
       setState("idle", "not connected");
     });
     const saved = sessionStorage.getItem(TOKEN_KEY);
