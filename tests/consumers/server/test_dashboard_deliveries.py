@@ -153,3 +153,26 @@ async def test_a_read_token_sees_the_attempts_without_resend(
     shown, source = await asyncio.to_thread(resend_shown, browser)
     assert not shown
     assert made["b-hook"].id not in source, "another team's record never reaches the page"
+
+
+async def test_the_deliveries_endpoint_filters_for_the_view(
+    start_server: StartServer, redis: aioredis.Redis
+) -> None:
+    app = await start_server()
+    made = await _records(redis, Keys(app.settings.broker.prefix))
+    headers = {"Authorization": f"Bearer {TOKEN_A}"}
+
+    async def ids(query: str) -> list[str]:
+        response = await app.client.get("/v1/deliveries" + query, headers=headers)
+        assert response.status_code == 200, response.text
+        return [row["id"] for row in response.json()["deliveries"]]
+
+    assert await ids("?channel=chat") == [made["a-chat"].id]
+    assert await ids(f"?event={made['b-hook'].event_id}") == [], "team b's, not visible"
+    assert await ids(f"?event={made['a-hook'].event_id}") == [made["a-hook"].id]
+    plain = (await app.client.get("/v1/deliveries", headers=headers)).json()["deliveries"]
+    assert all("history" not in row for row in plain), "no history unless asked"
+    full = await app.client.get("/v1/deliveries?history=true&channel=hook", headers=headers)
+    [row] = full.json()["deliveries"]
+    assert [attempt["outcome"] for attempt in row["history"]] == ["retrying", "failed"]
+    assert "payload" not in row, "the kept envelope is never served"
