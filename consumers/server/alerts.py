@@ -23,7 +23,6 @@ A token with ``role: read`` gets 403 naming the role it needs.
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Final
 
@@ -42,6 +41,7 @@ from eventbus.settings import Settings
 from publishers.client import Publisher
 
 from .auth import Principal, TokenAuth, split_param
+from .bodies import json_object
 
 __all__ = ["alert_routes"]
 
@@ -200,17 +200,7 @@ async def _available() -> AsyncIterator[None]:
 
 
 async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if not raw.strip():
-        return {}
-    if len(raw) > _MAX_BODY:
-        raise HTTPException(413, f"the body is larger than {_MAX_BODY} bytes")
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        raise HTTPException(400, 'the body must be a JSON object, e.g. {"comment": "..."}')
+    body = await json_object(request, limit=_MAX_BODY, example='{"comment": "..."}', empty=True)
     unknown = sorted(name[:40] for name in body if name not in _FIELDS)
     if unknown:
         raise HTTPException(422, f"unknown fields {unknown}: use by, comment (and team)")

@@ -22,7 +22,6 @@ needs ``role: operate`` (403 otherwise).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -39,6 +38,7 @@ from eventbus.settings import Settings
 from ..console import Console, ConsoleError, ConsoleStore
 from ..testsend import send_test
 from .auth import Principal, TokenAuth
+from .bodies import json_object
 
 __all__ = ["console_of", "console_routes"]
 
@@ -139,15 +139,7 @@ def _team(body: dict[str, Any], principal: Principal, kind: str) -> str:
 
 
 async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if len(raw) > _MAX_BODY:
-        raise HTTPException(413, f"the body is larger than {_MAX_BODY} bytes")
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        raise HTTPException(400, "the body must be a JSON object") from None
-    if not isinstance(body, dict):
-        raise HTTPException(400, 'the body must be a JSON object, e.g. {"name": ...}')
+    body = await json_object(request, limit=_MAX_BODY, example='{"name": ...}')
     return body
 
 

@@ -21,7 +21,6 @@ dashboard token must not be able to mute alerts.
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
@@ -38,6 +37,7 @@ from eventbus.durations import parse_duration
 from eventbus.errors import BrokerError
 
 from .auth import Principal, TokenAuth, split_param
+from .bodies import json_object
 
 __all__ = ["silence_routes"]
 
@@ -132,15 +132,7 @@ async def _available() -> AsyncIterator[None]:
 
 
 async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if len(raw) > _MAX_BODY:
-        raise HTTPException(413, f"the body is larger than {_MAX_BODY} bytes")
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        raise HTTPException(400, "the body must be a JSON object") from None
-    if not isinstance(body, dict):
-        raise HTTPException(400, 'the body must be a JSON object, e.g. {"matchers": [...]}')
+    body = await json_object(request, limit=_MAX_BODY, example='{"matchers": [...]}')
     return body
 
 
