@@ -21,6 +21,7 @@ from .test_dashboard import WAIT, _connect
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 browser = test_dashboard.browser  # the fixture: headless Chromium, or a skip saying why
 
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
@@ -52,7 +53,11 @@ def _rows(driver: Any, count: int) -> list[dict[str, Any]]:
             for row in rows
         ]
 
-    found: list[dict[str, Any]] = WebDriverWait(driver, WAIT).until(read)
+    # The table re-renders on refreshes and live alert events: a row read
+    # mid-render is stale, and read again.
+    found: list[dict[str, Any]] = WebDriverWait(
+        driver, WAIT, ignored_exceptions=(StaleElementReferenceException,)
+    ).until(read)
     return found
 
 

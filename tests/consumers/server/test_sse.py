@@ -240,10 +240,15 @@ async def test_replay_is_bounded_and_says_so(start_server: StartServer) -> None:
 async def test_last_event_id_ahead_of_the_stream_skips_nothing(start_server: StartServer) -> None:
     """After the stream was reset, an old client's id must not hide new events."""
     app = await start_server()
-    await app.publisher.publish(event(resource="old"))
+    old_id = await app.publisher.publish(event(resource="old"))
     reader = await app.stream(TOKEN_A, last_event_id="99999999999999-0")
     marker_id = await app.publisher.publish(event(resource="new"))
-    assert (await reader.message()).id == marker_id
+    first = await reader.message()
+    if first.id == old_id:
+        # The live hub may still be handing the old event out as the client
+        # joins (at least once); what matters is that the new one follows.
+        first = await reader.message()
+    assert first.id == marker_id
 
 
 async def test_transient_events_are_not_replayed(start_server: StartServer) -> None:
