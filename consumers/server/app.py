@@ -10,7 +10,8 @@ Routes (``create_app``):
 ``GET /metrics``           open   Prometheus text format
 ``GET /v1/events/stream``  token  the live mirror as Server-Sent Events
 ``GET /v1/deliveries``     token  recent delivery records (newest first;
-                                  ``?status=``, ``?channel=``, ``?event=<id>``,
+                                  ``?status=``, ``?channel=``,
+                                  ``?subscription=``, ``?event=<id>``,
                                   ``?history=true`` adds every attempt)
 ``/v1/silences``           token  list, make and end silences (``.silences``)
 ``/v1/alerts``             token  list, acknowledge, resolve alerts (``.alerts``)
@@ -185,6 +186,7 @@ class _Api:
             records = await self.store.query(
                 status=status,
                 channel=query.get("channel") or None,
+                subscription=query.get("subscription") or None,
                 event_id=query.get("event") or None,
                 teams=teams,
                 limit=limit,
