@@ -56,6 +56,7 @@ from eventbus.settings import ApiToken, Settings
 
 from .alerts import alert_routes
 from .auth import Principal, TokenAuth, split_param
+from .channel_health import channel_health_routes
 from .console import console_of, console_routes
 from .live import OUTCOMES, LiveFilter, LiveHub, parse_types
 from .resend import resend_routes
@@ -259,6 +260,7 @@ def create_app(
         hub=hub,
         ping_timeout=ping_timeout,
     )
+    console = console_of(settings, redis)
     routes = [
         Route("/", api.dashboard, methods=["GET"]),
         Route("/static/{name}", api.asset, methods=["GET"]),
@@ -273,7 +275,8 @@ def create_app(
             lambda: api.auth,
             Resend(redis, Keys(settings.broker.prefix), settings.consumer.record_ttl),
         ),
-        *console_routes(lambda: api.auth, console_of(settings, redis)),
+        *console_routes(lambda: api.auth, console),
+        *channel_health_routes(lambda: api.auth, console, redis),
     ]
     app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
     app.state.hub = hub
