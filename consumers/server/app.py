@@ -67,8 +67,22 @@ __all__ = ["create_app", "set_tokens"]
 
 log = structlog.get_logger(__name__)
 
+_JS = "text/javascript; charset=utf-8"
+# The page's ES modules (dashboard.js imports the others) and its style sheet.
 _ASSETS = {
-    "dashboard.js": "text/javascript; charset=utf-8",
+    "dashboard.js": _JS,
+    **{
+        f"dash-{view}.js": _JS
+        for view in (
+            "alerts",
+            "channels",
+            "chart",
+            "deliveries",
+            "silences",
+            "subscriptions",
+            "util",
+        )
+    },
     "dashboard.css": "text/css; charset=utf-8",
 }
 # Everything the page needs comes from this server; nothing inline.
