@@ -79,7 +79,8 @@ class _Health:
         breakers = BreakerStore(self.redis, self.keys)
         circuit = (await breakers.read({name: rule.window}, now)).get(name) or Circuit()
         state = (await DeliveryStore(self.redis, self.keys).channel_states()).get(name)
-        minutes = await breakers.minutes(name, now - hours * 3600)
+        since = (int(now // 60) - hours * 60 + 1) * 60  # the current minute is the last
+        minutes = await breakers.minutes(name, since)
         redactor = self._redactor(spec)
         return JSONResponse(
             {
@@ -101,7 +102,7 @@ class _Health:
                     "last_error": _shown(redactor, circuit.last_error),
                 },
                 "hours": hours,
-                "since": int((now - hours * 3600) // 60) * 60,
+                "since": since,
                 "minutes": [
                     {"at": m.at, "delivered": m.delivered, "failed": m.failed} for m in minutes
                 ],

@@ -48,6 +48,8 @@ async def test_health_shows_the_minutes_and_the_circuit(console: Callable[..., A
         [minute] = health["minutes"]
         assert (minute["delivered"], minute["failed"]) == (2, 3)
         assert time.time() - 120 < minute["at"] <= time.time(), "the minute of the flush"
+        # the current minute is the last shown (the next one, if a minute began meanwhile)
+        assert health["since"] - (minute["at"] - 2 * 3600) in (60, 120)
         circuit = health["circuit"]
         assert (circuit["attempts"], circuit["failures"]) == (5, 3)
         assert circuit["state"] == "closed" and circuit["failure_ratio"] == pytest.approx(0.6)
