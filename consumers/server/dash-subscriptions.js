@@ -108,7 +108,7 @@ function formBody() {
       more = null;
     }
     if (!more || typeof more !== "object" || Array.isArray(more)) {
-      notice("Not saved", ['"More fields" must be a JSON object, e.g. {"outcome": "error"}']);
+      notice("Not saved", ['"More fields" must be a JSON object, e.g. {"outcomes": ["error"]}']);
       return null;
     }
   }
