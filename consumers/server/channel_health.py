@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Final
 
 import redis.asyncio as aioredis
+import structlog
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -44,12 +45,16 @@ from .console import console_endpoint
 
 __all__ = ["channel_health_routes"]
 
+log = structlog.get_logger("eventbus.console")
+
 _MAX_HOURS: Final = 24
 _MAX_REASON: Final = 200
 
 
 class _Health:
-    def __init__(self, auth: Callable[[], TokenAuth], console: Console, redis: aioredis.Redis):
+    def __init__(
+        self, auth: Callable[[], TokenAuth], console: Console, redis: aioredis.Redis
+    ) -> None:
         self.auth = auth
         self.console = console
         self.redis = redis
@@ -116,7 +121,7 @@ class _Health:
             return Redactor()
 
     async def disable(self, request: Request) -> Response:
-        _principal, name, _source = await self._visible(request, "disables it")
+        principal, name, _source = await self._visible(request, "disables it")
         reason = DEFAULT_REASON
         if await request.body():
             body = await json_object(request, limit=4096, example='{"reason": "maintenance"}')
@@ -125,17 +130,19 @@ class _Health:
                 raise ConsoleError(422, '"reason" must be a non-empty string')
             reason = given.strip()[:_MAX_REASON]
         state = await disable_channel(self.redis, self.keys, name, reason)
+        log.info("channel.disabled_by_operator", channel=name, token=principal.name)
         return JSONResponse({"channel": name, "disabled": True, "reason": state.reason})
 
     async def enable(self, request: Request) -> Response:
-        _principal, name, _source = await self._visible(request, "enables it")
+        principal, name, _source = await self._visible(request, "enables it")
         was = await enable_channel(self.redis, self.keys, name)
+        log.info("channel.enabled_by_operator", channel=name, token=principal.name, was=was)
         return JSONResponse({"channel": name, "disabled": False, "was_disabled": was})
 
 
 def _hours(request: Request) -> int:
     raw = request.query_params.get("hours") or str(_MAX_HOURS)
-    if not raw.isdigit() or not 1 <= int(raw) <= _MAX_HOURS:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= _MAX_HOURS:
         raise ConsoleError(400, f"hours must be an integer from 1 to {_MAX_HOURS}, not {raw[:8]!r}")
     return int(raw)
 

@@ -58,7 +58,7 @@ async def test_health_shows_the_minutes_and_the_circuit(console: Callable[..., A
     config = await api.call("GET", "/v1/channels/ops-console/health", A_READ)
     assert config.status_code == 200 and config.json()["source"] == "config"
     assert config.json()["minutes"] == [] and config.json()["hours"] == 24
-    for hours in ("0", "25", "x"):
+    for hours in ("0", "25", "x", "²"):
         bad = await api.call("GET", f"/v1/channels/a-hook/health?hours={hours}", A_READ)
         assert bad.status_code == 400 and "hours must be" in bad.json()["error"]
 
