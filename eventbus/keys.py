@@ -95,6 +95,10 @@ class Keys:
         """Hash: one channel's circuit (state, until, cooldown, failure run, outcome buckets)."""
         return f"{self.tag}:breaker:{channel}"
 
+    def channel_minutes(self, channel: str) -> str:
+        """Hash: one channel's attempts per minute over 25 h (``slot -> minute:ok:failed``)."""
+        return f"{self.tag}:minutes:{channel}"
+
     def cooldown(self, subscription: str, values: str) -> str:
         """String, set NX with the window as expiry: the event holding a cooldown key."""
         return f"{self.tag}:cooldown:{subscription}:{values}"

@@ -16,10 +16,11 @@ from eventbus.keys import Keys
 from eventbus.settings import ChannelSpec, Settings
 
 from ..breaker import breaker_rules
+from ..channel_switch import DEFAULT_REASON, disable_channel, enable_channel
 from ..channels import ChannelDeps, build_channel
 from ..console.propagation import merge
 from ..console.store import ConsoleStore
-from ..store import BreakerStore, ChannelState, Circuit, DeliveryStore
+from ..store import BreakerStore, Circuit, DeliveryStore
 from ..testsend import send_test
 from .common import checked_settings
 from .deliveries import print_table
@@ -117,13 +118,9 @@ def enable(ctx: Context, name: str) -> None:
     async def enable_and_tell_if_it_was_disabled() -> bool:
         redis = connect(settings.broker.redis_url.get_secret_value())
         try:
-            store = DeliveryStore(redis, Keys(settings.broker.prefix))
-            was = (await store.channel_states()).get(name)
-            await store.enable_channel(name)
-            await BreakerStore(redis, store.keys).reset(name)
+            return await enable_channel(redis, Keys(settings.broker.prefix), name)
         finally:
             await redis.aclose()
-        return was is not None and was.disabled
 
     if run_async(enable_and_tell_if_it_was_disabled):
         click.echo(f"{name}: enabled (workers pick this up within 10 s)")
@@ -141,7 +138,7 @@ Deliveries to a disabled channel are recorded as skipped, not sent;
 'eventbus channels enable NAME' sends again.""",
 )
 @click.argument("name")
-@click.option("--reason", default="disabled by an operator", show_default=True)
+@click.option("--reason", default=DEFAULT_REASON, show_default=True)
 @click.pass_obj
 def disable(ctx: Context, name: str, reason: str) -> None:
     """Stop delivering to a channel until it is enabled again."""
@@ -152,8 +149,7 @@ def disable(ctx: Context, name: str, reason: str) -> None:
     async def disable_it() -> None:
         redis = connect(settings.broker.redis_url.get_secret_value())
         try:
-            store = DeliveryStore(redis, Keys(settings.broker.prefix))
-            await store.disable_channel(name, ChannelState(True, reason, time.time()))
+            await disable_channel(redis, Keys(settings.broker.prefix), name, reason)
         finally:
             await redis.aclose()
 

@@ -10,7 +10,8 @@ Routes (``create_app``):
 ``GET /metrics``           open   Prometheus text format
 ``GET /v1/events/stream``  token  the live mirror as Server-Sent Events
 ``GET /v1/deliveries``     token  recent delivery records (newest first;
-                                  ``?status=``, ``?channel=``, ``?event=<id>``,
+                                  ``?status=``, ``?channel=``,
+                                  ``?subscription=``, ``?event=<id>``,
                                   ``?history=true`` adds every attempt)
 ``/v1/silences``           token  list, make and end silences (``.silences``)
 ``/v1/alerts``             token  list, acknowledge, resolve alerts (``.alerts``)
@@ -55,6 +56,7 @@ from eventbus.settings import ApiToken, Settings
 
 from .alerts import alert_routes
 from .auth import Principal, TokenAuth, split_param
+from .channel_health import channel_health_routes
 from .console import console_of, console_routes
 from .live import OUTCOMES, LiveFilter, LiveHub, parse_types
 from .resend import resend_routes
@@ -65,8 +67,22 @@ __all__ = ["create_app", "set_tokens"]
 
 log = structlog.get_logger(__name__)
 
+_JS = "text/javascript; charset=utf-8"
+# The page's ES modules (dashboard.js imports the others) and its style sheet.
 _ASSETS = {
-    "dashboard.js": "text/javascript; charset=utf-8",
+    "dashboard.js": _JS,
+    **{
+        f"dash-{view}.js": _JS
+        for view in (
+            "alerts",
+            "channels",
+            "chart",
+            "deliveries",
+            "silences",
+            "subscriptions",
+            "util",
+        )
+    },
     "dashboard.css": "text/css; charset=utf-8",
 }
 # Everything the page needs comes from this server; nothing inline.
@@ -185,6 +201,7 @@ class _Api:
             records = await self.store.query(
                 status=status,
                 channel=query.get("channel") or None,
+                subscription=query.get("subscription") or None,
                 event_id=query.get("event") or None,
                 teams=teams,
                 limit=limit,
@@ -257,6 +274,7 @@ def create_app(
         hub=hub,
         ping_timeout=ping_timeout,
     )
+    console = console_of(settings, redis)
     routes = [
         Route("/", api.dashboard, methods=["GET"]),
         Route("/static/{name}", api.asset, methods=["GET"]),
@@ -271,7 +289,8 @@ def create_app(
             lambda: api.auth,
             Resend(redis, Keys(settings.broker.prefix), settings.consumer.record_ttl),
         ),
-        *console_routes(lambda: api.auth, console_of(settings, redis)),
+        *console_routes(lambda: api.auth, console),
+        *channel_health_routes(lambda: api.auth, console, redis),
     ]
     app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
     app.state.hub = hub

@@ -10,6 +10,8 @@
                                         echoing a mask keeps the secret)
 ``DELETE /v1/channels/{name}``          remove it: 200 with what it was
 ``POST /v1/channels/{name}/test``       a test notification (``operate``)
+``/v1/channels/{name}/health``,         per-minute attempts, circuit, and
+``.../enable``, ``.../disable``         the switch (``.channel_health``)
 ``/v1/subscriptions[/{name}]``          the same, without ``test``
 ``GET /v1/audit``                       who changed what, newest first
 ======================================  =====================================
@@ -40,7 +42,7 @@ from ..testsend import send_test
 from .auth import Principal, TokenAuth
 from .bodies import json_object
 
-__all__ = ["console_of", "console_routes"]
+__all__ = ["console_endpoint", "console_of", "console_routes"]
 
 _MAX_BODY: Final = 64 * 1024
 _PATHS: Final = {"channel": "/v1/channels", "subscription": "/v1/subscriptions"}
@@ -143,7 +145,7 @@ async def _body(request: Request) -> dict[str, Any]:
     return body
 
 
-def _kind(kind: str, endpoint: Callable[[Request], Any]) -> Callable[[Request], Any]:
+def console_endpoint(kind: str, endpoint: Callable[[Request], Any]) -> Callable[[Request], Any]:
     async def bound(request: Request) -> Response:
         request.scope["console_kind"] = kind
         try:
@@ -159,7 +161,7 @@ def _kind(kind: str, endpoint: Callable[[Request], Any]) -> Callable[[Request], 
             ) from None
         return response
 
-    return bound
+    return bound  # ConsoleError and BrokerError become JSON answers
 
 
 def console_of(settings: Settings, redis: aioredis.Redis) -> Console:
@@ -171,14 +173,16 @@ def console_of(settings: Settings, redis: aioredis.Redis) -> Console:
 def console_routes(auth: Callable[[], TokenAuth], console: Console) -> list[Route]:
     """The routes, for ``create_app`` to mount; ``auth`` gives the current tokens."""
     api = _Routes(auth, console)
-    routes = [Route("/v1/audit", _kind("audit", api.audit), methods=["GET"])]
+    routes = [Route("/v1/audit", console_endpoint("audit", api.audit), methods=["GET"])]
     for kind, path in _PATHS.items():
         routes += [
-            Route(path, _kind(kind, api.list), methods=["GET"]),
-            Route(path, _kind(kind, api.create), methods=["POST"]),
-            Route(path + "/{name}", _kind(kind, api.get), methods=["GET"]),
-            Route(path + "/{name}", _kind(kind, api.patch), methods=["PATCH"]),
-            Route(path + "/{name}", _kind(kind, api.delete), methods=["DELETE"]),
+            Route(path, console_endpoint(kind, api.list), methods=["GET"]),
+            Route(path, console_endpoint(kind, api.create), methods=["POST"]),
+            Route(path + "/{name}", console_endpoint(kind, api.get), methods=["GET"]),
+            Route(path + "/{name}", console_endpoint(kind, api.patch), methods=["PATCH"]),
+            Route(path + "/{name}", console_endpoint(kind, api.delete), methods=["DELETE"]),
         ]
-    routes.append(Route("/v1/channels/{name}/test", _kind("channel", api.test), methods=["POST"]))
+    routes.append(
+        Route("/v1/channels/{name}/test", console_endpoint("channel", api.test), methods=["POST"])
+    )
     return routes

@@ -6,7 +6,7 @@ name too). Nothing here imports the pipeline: dispatch hands the store a
 """
 
 from .alerts import Alert, AlertStatus, AlertStore, Transition
-from .breaker import BreakerStore, Circuit, CircuitState, Outcomes
+from .breaker import MINUTE_SLOTS, BreakerStore, Circuit, CircuitState, Minute, Outcomes
 from .commit import Committer
 from .deadletters import DeadLetter, DeadLetters
 from .groups import DueGroup, GroupQueue
@@ -28,6 +28,7 @@ from .silences import Silence, SilenceError, SilenceStore
 
 __all__ = [
     "DUPLICATE",
+    "MINUTE_SLOTS",
     "PENDING_DIGEST",
     "Alert",
     "AlertStatus",
@@ -51,6 +52,7 @@ __all__ = [
     "Grouped",
     "Maintenance",
     "MigrationReport",
+    "Minute",
     "Outcomes",
     "RetryJob",
     "RetryPolicy",

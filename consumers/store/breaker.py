@@ -16,6 +16,18 @@ channel (its ``ChannelState`` in ``Keys.channel_state``, as for 410 Gone)
 once it has failed continuously for ``disable_after`` (no success since the
 first failure of the run) and its circuit is open. ``claim`` lets
 exactly one caller probe a circuit whose cooldown is over.
+
+The same ``record`` call also counts the batch into the channel's minutes
+(``Keys.channel_minutes``), for the dashboard's chart: a ring of
+``MINUTE_SLOTS`` (25 h) fields, slot ``minute % MINUTE_SLOTS`` holding
+``<minute>:<delivered>:<failed>``; a slot still holding an older minute is
+started afresh, so the hash never has more than 1500 fields, and the whole key
+expires 25 h after the last attempt. A "failed" attempt is any attempt that
+was not delivered: retryable (timeouts, 5xx, 429...) and permanent alike.
+Being rate limited, or held back by an open circuit, is no attempt and is
+not counted. The minute is the one of the flush (right after the batch's
+commit), and only channels whose breaker is enabled are counted. The hash
+holds numbers only: no error text, no target.
 """
 
 from __future__ import annotations
@@ -23,14 +35,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import redis.asyncio as aioredis
 
 from eventbus.brokers.redis_streams import reply_text, translated
 from eventbus.keys import Keys
 
-__all__ = ["BreakerStore", "Circuit", "CircuitState", "Outcomes"]
+__all__ = ["MINUTE_SLOTS", "BreakerStore", "Circuit", "CircuitState", "Minute", "Outcomes"]
+
+MINUTE_SLOTS: Final = 1500  # 25 h of minutes
+_MINUTES_TTL: Final = MINUTE_SLOTS * 60
 
 
 class CircuitState(StrEnum):
@@ -82,6 +97,14 @@ class Outcomes:
     disable_reason: str
 
 
+class Minute(NamedTuple):
+    """One minute of attempts to a channel: its start (unix time), delivered, failed."""
+
+    at: int
+    delivered: int
+    failed: int
+
+
 # Shared by both scripts: the window's sums from the bucket ring.
 _SUMS: Final = """
 local function sums(h, bucket)
@@ -101,16 +124,29 @@ local function load(key)
 end
 """
 
-# KEYS: 1 channel states. ARGV: now, channel count, then per channel: key, name,
-# min attempts, ratio, consecutive, cooldown, max cooldown, disable after,
-# window, disable reason, outcome count, then (ok, error) per outcome.
+# KEYS: 1 channel states. ARGV: now, minutes ring size and ttl, channel count,
+# then per channel: key, minutes key, name, min attempts, ratio, consecutive,
+# cooldown, max cooldown, disable after, window, disable reason, outcome count,
+# then (ok, error) per outcome.
 _RECORD: Final = (
     _SUMS
     + """
-local now, i, out = tonumber(ARGV[1]), 3, {}
+local now, ring, keep, i, out = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], 5, {}
+local minute = math.floor(now / 60)
 local function nxt() local v = ARGV[i]; i = i + 1; return v end
-for _ = 1, tonumber(ARGV[2]) do
-  local key, name = nxt(), nxt()
+local function count(key, ok, bad)
+  if ok + bad == 0 then return end
+  local slot = tostring(minute % ring)
+  local held = redis.call('HGET', key, slot)
+  if held then
+    local at, was_ok, was_bad = string.match(held, '^(%d+):(%d+):(%d+)$')
+    if tonumber(at) == minute then ok, bad = ok + tonumber(was_ok), bad + tonumber(was_bad) end
+  end
+  redis.call('HSET', key, slot, minute .. ':' .. ok .. ':' .. bad)
+  redis.call('EXPIRE', key, keep)
+end
+for _ = 1, tonumber(ARGV[4]) do
+  local key, minutes, name = nxt(), nxt(), nxt()
   local least, ratio, run = tonumber(nxt()), tonumber(nxt()), tonumber(nxt())
   local base, most = tonumber(nxt()), tonumber(nxt())
   local span, window = tonumber(nxt()), tonumber(nxt())
@@ -124,9 +160,11 @@ for _ = 1, tonumber(ARGV[2]) do
   local state, cooldown = h.state or 'closed', tonumber(h.cooldown or '0')
   local till, consecutive = tonumber(h['until'] or '0'), tonumber(h.consecutive or '0')
   local since, event = h.failing_since or '', ''
+  local sent, failed = 0, 0
   for _ = 1, tonumber(nxt()) do
     local ok, err = nxt(), nxt()
     if ok == '1' then
+      sent = sent + 1
       h['o' .. slot] = tonumber(h['o' .. slot]) + 1
       consecutive, since = 0, ''
       if state ~= 'closed' then
@@ -136,6 +174,7 @@ for _ = 1, tonumber(ARGV[2]) do
         h['b' .. slot], h['o' .. slot] = bucket, 1
       end
     else
+      failed = failed + 1
       h['f' .. slot] = tonumber(h['f' .. slot]) + 1
       consecutive = consecutive + 1
       if since == '' then since = tostring(now) end
@@ -146,6 +185,7 @@ for _ = 1, tonumber(ARGV[2]) do
       end
     end
   end
+  count(minutes, sent, failed)
   local attempts, failures = sums(h, bucket)
   if state == 'closed' and (consecutive >= run
       or (attempts >= least and failures >= ratio * attempts)) then
@@ -200,10 +240,11 @@ class BreakerStore:
 
     async def record(self, batches: Sequence[Outcomes], now: float) -> dict[str, Circuit]:
         """Fold the outcomes of each channel; returns every circuit afterwards."""
-        args: list[Any] = [now, len(batches)]
+        args: list[Any] = [now, MINUTE_SLOTS, _MINUTES_TTL, len(batches)]
         for item in batches:
             args += (
                 self.keys.breaker(item.channel),
+                self.keys.channel_minutes(item.channel),
                 item.channel,
                 item.min_attempts,
                 item.failure_ratio,
@@ -257,6 +298,18 @@ class BreakerStore:
                     circuit.failures += failed
             found[name] = circuit
         return found
+
+    async def minutes(self, channel: str, since: float) -> list[Minute]:
+        """The channel's counted minutes from ``since`` on, oldest first."""
+        async with translated("read channel minutes"):
+            raw: Any = await self.redis.hgetall(self.keys.channel_minutes(channel))
+        first = int(since // 60)
+        found = []
+        for value in raw.values():
+            at, delivered, failed = (int(part) for part in reply_text(value).split(":"))
+            if at >= first:
+                found.append(Minute(at * 60, delivered, failed))
+        return sorted(found)
 
     async def reset(self, channel: str) -> None:
         """Forget a channel's circuit (``channels enable``): closed, nothing counted."""

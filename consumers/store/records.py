@@ -275,6 +275,7 @@ class DeliveryStore:
         event_id: str | None = None,
         status: str | None = None,
         channel: str | None = None,
+        subscription: str | None = None,
         teams: Collection[str] | None = None,
         since: float | None = None,
         limit: int = 50,
@@ -294,6 +295,7 @@ class DeliveryStore:
             return (
                 (status is None or record.status == status)
                 and (channel is None or record.channel == channel)
+                and (subscription is None or record.subscription == subscription)
                 and (teams is None or record.team_id in teams)
                 and (since is None or record.updated_at >= since)
             )
@@ -305,7 +307,7 @@ class DeliveryStore:
                 out = [r for r in records if wanted(r)]
                 out.sort(key=lambda found: found.updated_at, reverse=True)
                 return out[:limit]
-            filtered = status is not None or channel is not None or teams is not None
+            filtered = any(given is not None for given in (status, channel, subscription, teams))
             out = []
             page = _QUERY_PAGE if filtered else limit
             async with contextlib.aclosing(self._walk(since, page, scan_limit, history)) as walk:

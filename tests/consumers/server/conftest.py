@@ -142,9 +142,14 @@ async def start_server(
     async with AsyncExitStack() as outer:
 
         async def start(
-            *, health: Health | None = None, client: aioredis.Redis | None = None, **http: Any
+            *,
+            health: Health | None = None,
+            client: aioredis.Redis | None = None,
+            sections: dict[str, Any] | None = None,
+            **http: Any,
         ) -> Running:
-            settings = make_settings(http={"port": 0, "tokens": TOKENS, **http})
+            """``http`` goes into the http section; ``sections`` are the others (YAML)."""
+            settings = make_settings(http={"port": 0, "tokens": TOKENS, **http}, **(sections or {}))
             health = health or Health()
             health.set_ready(None)
             metrics = Metrics()

@@ -168,6 +168,8 @@ async def test_the_deliveries_endpoint_filters_for_the_view(
         return [row["id"] for row in response.json()["deliveries"]]
 
     assert await ids("?channel=chat") == [made["a-chat"].id]
+    assert await ids("?subscription=ops") == [made["a-hook"].id], "team b's ops is not visible"
+    assert await ids("?subscription=chat-sub&channel=hook") == []
     assert await ids(f"?event={made['b-hook'].event_id}") == [], "team b's, not visible"
     assert await ids(f"?event={made['a-hook'].event_id}") == [made["a-hook"].id]
     plain = (await app.client.get("/v1/deliveries", headers=headers)).json()["deliveries"]

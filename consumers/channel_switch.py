@@ -1,0 +1,39 @@
+"""Disabling and enabling a channel by hand: the CLI (``eventbus channels``) and the API share it.
+
+Disabling writes the channel's ``ChannelState`` (deliveries to it are then
+recorded as skipped); enabling clears it and forgets the channel's circuit,
+so it starts closed with nothing counted. Workers pick either up with their
+next refresh (within 10 s).
+"""
+
+from __future__ import annotations
+
+import time
+
+import redis.asyncio as aioredis
+
+from eventbus.keys import Keys
+
+from .store import BreakerStore, ChannelState, DeliveryStore
+
+__all__ = ["DEFAULT_REASON", "disable_channel", "enable_channel"]
+
+DEFAULT_REASON = "disabled by an operator"
+
+
+async def enable_channel(redis: aioredis.Redis, keys: Keys, name: str) -> bool:
+    """Clear ``name``'s disabled state and circuit; returns whether it was disabled."""
+    store = DeliveryStore(redis, keys)
+    was = (await store.channel_states()).get(name)
+    await store.enable_channel(name)
+    await BreakerStore(redis, keys).reset(name)
+    return was is not None and was.disabled
+
+
+async def disable_channel(
+    redis: aioredis.Redis, keys: Keys, name: str, reason: str = DEFAULT_REASON
+) -> ChannelState:
+    """Mark ``name`` disabled with ``reason``; returns the state written."""
+    state = ChannelState(True, reason, time.time())
+    await DeliveryStore(redis, keys).disable_channel(name, state)
+    return state
