@@ -63,10 +63,8 @@ async def main(names: list[str], sizes: Sizes, mode: str) -> int:
         result.seconds = time.perf_counter() - start
         path = write(result, info, mode)
         summary = ", ".join(f"{k} = {v:g}" for k, v in result.ratios.items())
-        met = (
-            ""
-            if result.target is None
-            else (" (target met)" if result.target["met"] else " (target MISSED)")
+        met = "".join(
+            f" ({t['metric']}: target {'met' if t['met'] else 'MISSED'})" for t in result.targets
         )
         progress(f"== {name}: {summary}{met} [{result.seconds:.0f} s] -> {path}")
     text = render_markdown(BENCHMARKS)

@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 EXPECTED_RATIOS = {
     "publish": {"publish_many/bare"},
-    "consume": {"drain/bare", "drain/multi", "validate/bare", "run/bare"},
+    "consume": {"drain/multi", "routing/multi", "drain/bare", "validate/bare", "run/bare"},
     "webhook": {"worker/httpx", "worker/aiohttp", "channel/aiohttp"},
     "latency": {"p50 worker/bare", "p99 worker/bare"},
     "memory": {"peak/idle", "peak_mb"},
