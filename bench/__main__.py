@@ -29,9 +29,10 @@ class Sizes:
     rabbitmq_events: int = 1_500
 
 
-FULL = Sizes(20_000, 2_000, 2.5, 200.0, 10.0, 100_000, 20_000, 3)
+# Issue 19's sizes: latency at 2,000 events/s, RSS over a 1,000,000-entry drain.
+FULL = Sizes(20_000, 2_000, 2.5, 2_000.0, 15.0, 1_000_000, 20_000, 3)
 QUICK = Sizes(
-    2_000, 600, 1.0, 200.0, 3.0, 20_000, 5_000, 3, match_events=5_000, rabbitmq_events=1_000
+    2_000, 600, 1.0, 2_000.0, 3.0, 20_000, 5_000, 3, match_events=5_000, rabbitmq_events=1_000
 )
 # For the smoke tests: every code path, a few hundred events.
 TINY = Sizes(200, 100, 0.2, 200.0, 0.6, 200, 500, 1, match_events=200, rabbitmq_events=100)

@@ -51,13 +51,16 @@ _TEMPLATE = (
 _TYPES = ("capsule.create", "capsule.delete", "host.down", "backup.done")
 
 
-def envelopes(count: int, *, teams: int = 10) -> list[str]:
-    """``count`` valid, distinct envelopes of ~410 bytes (unique ULIDs, so unique deliveries)."""
+def envelopes(count: int, *, teams: int = 10, offset: int = 0) -> list[str]:
+    """``count`` valid, distinct envelopes of ~410 bytes (unique ULIDs, so unique deliveries).
+
+    ``offset`` numbers them from there (resource ids), to make a large set in chunks.
+    """
     from ulid import ULID
 
     return [
         _TEMPLATE.format(id=ULID(), event=_TYPES[i % len(_TYPES)], team=i % teams, n=i)
-        for i in range(count)
+        for i in range(offset, offset + count)
     ]
 
 

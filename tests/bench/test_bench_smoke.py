@@ -21,8 +21,8 @@ EXPECTED_RATIOS = {
     "publish": {"publish_many/bare"},
     "consume": {"drain/multi", "routing/multi", "drain/bare", "validate/bare", "run/bare"},
     "webhook": {"worker/httpx", "worker/aiohttp", "channel/aiohttp"},
-    "latency": {"p50 worker/bare", "p99 worker/bare"},
-    "memory": {"peak/idle", "peak_mb"},
+    "latency": {"p50 worker/bare", "p99 worker/bare", "p99_ms"},
+    "memory": {"peak/idle", "peak_mb", "late_growth_mb"},
     "match": {"10000/10"},
     "rabbitmq": {"publish_many/bare", "consume/bare"},
 }
