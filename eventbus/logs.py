@@ -189,6 +189,16 @@ class HotLogger:
             self._config = config
         return self._bound
 
+    def enabled(self, level: int) -> bool:
+        """Whether a line at ``level`` (``logging.DEBUG`` ...) would be written.
+
+        Checked before building a line's fields, so that a line filtered out
+        costs a lookup, not a dict and a call. A wrapper class without the
+        check (not the configured one) counts as enabled.
+        """
+        check = getattr(self.get(), "is_enabled_for", None)
+        return True if check is None else bool(check(level))
+
 
 def _json_output(out: TextIO) -> tuple[structlog.typing.Processor, Callable[..., Any]]:
     encoding = getattr(out, "encoding", None)
