@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from . import BENCHMARKS, consume, latency, match, memory, publish, rabbitmq, webhook
 from .common import Result, progress, quiet_logging
@@ -90,11 +92,31 @@ def cli(argv: list[str] | None = None) -> int:
         choices=("debug", "info", "warning", "error"),
         help="worker log level; logs are rendered as JSON to /dev/null (default info, as deployed)",
     )
+    parser.add_argument(
+        "--uvloop",
+        action="store_true",
+        help="run on uvloop's event loop (pip install uvloop): to see whether the ratios move",
+    )
     args = parser.parse_args(argv)
     quiet_logging(args.log_level)
     names = [n for n in BENCHMARKS if not args.only or n in args.only]
     sizes, mode = (QUICK, "quick") if args.quick else (FULL, "full")
+    if args.uvloop:
+        mode += "+uvloop"
+        return _on_uvloop(main(names, sizes, mode))
     return asyncio.run(main(names, sizes, mode))
+
+
+def _on_uvloop(work: Coroutine[Any, Any, int]) -> int:
+    """Run ``work`` on uvloop; a clear error when it is not installed."""
+    try:
+        uvloop = importlib.import_module("uvloop")
+    except ImportError:
+        work.close()
+        print("--uvloop: uvloop is not installed; pip install uvloop", file=sys.stderr)
+        return 2
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(work)
 
 
 if __name__ == "__main__":
