@@ -22,7 +22,7 @@ EXPECTED_RATIOS = {
     "consume": {"drain/multi", "routing/multi", "drain/bare", "validate/bare", "run/bare"},
     "webhook": {"worker/httpx", "worker/aiohttp", "channel/aiohttp"},
     "latency": {"p50 worker/bare", "p99 worker/bare", "p99_ms"},
-    "memory": {"peak/idle", "peak_mb", "late_growth_mb"},
+    "memory": {"peak/idle", "peak_mb", "late/early peak"},
     "match": {"10000/10"},
     "rabbitmq": {"publish_many/bare", "consume/bare"},
 }
