@@ -32,6 +32,7 @@ __all__ = [
     "new_prefix",
     "progress",
     "quiet_logging",
+    "routing_settings",
     "worker_redis",
     "worker_settings",
 ]
@@ -50,13 +51,16 @@ _TEMPLATE = (
 _TYPES = ("capsule.create", "capsule.delete", "host.down", "backup.done")
 
 
-def envelopes(count: int, *, teams: int = 10) -> list[str]:
-    """``count`` valid, distinct envelopes of ~410 bytes (unique ULIDs, so unique deliveries)."""
+def envelopes(count: int, *, teams: int = 10, offset: int = 0) -> list[str]:
+    """``count`` valid, distinct envelopes of ~410 bytes (unique ULIDs, so unique deliveries).
+
+    ``offset`` numbers them from there (resource ids), to make a large set in chunks.
+    """
     from ulid import ULID
 
     return [
         _TEMPLATE.format(id=ULID(), event=_TYPES[i % len(_TYPES)], team=i % teams, n=i)
-        for i in range(count)
+        for i in range(offset, offset + count)
     ]
 
 
@@ -135,6 +139,41 @@ def worker_settings(prefix: str, channel: str = "noop", **consumer: Any) -> Sett
     )
 
 
+def routing_settings(prefix: str, **consumer: Any) -> Settings:
+    """Routing on: every event through a ``where`` filter and a cooldown to ``noop``,
+    and the events of one team in ten (``team-0000`` of the harness's ten) also
+    folded by a ``group_by`` subscription (into ``digest``, whose digests are due
+    only after the run).
+
+    The cooldown's key (team, event, resource) is distinct per envelope, so
+    every event is still delivered once: the cooldown is checked and written
+    for each, and suppresses none.
+    """
+    return Settings(
+        broker={"redis_url": REDIS_URL, "prefix": prefix},
+        consumer=consumer,
+        channels=[{"name": "noop", "type": "console"}, {"name": "digest", "type": "console"}],
+        subscriptions=[
+            {
+                "name": "filtered",
+                "team": "*",
+                "events": ["*"],
+                "where": {"metadata.region": ["eu-west-1", "eu-north-1"], "actor.type": "user"},
+                "cooldown": "1h",
+                "channels": ["noop"],
+            },
+            {
+                "name": "grouped",
+                "team": "team-0000",
+                "events": ["*"],
+                "group_by": ["team", "event"],
+                "group_wait": "1h",
+                "channels": ["digest"],
+            },
+        ],
+    )
+
+
 class NoopChannel:
     """Delivers instantly; optionally notes when each event reached ``send()``."""
 
@@ -203,6 +242,8 @@ class Result:
     rows: list[Row] = field(default_factory=list)
     ratios: dict[str, float] = field(default_factory=dict)
     target: dict[str, Any] | None = None
+    # every target of the issue this result checks (``target`` is the first)
+    targets: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -215,9 +256,13 @@ class Result:
         return value
 
     def set_target(self, ratio: str, op: str, bound: float, text: str) -> None:
+        """Add a target on ``ratio`` (``op``: ``>=``, ``<`` or ``<=``); the first is ``target``."""
         value = self.ratios[ratio]
-        met = value >= bound if op == ">=" else value < bound
-        self.target = {"metric": ratio, "op": op, "bound": bound, "met": met, "text": text}
+        met = value >= bound if op == ">=" else (value <= bound if op == "<=" else value < bound)
+        entry = {"metric": ratio, "op": op, "bound": bound, "met": met, "text": text}
+        self.targets.append(entry)
+        if self.target is None:
+            self.target = entry
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -227,6 +272,7 @@ class Result:
             "rows": [r.to_dict() for r in self.rows],
             "ratios": self.ratios,
             "target": self.target,
+            "targets": self.targets,
             "notes": self.notes,
             "seconds": round(self.seconds, 1),
         }

@@ -126,51 +126,53 @@ async def bare_latencies(prefix: str, rate: float, seconds: float) -> list[float
     return latencies
 
 
+P99_LIMIT_MS = 5.0
+
+
 async def run(rate: float, seconds: float, rounds: int) -> Result:
-    """``rounds`` interleaved rounds of ``seconds / rounds`` each; samples pooled."""
+    """``rounds`` interleaved rounds of ``seconds / rounds`` each; percentiles per round."""
     result = Result(
         "latency",
-        f"Publish-to-delivered latency at {rate:g} events/s",
+        f"Publish-to-delivered latency at {rate:,g} events/s",
         {"rate": rate, "seconds": seconds, "rounds": rounds},
     )
     per_round = seconds / rounds
-    worker_samples: list[float] = []
-    bare_samples: list[float] = []
+    samples: dict[str, list[list[float]]] = {"worker": [], "bare": []}
     for round_index in range(rounds):
         order = ("worker", "bare") if round_index % 2 == 0 else ("bare", "worker")
         for which in order:
             prefix = new_prefix("latency")
-            if which == "worker":
-                samples = await worker_latencies(prefix, rate, per_round)
-                worker_samples += samples
-            else:
-                samples = await bare_latencies(prefix, rate, per_round)
-                bare_samples += samples
+            measure = worker_latencies if which == "worker" else bare_latencies
+            values = await measure(prefix, rate, per_round)
+            samples[which].append(values)
             progress(
                 f"  round {round_index + 1}/{rounds} {which}: "
-                f"p50 {percentile(samples, 50) * 1000:.2f} ms, "
-                f"p99 {percentile(samples, 99) * 1000:.2f} ms ({len(samples)} events)"
+                f"p50 {percentile(values, 50) * 1000:.2f} ms, "
+                f"p99 {percentile(values, 99) * 1000:.2f} ms ({len(values)} events)"
             )
-    ms = 1000.0
+
+    def per_round_ms(which: str, percent: float) -> list[float]:
+        return [percentile(values, percent) * 1000.0 for values in samples[which]]
+
+    bare_p50, bare_p99 = "bare XADD -> XREADGROUP BLOCK p50", "bare XADD -> XREADGROUP BLOCK p99"
     result.rows = [
-        Row("worker p50", "ms", [percentile(worker_samples, 50) * ms]),
-        Row("worker p99", "ms", [percentile(worker_samples, 99) * ms]),
-        Row("worker max", "ms", [max(worker_samples) * ms], "info"),
-        Row(
-            "bare XADD -> XREADGROUP BLOCK p50",
-            "ms",
-            [percentile(bare_samples, 50) * ms],
-            "baseline",
-        ),
-        Row(
-            "bare XADD -> XREADGROUP BLOCK p99",
-            "ms",
-            [percentile(bare_samples, 99) * ms],
-            "baseline",
-        ),
+        Row("worker p50", "ms", per_round_ms("worker", 50)),
+        Row("worker p99", "ms", per_round_ms("worker", 99)),
+        Row("worker max", "ms", [max(v) * 1000.0 for v in samples["worker"]], "info"),
+        Row(bare_p50, "ms", per_round_ms("bare", 50), "baseline"),
+        Row(bare_p99, "ms", per_round_ms("bare", 99), "baseline"),
     ]
-    result.params["events"] = len(worker_samples)
-    result.params["mean_ms"] = round(statistics.fmean(worker_samples) * ms, 3)
-    result.ratio("p50 worker/bare", "worker p50", "bare XADD -> XREADGROUP BLOCK p50")
-    result.ratio("p99 worker/bare", "worker p99", "bare XADD -> XREADGROUP BLOCK p99")
+    pooled = [value for values in samples["worker"] for value in values]
+    result.params["events"] = len(pooled)
+    result.params["mean_ms"] = round(statistics.fmean(pooled) * 1000.0, 3)
+    result.ratio("p50 worker/bare", "worker p50", bare_p50)
+    result.ratio("p99 worker/bare", "worker p99", bare_p99)
+    result.ratios["p99_ms"] = round(result.row("worker p99").median, 3)
+    result.set_target("p99_ms", "<=", P99_LIMIT_MS, f"worker p99 <= {P99_LIMIT_MS:g} ms")
+    result.notes.append(
+        "Each round publishes at the rate on a fixed schedule (no drift) for seconds/rounds; "
+        "percentiles are per round, the median of the rounds reported. Publisher, worker "
+        "and reader share one event loop (one core), so the worker's figures include the "
+        "publisher's own time: an upper bound."
+    )
     return result

@@ -5,7 +5,9 @@ samples the child's ``VmRSS`` from /proc while it runs; the child runs the
 production path (``Worker.run()``, ``max_in_flight`` at its default) until
 its group has read and acked every entry, then reports its own ``VmHWM``
 (peak RSS) and the RSS it had after start-up, before reading anything: that
-idle RSS is the baseline the growth is measured from.
+idle RSS is the baseline the growth is measured from. "Flat" is read from the
+parent's samples over the drain: the least-squares slope, and how much higher
+the second half's peak is than the first half's.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -40,7 +44,11 @@ from .common import (
 
 __all__ = ["drain_in_subprocess", "run"]
 
-LIMIT_MB = 150.0
+LIMIT_MB = 100.0
+# "Flat": the second half of the drain peaks at most 5 % above the first half.
+FLAT_RATIO = 1.05
+SAMPLE_SECONDS = 0.25
+FILL_CHUNK = 50_000
 
 
 def _status_kb(pid: int | str, field: str) -> int:
@@ -61,6 +69,7 @@ async def _child(prefix: str, total: int) -> None:
     worker = Worker(settings, redis=redis, channels={"noop": NoopChannel()})
     await worker.start()
     idle = _status_kb("self", "VmRSS")
+    print(json.dumps({"ready": idle}), flush=True)  # the parent's samples start here
     start = time.perf_counter()
     await run_until_caught_up(worker, Keys(prefix).events, settings.consumer.group, total, poll=0.2)
     elapsed = time.perf_counter() - start
@@ -75,8 +84,12 @@ async def _child(prefix: str, total: int) -> None:
     print(json.dumps(report), flush=True)
 
 
-async def drain_in_subprocess(prefix: str, total: int) -> dict[str, float]:
-    """Run the child on a filled stream; its report plus the parent's own RSS samples."""
+async def drain_in_subprocess(prefix: str, total: int) -> dict[str, Any]:
+    """Run the child on a filled stream; its report plus the parent's RSS samples.
+
+    ``samples`` are (seconds since the child was ready, VmRSS kB), taken every
+    ``SAMPLE_SECONDS`` from the child's "ready" line until it exits.
+    """
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -86,20 +99,50 @@ async def drain_in_subprocess(prefix: str, total: int) -> dict[str, float]:
         stdout=subprocess.PIPE,
         env=child_env(),
     )
-    sampled = 0
+    assert proc.stdout is not None
+    ready = await asyncio.wait_for(proc.stdout.readline(), 60)
+    if not ready:
+        await proc.wait()
+        raise RuntimeError(f"the memory child exited with {proc.returncode} before starting")
+    start = time.perf_counter()
+    samples: list[tuple[float, int]] = []
     while proc.returncode is None:
         try:
-            sampled = max(sampled, _status_kb(proc.pid, "VmRSS"))
+            samples.append((time.perf_counter() - start, _status_kb(proc.pid, "VmRSS")))
         except (FileNotFoundError, ProcessLookupError):
             break
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(proc.wait(), 0.25)
+            await asyncio.wait_for(proc.wait(), SAMPLE_SECONDS)
     out, _ = await proc.communicate()
     if proc.returncode != 0:
         raise RuntimeError(f"the memory child exited with {proc.returncode}")
-    report: dict[str, float] = json.loads(out.decode().strip().splitlines()[-1])
-    report["sampled_peak_kb"] = sampled
+    report: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
+    report["samples"] = [(t, kb) for t, kb in samples if kb]
     return report
+
+
+def flatness(samples: list[tuple[float, int]], seconds: float) -> tuple[float, float]:
+    """(slope in MB per minute, second half's peak / the first half's) over the drain."""
+    during = [(t, kb / 1024.0) for t, kb in samples if t <= seconds]
+    if len(during) < 4:
+        return 0.0, 1.0
+    half = seconds / 2
+    first = max(mb for t, mb in during if t <= half)
+    second = max((mb for t, mb in during if t > half), default=first)
+    # The slope leaves out the first tenth: buffers filling up to max_in_flight.
+    steady = [(t, mb) for t, mb in during if t >= seconds / 10] or during
+    mean_t = statistics.fmean(t for t, _ in steady)
+    mean_mb = statistics.fmean(mb for _, mb in steady)
+    spread = sum((t - mean_t) ** 2 for t, _ in steady)
+    slope = sum((t - mean_t) * (mb - mean_mb) for t, mb in steady) / spread if spread else 0.0
+    return slope * 60.0, second / first
+
+
+async def _fill(redis: aioredis.Redis, stream: str, total: int) -> None:
+    """``total`` envelopes, generated and added a chunk at a time (the parent stays small)."""
+    for start in range(0, total, FILL_CHUNK):
+        count = min(FILL_CHUNK, total - start)
+        await fill_stream(redis, stream, envelopes(count, offset=start))
 
 
 async def run(total: int) -> Result:
@@ -108,36 +151,47 @@ async def run(total: int) -> Result:
     result = Result("memory", f"Peak RSS draining a {total:,}-entry backlog", {"entries": total})
     try:
         progress(f"memory: filling {prefix} with {total:,} entries")
-        payloads = envelopes(total)
-        await fill_stream(redis, Keys(prefix).events, payloads)
-        del payloads
+        await _fill(redis, Keys(prefix).events, total)
         progress("memory: draining in a subprocess (worker run(), default max_in_flight)")
         report = await drain_in_subprocess(prefix, total)
     finally:
         await delete_prefix(redis, prefix)
         await redis.aclose()
     mb = 1024.0
-    peak = report["peak_kb"] / mb
+    peak, idle = report["peak_kb"] / mb, report["idle_kb"] / mb
+    slope, late = flatness(report["samples"], report["seconds"])
     result.rows = [
         Row("worker peak RSS (VmHWM)", "MB", [peak]),
-        Row("worker RSS after start-up, idle", "MB", [report["idle_kb"] / mb], "baseline"),
+        Row("worker RSS after start-up, idle", "MB", [idle], "baseline"),
         Row("worker drain rate during the run", "events/s", [total / report["seconds"]], "info"),
     ]
     result.params.update(
         max_in_flight=report["max_in_flight"],
         batch_size=report["batch_size"],
-        sampled_peak_mb=round(report["sampled_peak_kb"] / mb, 1),
-        growth_mb=round(peak - report["idle_kb"] / mb, 1),
+        samples=len(report["samples"]),
+        sampled_peak_mb=round(max((kb for _, kb in report["samples"]), default=0) / mb, 1),
+        growth_mb=round(peak - idle, 1),
+        slope_mb_per_min=round(slope, 2),
     )
-    result.ratios["peak/idle"] = round(peak / (report["idle_kb"] / mb), 3)
+    result.ratios["peak/idle"] = round(peak / idle, 3)
     result.ratios["peak_mb"] = round(peak, 1)
+    result.ratios["late/early peak"] = round(late, 3)
     result.set_target("peak_mb", "<", LIMIT_MB, f"peak RSS < {LIMIT_MB:g} MB")
+    result.set_target(
+        "late/early peak",
+        "<=",
+        FLAT_RATIO,
+        "flat: the drain's second half peaks <= 5 % above the first",
+    )
     result.notes.append(
         "Child process: Worker.run(), no-op channel, JSON logs to /dev/null, default "
-        "consumer settings; VmHWM read by the child itself, VmRSS also sampled by the parent "
-        "every 0.25 s (sampled_peak_mb)."
+        "consumer settings; VmHWM read by the child itself. The parent samples the child's "
+        f"VmRSS every {SAMPLE_SECONDS:g} s from the end of its start-up to its exit: "
+        "slope_mb_per_min is the least-squares slope over the drain (its first tenth, the "
+        "warm-up, left out), late/early peak the second half's peak RSS over the first "
+        "half's (a leak raises both)."
     )
-    progress(f"memory: peak {peak:.1f} MB, idle {report['idle_kb'] / mb:.1f} MB")
+    progress(f"memory: peak {peak:.1f} MB, idle {idle:.1f} MB, slope {slope:.2f} MB/min")
     return result
 
 

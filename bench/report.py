@@ -116,9 +116,9 @@ def render_markdown(order: tuple[str, ...]) -> str:
     ]
     for result in results:
         ratios = ", ".join(f"{k} = {v:g}" for k, v in result["ratios"].items())
-        target = result["target"]
-        text = target["text"] if target else "-"
-        met = ("yes" if target["met"] else "**no**") if target else "-"
+        targets = result.get("targets") or ([result["target"]] if result["target"] else [])
+        text = "; ".join(t["text"] for t in targets) or "-"
+        met = "; ".join("yes" if t["met"] else "**no**" for t in targets) or "-"
         lines.append(f"| {result['title']} | {ratios} | {text} | {met} |")
     for result in results:
         mode = result.get("mode", "?")

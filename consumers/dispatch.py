@@ -12,6 +12,7 @@ unknown channels and template errors become failed records.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -99,6 +100,8 @@ class Dispatcher:
         self.subscriptions = {s.name: s for s in settings.subscriptions}
         self.matcher = Matcher(settings.subscriptions, settings.catalog.build())
         self.limits: EnvelopeLimits = settings.envelope
+        # A successful delivery logs at debug unless asked for (logging.deliveries).
+        self.sent_level = logging.INFO if settings.logging.deliveries == "all" else logging.DEBUG
         self.router.reconfigure(settings)
         self.breaker.reconfigure(settings)
         consumer = settings.consumer
@@ -376,8 +379,18 @@ class Dispatcher:
         result: SendResult | None = None,
     ) -> DeliveryRecord:
         record.updated_at = self.clock()
-        if record.status is not DeliveryStatus.RETRYING and target.retry:
+        status = record.status
+        if status is not DeliveryStatus.RETRYING and target.retry:
             settlement.retries_done.append(record.id)
+        if status is DeliveryStatus.FAILED:
+            self.metrics.failed(record.channel_type, record.channel)
+        level = (
+            self.sent_level
+            if status is DeliveryStatus.DELIVERED
+            else (logging.WARNING if status is DeliveryStatus.FAILED else logging.INFO)
+        )
+        if not _delivery_log.enabled(level):
+            return record  # filtered out: no fields built, no line rendered
         fields: dict[str, Any] = {"outcome": record.status, "attempt": record.attempts}
         if result is not None:
             fields.update(status=result.status, latency_ms=round(result.latency * 1000, 1))
@@ -387,13 +400,7 @@ class Dispatcher:
             fields["reason"] = record.reason
         if record.next_attempt_at is not None and record.status is DeliveryStatus.RETRYING:
             fields["next_attempt_in_s"] = round(record.next_attempt_at - self.clock(), 1)
-        event_name = _LOG_EVENT[record.status]
-        if record.status is DeliveryStatus.FAILED:
-            self.metrics.failed(record.channel_type, record.channel)
-        logger = _delivery_log.get()
-        (logger.warning if record.status is DeliveryStatus.FAILED else logger.info)(
-            event_name, **bound, **fields
-        )
+        _delivery_log.get().log(level, _LOG_EVENT[status], **bound, **fields)
         return record
 
     # -- helpers ------------------------------------------------------------------------

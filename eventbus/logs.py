@@ -167,27 +167,49 @@ class HotLogger:
     reconfigured.
     """
 
-    __slots__ = ("_bound", "_config", "_name")
+    __slots__ = ("_bound", "_config", "_enabled", "_name")
 
     def __init__(self, name: str) -> None:
         self._name = name
         self._config: tuple[Any, ...] = ()
         self._bound: Any = None
+        self._enabled: dict[int, bool] = {}
 
     def get(self) -> Any:
         """The bound logger for the current configuration."""
         current = structlog.get_config()
-        config = (
-            current["processors"],
-            current["logger_factory"],
-            current["wrapper_class"],
-            current["context_class"],
-        )
         cached = self._config
-        if len(cached) != 4 or any(a is not b for a, b in zip(config, cached, strict=True)):
+        if (
+            not cached
+            or current["processors"] is not cached[0]
+            or current["logger_factory"] is not cached[1]
+            or current["wrapper_class"] is not cached[2]
+            or current["context_class"] is not cached[3]
+        ):
             self._bound = structlog.get_logger(self._name).bind()
-            self._config = config
+            self._enabled = {}
+            self._config = (
+                current["processors"],
+                current["logger_factory"],
+                current["wrapper_class"],
+                current["context_class"],
+            )
         return self._bound
+
+    def enabled(self, level: int) -> bool:
+        """Whether a line at ``level`` (``logging.DEBUG`` ...) would be written.
+
+        Checked before building a line's fields, so that a line filtered out
+        costs a lookup, not a dict and a call. The answer is kept until
+        structlog is configured again. A wrapper class without the check
+        (not the configured one) counts as enabled.
+        """
+        bound = self.get()
+        known = self._enabled.get(level)
+        if known is None:
+            check = getattr(bound, "is_enabled_for", None)
+            known = self._enabled[level] = True if check is None else bool(check(level))
+        return known
 
 
 def _json_output(out: TextIO) -> tuple[structlog.typing.Processor, Callable[..., Any]]:

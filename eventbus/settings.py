@@ -236,6 +236,8 @@ class HttpSettings(_Section):
 class LoggingSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
+    # "all": an info line per successful delivery, else debug (records are the audit trail)
+    deliveries: Literal["unsuccessful", "all"] = "unsuccessful"
 
 
 class RateLimitSpec(_Section):

@@ -19,10 +19,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 EXPECTED_RATIOS = {
     "publish": {"publish_many/bare"},
-    "consume": {"drain/bare", "drain/multi", "validate/bare", "run/bare"},
+    "consume": {"drain/multi", "routing/multi", "drain/bare", "validate/bare", "run/bare"},
     "webhook": {"worker/httpx", "worker/aiohttp", "channel/aiohttp"},
-    "latency": {"p50 worker/bare", "p99 worker/bare"},
-    "memory": {"peak/idle", "peak_mb"},
+    "latency": {"p50 worker/bare", "p99 worker/bare", "p99_ms"},
+    "memory": {"peak/idle", "peak_mb", "late/early peak"},
     "match": {"10000/10"},
     "rabbitmq": {"publish_many/bare", "consume/bare"},
 }

@@ -49,7 +49,8 @@ def config(tmp_path: Path, sink: Sink, redis_url: str, prefix: str) -> Callable[
             "consumer": {"block": "200ms", "claim_interval": "500ms", **consumer},
             "http": {"enabled": False},
             "security": {"allow_private_targets": True},
-            "logging": {"format": "json"},
+            # a line per successful delivery, which these tests read
+            "logging": {"format": "json", "deliveries": "all"},
             "channels": [{"name": "hook", "type": "webhook", "url": sink.url, "secret": SECRET}],
             "subscriptions": [{"name": "all", "team": "*", "events": ["*"], "channels": ["hook"]}],
         }
@@ -214,15 +215,17 @@ async def test_embedded_broker_first_run(tmp_path: Path) -> None:
         async with Publisher.from_url(url) as bus:
             ev = event(event="host.down", outcome=None)
             await bus.publish(ev)
-        sent = json.loads(await asyncio.wait_for(line_with('"delivery.sent"'), 20))
-        assert sent["event_id"] == ev.id and sent["channel"] == "console"
+        # The console channel's line (a success's delivery.sent is a debug line).
+        sent = json.loads(await asyncio.wait_for(line_with('"notification"'), 20))
+        assert sent["delivery_id"] == delivery_id(ev.id, "everything-to-console", "console")
+        assert sent["channel"] == "console"
         # The banner's publish line works as pasted, from a shell with no virtualenv.
         pasted = await asyncio.create_subprocess_shell(
             banner_command, env={"PATH": "/usr/bin:/bin"}, stdout=asyncio.subprocess.PIPE
         )
         printed, _ = await asyncio.wait_for(pasted.communicate(), 30)
         assert pasted.returncode == 0 and printed.startswith(b"event ")
-        await asyncio.wait_for(line_with('"delivery.sent"'), 20)
+        await asyncio.wait_for(line_with('"notification"'), 20)
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 20) == 0
     finally:
