@@ -177,13 +177,7 @@ class AmqpWorker(Worker):
         while not self._stopping.is_set():
             self.health.beat("maintenance", allowance=interval + 120)
             await self._refresh_channel_states()
-            ready, _consumers = await self.broker.backlog(self.group)
-            held = len(self.broker.holding(self.group, self.name))
-            self.metrics.stream_lag.labels(self.group).set(ready)
-            self.metrics.stream_pending.labels(self.group).set(held)
-            self.metrics.queue_depth.labels(self.group).set(ready + held)
-            self.metrics.retries_due.set(await self.retries.due_count(self.clock()))
-            self.metrics.open_alerts(await self.alert_timers.open_counts())
+            await self.measure()
             if time.monotonic() - last_prune >= self.config.trim_interval:
                 last_prune = time.monotonic()
                 pruned = await self.store.prune_index()
@@ -192,6 +186,16 @@ class AmqpWorker(Worker):
                     log.info("maintenance.done", records_pruned=pruned)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), interval)
+
+    async def measure(self) -> None:
+        """Set the lag gauges from the queue (and what this worker holds), retries, alerts."""
+        ready, _consumers = await self.broker.backlog(self.group)
+        held = len(self.broker.holding(self.group, self.name))
+        self.metrics.stream_lag.labels(self.group).set(ready)
+        self.metrics.stream_pending.labels(self.group).set(held)
+        self.metrics.queue_depth.labels(self.group).set(ready + held)
+        self.metrics.retries_due.set(await self.retries.due_count(self.clock()))
+        self.metrics.open_alerts(await self.alert_timers.open_counts())
 
     async def _shutdown(self) -> None:
         try:
