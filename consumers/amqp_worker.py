@@ -142,9 +142,22 @@ class AmqpWorker(Worker):
         return entries_of(received)
 
     async def _read_batch(self, count: int) -> list[StreamEntry]:
-        # Deliveries arrive on their own; while idle, give them a moment.
+        # Deliveries arrive on their own: while idle, give them a moment.
         block = None if self.pipeline.in_flight else min(self.config.block, 1.0)
         return await self._consume(count, block)
+
+    async def drain(self, *, include_pending: bool = True) -> int:
+        """Process until idle and the queue has no message ready (see ``Worker.drain``).
+
+        An empty read does not mean an empty queue here (deliveries are pushed,
+        and a lost consumer's come back a moment later), so ask the queue.
+        """
+        done = 0
+        while True:
+            done += await super().drain(include_pending=include_pending)
+            ready, _consumers = await self.broker.backlog(self.group)
+            if not ready:
+                return done
 
     async def _read_loop(self) -> None:
         await self.broker.ensure_group(self.group)

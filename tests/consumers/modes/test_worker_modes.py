@@ -10,7 +10,6 @@ from click.testing import CliRunner
 from prometheus_client import generate_latest
 
 from consumers.amqp_worker import AmqpWorker
-
 from consumers.store.records import DeliveryStatus, delivery_id
 from eventbus.brokers.rabbitmq import RabbitMQ
 from eventbus.brokers.redis_streams import RedisStreams
@@ -79,9 +78,7 @@ async def test_invalid_payload_is_dead_lettered_with_its_reason_then_redriven(
     [row] = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     assert row["reason"] == "invalid_envelope" and "field required" in row["error"].lower()
 
-    code, out = await asyncio.to_thread(
-        _eventbus, "--config", str(path), "dlq", "redrive", "--all"
-    )
+    code, out = await asyncio.to_thread(_eventbus, "--config", str(path), "dlq", "redrive", "--all")
     assert code == 0 and "redrove 1" in out, out
     assert await mode.unsettled() == 1, "back in the queue (stream) for the workers"
     code, out = await asyncio.to_thread(_eventbus, "--config", str(path), "dlq", "list", "--json")
