@@ -150,13 +150,14 @@ class AmqpWorker(Worker):
         """Process until idle and the queue has no message ready (see ``Worker.drain``).
 
         An empty read does not mean an empty queue here (deliveries are pushed,
-        and a lost consumer's come back a moment later), so ask the queue.
+        and a lost consumer's come back a moment later), so ask the queue, and
+        look at what was delivered here meanwhile.
         """
         done = 0
         while True:
             done += await super().drain(include_pending=include_pending)
             ready, _consumers = await self.broker.backlog(self.group)
-            if not ready:
+            if not ready and not self.broker.waiting(self.group, self.name):
                 return done
 
     async def _read_loop(self) -> None:

@@ -299,10 +299,12 @@ class RabbitMQ:
         return out
 
     async def ack(self, group: str, ids: Sequence[str]) -> None:
-        for handle in ids:
-            held = self._held.pop(handle, None)
-            if held is not None:
-                await self._settle(held[1])
+        """Ack every message at once (one write each, not waited for one by one)."""
+        held = [found for handle in ids if (found := self._held.pop(handle, None)) is not None]
+        if len(held) == 1:
+            await self._settle(held[0][1])
+        elif held:
+            await asyncio.gather(*(self._settle(message) for _key, message in held))
 
     async def _settle(self, message: AbstractIncomingMessage, requeue: bool = False) -> None:
         """Ack (or return) one message; a failure is logged: it will come back."""
@@ -334,6 +336,11 @@ class RabbitMQ:
             await dlq.publish(letter, "", timeout=self.timeout)
         await self.ack(group, [message.id])
         return dead_id
+
+    def waiting(self, group: str, consumer: str) -> int:
+        """Messages delivered to ``consumer`` (prefetched) that ``consume`` has not returned."""
+        found = self._consumers.get((group, consumer))
+        return 0 if found is None else found.inbox.qsize()
 
     def holding(self, group: str, consumer: str) -> list[str]:
         """Handles of the messages ``consumer`` received and has not settled."""
