@@ -299,8 +299,9 @@ class RabbitMQ:
         return out
 
     async def ack(self, group: str, ids: Sequence[str]) -> None:
-        """Ack every message at once (one write each, not waited for one by one)."""
-        held = [found for handle in ids if (found := self._held.pop(handle, None)) is not None]
+        """Ack all at once; one from a channel lost since is skipped (it comes again)."""
+        found = [self._held.pop(handle, None) for handle in ids]
+        held = [item for item in found if item is not None and not stale(item[1])]
         if len(held) == 1:
             await self._settle(held[0][1])
         elif held:
@@ -313,7 +314,8 @@ class RabbitMQ:
                 await message.nack(requeue=True)
             else:
                 await message.ack()
-        except (amqp_errors.AMQPError, *UNAVAILABLE) as exc:
+        except (amqp_errors.AMQPError, amqp_errors.ChannelInvalidStateError, *UNAVAILABLE) as exc:
+            # Its channel is gone (the connection was lost): RabbitMQ hands it out again.
             log.warning("broker.ack_failed: %s (the message will be received again)", exc)
 
     async def dead_letter(self, group: str, message: Received, reason: str, error: str) -> str:
