@@ -126,6 +126,10 @@ class AmqpWorker(Worker):
             console=console,
         )
 
+    async def start(self) -> None:
+        await super().start()
+        await self.measure()  # the lag is on /metrics from the start
+
     def _committer(self) -> Committer:
         return SettlingCommitter(
             self.redis, self.keys, self.group, self.config.record_ttl, self.broker

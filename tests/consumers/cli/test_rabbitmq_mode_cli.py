@@ -210,3 +210,26 @@ async def test_publish_command_goes_through_rabbitmq(config: Path, amqp_url: str
         await broker.ack(GROUP, [message.id])
     assert body["event"] == "host.down" and body["resource"] == {"id": "h1", "type": "host"}
     assert out.decode().strip() == f"event {body['id']} published to RabbitMQ"
+
+
+async def test_run_serves_readyz_metrics_and_the_live_feed_from_rabbitmq(config: Path) -> None:
+    """``eventbus run`` in RabbitMQ mode: its HTTP side reads the same broker."""
+    async with cli("--config", str(config), "run") as proc:
+        line = await stderr_line(proc, lambda s: "http.listening" in s)
+        base = json.loads(line)["url"]
+        async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+            assert (await client.get("/readyz")).json() == {"status": "ready"}
+            headers = {"Authorization": f"Bearer {TOKEN_A}"}
+            async with client.stream("GET", "/v1/events/stream", headers=headers) as response:
+                assert REPLAY_HEADER not in response.headers  # no Last-Event-ID sent
+                stream = response.aiter_lines()
+                await sse_lines(stream, ": connected")
+                async with Publisher(load_settings(config)) as bus:
+                    event_id = await bus.publish(event("team-a", resource="seen"))
+                await sse_lines(stream, event_id)
+            metrics = (await client.get("/metrics")).text  # measured once at start already
+        proc.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(20):
+            assert await proc.wait() == 0
+    assert 'eventbus_stream_lag{group="delivery"}' in metrics
+    assert 'eventbus_queue_depth{group="delivery"}' in metrics
