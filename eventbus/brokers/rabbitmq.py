@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import time
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Self
 
@@ -293,7 +294,9 @@ class RabbitMQ:
                 # One more return passes x-delivery-limit: the server dead-letters it.
                 await self._settle(message, requeue=True)
                 continue
-            handle = f"{next(self._handles)}"
+            # Shaped like a stream id (receive time in ms): an envelope without a
+            # timestamp gets the time it was received, as on Redis it gets the time stored.
+            handle = f"{time.time_ns() // 1_000_000}-{next(self._handles)}"
             self._held[handle] = ((group, consumer), message)
             out.append(Received(handle, message.body, receives))
         return out

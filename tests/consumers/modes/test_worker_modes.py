@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from click.testing import CliRunner
@@ -120,3 +121,23 @@ async def test_rabbitmq_worker_hands_back_what_it_could_not_settle(mode: Mode) -
         assert worker.broker.holding(GROUP, worker.name) == []
     assert len(mode.sink.received) == 1
     assert await mode.unsettled() == 0
+
+
+async def test_an_envelope_without_id_or_timestamp_gets_them_when_received(mode: Mode) -> None:
+    """Another producer's envelope: an id is made for it and its time is when it came."""
+    path = mode.config()
+    body = {
+        "event": "host.down",
+        "team_id": "team-1",
+        "actor": {"type": "system"},
+        "resource": {"type": "host", "id": "h1"},
+        "v": 1,
+    }
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    await _publish_raw(mode, json.dumps(body))
+    async with mode.worker(path) as worker:
+        assert await worker.drain() == 1
+    [got] = mode.sink.received
+    sent = json.loads(got.body)
+    assert sent["id"] and got.headers["webhook-id"] == delivery_id(sent["id"], "all", "hook")
+    assert datetime.fromisoformat(sent["timestamp"]) >= before, "not the epoch: when received"
