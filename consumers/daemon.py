@@ -15,12 +15,12 @@ import signal
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import redis.asyncio as aioredis
 import structlog
 
-from eventbus.brokers import streams_only
 from eventbus.brokers.redis_streams import connect, translated
 from eventbus.config import load_settings
 from eventbus.errors import ConfigError
@@ -39,6 +39,9 @@ from .sdnotify import Notifier, watchdog_loop
 from .server import HttpServer
 from .validation import channel_problems, subscription_problems
 from .worker import Worker
+
+if TYPE_CHECKING:
+    from eventbus.brokers.rabbitmq import RabbitMQ
 
 __all__ = ["Daemon", "make_channel_deps"]
 
@@ -91,7 +94,6 @@ class Daemon:
         overrides: Mapping[str, object] | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> None:
-        streams_only(settings.broker.kind, "the worker")
         self.settings = settings
         self.config_path = config_path
         self.overrides = dict(overrides or {})
@@ -124,9 +126,11 @@ class Daemon:
             channels = build_channels(settings, make_channel_deps(settings, self._http))
             _redact_logs(settings, channels)
             self.console = self._console_feed(redis, self._http)
-            worker = Worker(
+            rabbitmq = await self._rabbitmq(stack)
+            worker = _worker(
                 settings,
                 redis=redis,
+                broker=rabbitmq,
                 channels=channels,
                 metrics=self.metrics,
                 health=self.health,
@@ -134,7 +138,7 @@ class Daemon:
             )
             self.worker = worker
             self.console.apply = self._apply
-            server = self._http_server(redis, worker)
+            server = self._http_server(redis, worker, rabbitmq)
             if server is not None:
                 server.bind()  # a port in use stops us before the worker is announced
                 stack.push_async_callback(server.stop)
@@ -145,11 +149,15 @@ class Daemon:
             self._start_watchdog(stack)
             log.info(
                 "daemon.ready",
-                broker=settings.broker.redis_url_redacted,
+                broker=settings.broker.redis_url_redacted
+                if rabbitmq is None
+                else rabbitmq.url_redacted,
                 prefix=settings.broker.prefix,
                 channels=sorted(channels),
             )
-            self.notifier.ready(f"consuming {worker.keys.events} as {worker.name}")
+            group = settings.consumer.group
+            source = worker.keys.events if rabbitmq is None else rabbitmq.topology.queue(group)
+            self.notifier.ready(f"consuming {source} as {worker.name}")
             # What start-up built lives as long as the process: keep it out of
             # the garbage collector's full passes (a few % of the hot path).
             gc.freeze()
@@ -229,11 +237,26 @@ class Daemon:
         if self.worker is not None:
             self.worker.reconfigure(settings, channels)
 
-    def _http_server(self, redis: aioredis.Redis, worker: Worker) -> HttpServer | None:
+    async def _rabbitmq(self, stack: AsyncExitStack) -> RabbitMQ | None:
+        """With ``broker.kind: rabbitmq``, the started RabbitMQ broker (events flow there)."""
+        if self.settings.broker.kind != "rabbitmq":
+            return None
+        from eventbus.brokers.rabbitmq import RabbitMQ
+
+        return await stack.enter_async_context(RabbitMQ.from_settings(self.settings))
+
+    def _http_server(
+        self, redis: aioredis.Redis, worker: Worker, rabbitmq: RabbitMQ | None
+    ) -> HttpServer | None:
         if not self.settings.http.enabled:
             return None
         return HttpServer(
-            self.settings, redis=redis, health=self.health, metrics=self.metrics, store=worker.store
+            self.settings,
+            redis=redis,
+            health=self.health,
+            metrics=self.metrics,
+            store=worker.store,
+            live=rabbitmq,
         )
 
     async def _start_http(self, stack: AsyncExitStack, server: HttpServer) -> None:
@@ -287,6 +310,17 @@ class Daemon:
             stack.callback(loop.remove_signal_handler, sig)
         loop.add_signal_handler(signal.SIGHUP, on_hup)
         stack.callback(loop.remove_signal_handler, signal.SIGHUP)
+
+
+def _worker(
+    settings: Settings, *, redis: aioredis.Redis, broker: RabbitMQ | None, **parts: Any
+) -> Worker:
+    """The Redis Streams worker, or the RabbitMQ-mode one (``consumers.amqp_worker``)."""
+    if broker is None:
+        return Worker(settings, redis=redis, **parts)
+    from .amqp_worker import AmqpWorker
+
+    return AmqpWorker(settings, redis=redis, broker=broker, **parts)
 
 
 def _retrieve_exception(task: asyncio.Task[bool]) -> None:

@@ -96,6 +96,13 @@ class Metrics:
             ["group"],
             registry=registry,
         )
+        self.queue_depth = Gauge(
+            "eventbus_queue_depth",
+            "RabbitMQ mode: messages of the group's queue ready, plus those this worker "
+            "holds unacknowledged",
+            ["group"],
+            registry=registry,
+        )
         self.publish_errors = Counter(
             "eventbus_publish_errors",
             "Publishes that failed (CLI and operator events)",

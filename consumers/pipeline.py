@@ -34,7 +34,8 @@ from collections.abc import Callable, Mapping, Sequence
 
 import structlog
 
-from eventbus.brokers.redis_streams import RedisStreams, StreamEntry
+from eventbus.brokers.base import Broker
+from eventbus.brokers.redis_streams import StreamEntry
 from eventbus.catalog import OPERATOR_CHANNEL_DISABLED, OPERATOR_TEAM
 from eventbus.envelope import Event, Outcome, Resource
 from eventbus.errors import BrokerError
@@ -67,7 +68,7 @@ class Pipeline:
         dispatcher: Dispatcher,
         committer: Committer,
         store: DeliveryStore,
-        streams: RedisStreams,
+        streams: Broker,
         *,
         limit: int,
         consumer: str,

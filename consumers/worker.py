@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable, Mapping
 import redis.asyncio as aioredis
 import structlog
 
+from eventbus.brokers.base import Broker
 from eventbus.brokers.redis_streams import RedisStreams, StreamEntry
 from eventbus.errors import BrokerError
 from eventbus.keys import Keys
@@ -89,7 +90,7 @@ class Worker:
         self.store = DeliveryStore(redis, self.keys, self.config.record_ttl)
         self.retries = RetryQueue(redis, self.keys, self.config.record_ttl)
         self.dead_letters = DeadLetters(redis, self.keys)
-        self.committer = Committer(redis, self.keys, self.group, self.config.record_ttl)
+        self.committer = self._committer()
         self.maintenance = Maintenance(redis, self.keys)
         self.silences = SilenceBook(SilenceStore(redis, self.keys))
         alerts = AlertBook(redis, self.keys)
@@ -106,7 +107,7 @@ class Worker:
             self.dispatcher,
             self.committer,
             self.store,
-            self.streams,
+            self._broker(),
             limit=self.config.max_in_flight,
             consumer=self.name,
             metrics=self.metrics,
@@ -122,14 +123,29 @@ class Worker:
             console.apply = self.reconfigure
 
     def __repr__(self) -> str:
-        return f"Worker(group={self.group!r}, consumer={self.name!r})"
+        return f"{type(self).__name__}(group={self.group!r}, consumer={self.name!r})"
+
+    # What a RabbitMQ-mode worker (``consumers.amqp_worker``) does otherwise; chosen
+    # once here, so the Redis path has no per-entry branch.
+
+    def _committer(self) -> Committer:
+        """Records and XACK in one script call (invariant 2)."""
+        return Committer(self.redis, self.keys, self.group, self.config.record_ttl)
+
+    def _broker(self) -> Broker:
+        """Where operator events (``eventbus.channel.disabled``) are published."""
+        return self.streams
+
+    async def _read_batch(self, count: int) -> list[StreamEntry]:
+        """New entries for ``drain()``, without waiting."""
+        return await self.streams.read(self.group, self.name, count, None)
 
     # -- lifecycle -------------------------------------------------------------
 
     async def start(self) -> None:
         """Move an older key layout, create the group if needed, load channel states."""
         await migrate_layout(self.redis, self.keys.prefix, group=self.group)
-        await self.streams.ensure_group(self.group)
+        await self.pipeline.streams.ensure_group(self.group)
         await self._refresh_channel_states()
         await self.silences.load()
         if self.console is not None:
@@ -201,7 +217,7 @@ class Worker:
         batch = self.config.batch_size
         while True:
             room = min(await self._room(), batch)
-            entries = await self.streams.read(self.group, self.name, room, None)
+            entries = await self._read_batch(room)
             jobs = await self.retries.claim(self.clock(), self._lease, room)
             digests = await self.flusher.flush_due(self._lease, room - len(entries) - len(jobs))
             digests += await self.alert_timers.fire_due(

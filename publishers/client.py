@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from collections.abc import Iterable, Mapping
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import redis.asyncio as aioredis
 
-from eventbus.brokers import streams_only
 from eventbus.brokers.redis_streams import RedisStreams, connect
 from eventbus.catalog import Catalog
 from eventbus.envelope import AlertAction, EnvelopeLimits, Event, Severity, encode, parse_event
-from eventbus.errors import EventBusError
+from eventbus.errors import ConfigError, EventBusError
 from eventbus.keys import Keys
-from eventbus.settings import Settings
+from eventbus.settings import Settings, redact_url
 
 from .alerts import ResourceLike, alert_event
+
+if TYPE_CHECKING:
+    from eventbus.brokers.rabbitmq import RabbitMQ
 
 __all__ = ["EventLike", "Publisher"]
 
@@ -39,6 +42,10 @@ class Publisher:
 
         async with Publisher.from_url("redis://localhost:6379/0") as bus:
             stream_id = await bus.publish(Event(event="capsule.create", ...))
+
+    With ``broker.kind: rabbitmq`` the same calls publish to RabbitMQ
+    (confirmed, message id = event id) and return the event id; errors are
+    ``BrokerError`` there too.
     """
 
     def __init__(
@@ -49,13 +56,14 @@ class Publisher:
         catalog: Catalog | None = None,
     ) -> None:
         self.settings = settings or Settings()
-        streams_only(self.settings.broker.kind, "the publisher")
         self.catalog = catalog or self.settings.catalog.build()
         self.limits: EnvelopeLimits = self.settings.envelope
         self.keys = Keys(self.settings.broker.prefix)
         self._redis = redis
         self._owns_redis = redis is None
         self._streams: RedisStreams | None = None
+        self._rabbitmq: RabbitMQ | None = None
+        self._connecting = asyncio.Lock()
         self._state = _State.UNOPENED
 
     @classmethod
@@ -63,12 +71,18 @@ class Publisher:
         return cls(Settings(broker={"redis_url": url, "prefix": prefix}), **kwargs)
 
     def __repr__(self) -> str:
-        return (
-            f"Publisher({self.settings.broker.redis_url_redacted!r}, prefix={self.keys.prefix!r})"
-        )
+        broker = self.settings.broker
+        url = broker.redis_url_redacted if broker.kind == "redis" else self._amqp_url_redacted()
+        return f"Publisher({url!r}, prefix={self.keys.prefix!r})"
+
+    def _amqp_url_redacted(self) -> str:
+        return redact_url(self.settings.broker.amqp_url.get_secret_value())
 
     async def __aenter__(self) -> Self:
-        self._open()
+        if self.settings.broker.kind == "rabbitmq":
+            await self._amqp()
+        else:
+            self._open()
         return self
 
     async def __aexit__(
@@ -94,9 +108,30 @@ class Publisher:
             self._state = _State.OPENED
         return self._streams
 
+    async def _amqp(self) -> RabbitMQ:
+        """The started RabbitMQ broker (``broker.kind: rabbitmq``), connected on first use."""
+        if self._state is _State.CLOSED:
+            raise EventBusError("this Publisher is closed; create a new one")
+        async with self._connecting:  # two first publishes open one connection
+            if self._rabbitmq is None:
+                try:
+                    from eventbus.brokers.rabbitmq import RabbitMQ
+                except ModuleNotFoundError as exc:
+                    raise ConfigError(
+                        f"broker.kind is 'rabbitmq', which needs {exc.name}: "
+                        "pip install 'eventbus[rabbitmq]'"
+                    ) from exc
+                broker = RabbitMQ.from_settings(self.settings)
+                await broker.start()
+                self._rabbitmq = broker
+                self._state = _State.OPENED
+        return self._rabbitmq
+
     async def aclose(self) -> None:
         if self._state is _State.OPENED and self._owns_redis and self._redis is not None:
             await self._redis.aclose()
+        if self._rabbitmq is not None:
+            await self._rabbitmq.close()
         self._state = _State.CLOSED
 
     def _prepare(self, event: EventLike, durable: bool) -> tuple[Event, str]:
@@ -115,6 +150,8 @@ class Publisher:
         ``broker.publish_retries`` retries of connection errors).
         """
         ev, payload = self._prepare(event, durable=True)
+        if self.settings.broker.kind == "rabbitmq":
+            return await (await self._amqp()).publish(ev.team_id, payload)
         return await self._open().publish(ev.team_id, payload, self.settings.broker.stream_maxlen)
 
     async def publish_many(self, events: Iterable[EventLike]) -> list[str]:
@@ -125,11 +162,15 @@ class Publisher:
         """
         prepared = [self._prepare(e, durable=True) for e in events]
         items = [(ev.team_id, payload) for ev, payload in prepared]
+        if self.settings.broker.kind == "rabbitmq":
+            return await (await self._amqp()).publish_many(items)
         return await self._open().publish_many(items, self.settings.broker.stream_maxlen)
 
     async def publish_transient(self, event: EventLike) -> int:
         """Mirror ``event`` live only (best effort); returns how many listeners got it."""
         ev, payload = self._prepare(event, durable=False)
+        if self.settings.broker.kind == "rabbitmq":
+            return await (await self._amqp()).publish_transient(ev.team_id, payload)
         return await self._open().publish_transient(ev.team_id, payload)
 
     async def trigger_alert(

@@ -10,7 +10,6 @@ from urllib.parse import urlsplit
 
 import click
 
-from eventbus.brokers import streams_only
 from eventbus.brokers.embedded import EmbeddedRedis, redis_answers
 from eventbus.cli import EXIT_BROKER, EXIT_CONFIG, Context, config_failure, fail, missing_extra
 from eventbus.errors import BrokerUnavailable, ConfigError
@@ -70,10 +69,17 @@ Exit status: 0 clean stop, 2 bad configuration, 3 broker unreachable.""",
 def command(ctx: Context, embedded: bool, embedded_fallback: bool, embedded_port: int) -> None:
     """Run a consumer worker: read the stream, deliver, record, ack."""
     settings = checked_settings(ctx)
-    try:
-        streams_only(settings.broker.kind, "the worker")
-    except ConfigError as exc:
-        fail(str(exc), EXIT_CONFIG)
+    if settings.broker.kind == "rabbitmq":
+        if embedded:
+            fail(
+                "--embedded starts a Redis-protocol broker, but broker.kind is 'rabbitmq': "
+                "drop --embedded, or set broker.kind: redis (EVENTBUS_BROKER__KIND=redis)",
+                EXIT_CONFIG,
+            )
+        try:
+            import aio_pika  # noqa: F401
+        except ModuleNotFoundError as exc:
+            missing_extra("rabbitmq", exc, "eventbus run with broker.kind: rabbitmq")
     configure_logging(settings.logging)
     set_log_redactor(configured_secrets(settings).mask)
     if embedded_fallback and not embedded:
@@ -92,8 +98,7 @@ def command(ctx: Context, embedded: bool, embedded_fallback: bool, embedded_port
         asyncio.run(daemon.run())
     except BrokerUnavailable as exc:
         click.secho(
-            f"error: {exc}\n  is Redis running? check broker.redis_url / "
-            "EVENTBUS_BROKER__REDIS_URL, or try --embedded",
+            f"error: {exc}\n  is {_which(settings)} running? check {_broker_settings(settings)}",
             fg="red",
             err=True,
         )
@@ -160,3 +165,13 @@ def _this_command() -> str:
         return f"{shlex.quote(sys.executable)} -m eventbus"
     path, here = script.resolve(), Path.cwd()
     return shlex.quote(f"./{path.relative_to(here)}" if path.is_relative_to(here) else str(path))
+
+
+def _which(settings: Settings) -> str:
+    return "RabbitMQ (and Redis)" if settings.broker.kind == "rabbitmq" else "Redis"
+
+
+def _broker_settings(settings: Settings) -> str:
+    if settings.broker.kind == "rabbitmq":
+        return "broker.amqp_url / EVENTBUS_BROKER__AMQP_URL and broker.redis_url"
+    return "broker.redis_url / EVENTBUS_BROKER__REDIS_URL, or try --embedded"

@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 import signal
 from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING
 
 import click
 
-from eventbus.brokers import streams_only
 from eventbus.brokers.redis_streams import connect, translated
-from eventbus.cli import EXIT_BROKER, EXIT_CONFIG, Context, fail
+from eventbus.cli import EXIT_BROKER, EXIT_CONFIG, Context, fail, missing_extra
 from eventbus.errors import BrokerUnavailable, ConfigError, EventBusError
 from eventbus.logs import configure_logging, set_log_redactor
 from eventbus.secrets import configured_secrets
@@ -25,6 +25,9 @@ from eventbus.settings import Settings
 from ..health import Health
 from ..metrics import Metrics
 from ..server import HttpServer
+
+if TYPE_CHECKING:
+    from eventbus.brokers.rabbitmq import RabbitMQ
 
 __all__ = ["command"]
 
@@ -60,7 +63,7 @@ def command(ctx: Context, host: str | None, port: int | None) -> None:
     except ConfigError as exc:
         fail(str(exc), EXIT_CONFIG)
     except BrokerUnavailable as exc:
-        fail(f"{exc}\n  check broker.redis_url / EVENTBUS_BROKER__REDIS_URL", EXIT_BROKER)
+        fail(f"{exc}\n  check {_broker_settings(settings)}", EXIT_BROKER)
     except EventBusError as exc:
         fail(str(exc))
 
@@ -70,7 +73,7 @@ async def _serve(settings: Settings, host: str | None, port: int | None) -> None
     stop = asyncio.Event()
     async with AsyncExitStack() as stack:
         broker = settings.broker
-        streams_only(broker.kind, "eventbus serve (its live feed)")
+        live = await _rabbitmq(settings, stack)
         redis = connect(broker.redis_url.get_secret_value(), socket_timeout=broker.socket_timeout)
         stack.push_async_callback(redis.aclose)
         async with translated("connect"):
@@ -81,7 +84,7 @@ async def _serve(settings: Settings, host: str | None, port: int | None) -> None
             stack.callback(loop.remove_signal_handler, sig)
         health = Health()
         server = HttpServer(
-            settings, redis=redis, health=health, metrics=Metrics(), host=host, port=port
+            settings, redis=redis, health=health, metrics=Metrics(), host=host, port=port, live=live
         )
         await server.start()
         stack.push_async_callback(server.stop)
@@ -93,3 +96,20 @@ async def _serve(settings: Settings, host: str | None, port: int | None) -> None
         )
         await stop.wait()
         click.echo("stopping", err=True)
+
+
+async def _rabbitmq(settings: Settings, stack: AsyncExitStack) -> RabbitMQ | None:
+    """In RabbitMQ mode the live feed comes from ``<prefix>.live`` (no replay)."""
+    if settings.broker.kind != "rabbitmq":
+        return None
+    try:
+        from eventbus.brokers.rabbitmq import RabbitMQ
+    except ModuleNotFoundError as exc:
+        missing_extra("rabbitmq", exc, "eventbus serve with broker.kind: rabbitmq")
+    return await stack.enter_async_context(RabbitMQ.from_settings(settings, consuming=False))
+
+
+def _broker_settings(settings: Settings) -> str:
+    if settings.broker.kind == "rabbitmq":
+        return "broker.amqp_url / EVENTBUS_BROKER__AMQP_URL and broker.redis_url"
+    return "broker.redis_url / EVENTBUS_BROKER__REDIS_URL"

@@ -1,8 +1,10 @@
-"""``eventbus tail``: print the live mirror in a terminal, straight from Redis.
+"""``eventbus tail``: print the live mirror in a terminal, straight from the broker.
 
-It subscribes to the same Pub/Sub channels as the SSE endpoint (one per team,
-or the pattern for every team), so it shows durable and transient events as
-they are published. It is a tail, not a history: nothing is replayed.
+On Redis it subscribes to the same Pub/Sub channels as the SSE endpoint (one
+per team, or the pattern for every team); in RabbitMQ mode it reads an
+exclusive auto-delete queue bound to ``<prefix>.live``. Either way it shows
+durable and transient events as they are published. It is a tail, not a
+history: nothing is replayed.
 """
 
 from __future__ import annotations
@@ -10,20 +12,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from eventbus.brokers import streams_only
 from eventbus.brokers.redis_streams import connect, translated
-from eventbus.cli import EXIT_CONFIG, EXIT_USAGE, Context, fail, run_async
-from eventbus.errors import ConfigError, EnvelopeError
+from eventbus.cli import EXIT_USAGE, Context, fail, missing_extra, run_async
+from eventbus.errors import EnvelopeError
 from eventbus.keys import Keys
 from eventbus.live import LiveMessage, live_message, parse_live
 from eventbus.settings import Settings
 from eventbus.terminal import printable
 
 from ..server.live import LiveFilter, parse_types
+
+if TYPE_CHECKING:
+    from eventbus.brokers.rabbitmq import RabbitMQ
 
 __all__ = ["command"]
 
@@ -69,10 +73,6 @@ def command(
 ) -> None:
     """Print the live mirror (durable and transient events) as it happens."""
     settings = ctx.settings()
-    try:
-        streams_only(settings.broker.kind, "eventbus tail")
-    except ConfigError as exc:
-        fail(str(exc), EXIT_CONFIG)
     globs = [t.strip() for value in types for t in value.split(",") if t.strip()]
     try:
         live_filter = LiveFilter(
@@ -83,8 +83,43 @@ def command(
     except ValueError as exc:
         fail(f"--type: {exc}", EXIT_USAGE)
     # Ctrl-C is how tail is meant to stop: no traceback, no "Aborted!"
+    rabbitmq = _rabbitmq(settings)
     with contextlib.suppress(KeyboardInterrupt):
-        run_async(lambda: _tail(settings, live_filter, teams, as_json, count))
+        if rabbitmq is not None:
+            run_async(lambda: _tail_broker(rabbitmq, live_filter, teams, as_json, count))
+        else:
+            run_async(lambda: _tail(settings, live_filter, teams, as_json, count))
+
+
+def _rabbitmq(settings: Settings) -> RabbitMQ | None:
+    """In RabbitMQ mode the live mirror is the ``<prefix>.live`` exchange."""
+    if settings.broker.kind != "rabbitmq":
+        return None
+    try:
+        from eventbus.brokers.rabbitmq import RabbitMQ
+    except ModuleNotFoundError as exc:
+        missing_extra("rabbitmq", exc, "eventbus tail with broker.kind: rabbitmq")
+    return RabbitMQ.from_settings(settings, consuming=False)
+
+
+async def _tail_broker(
+    broker: RabbitMQ,
+    live_filter: LiveFilter,
+    teams: Sequence[str],
+    as_json: bool,
+    count: int | None,
+) -> None:
+    """The same output, read from an exclusive queue bound to ``<prefix>.live``."""
+    async with broker, broker.live() as messages:
+        _tailing(teams)
+        shown = 0
+        async for raw in messages:
+            if count is not None and shown >= count:
+                return
+            if _show(raw, live_filter, as_json, streams=False):
+                shown += 1
+            if count is not None and shown >= count:
+                return
 
 
 async def _tail(
@@ -106,26 +141,40 @@ async def _tail(
             else:
                 await pubsub.psubscribe(keys.live_pattern)
             await _confirmed(pubsub, len(teams) or 1)
-        where = ", ".join(teams) if teams else "every team"
-        click.echo(f"tailing the live mirror of {where} (Ctrl-C to stop)", err=True)
+        _tailing(teams)
         shown = 0
         while count is None or shown < count:
             async with translated("read the live mirror"):
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
             if message is None or message["type"] not in ("message", "pmessage"):
                 continue
-            try:
-                live = parse_live(message["data"])
-            except EnvelopeError as exc:
-                click.secho(f"skipped an invalid message: {exc}", fg="yellow", err=True)
-                continue
-            if not live_filter.matches(live.event):
-                continue
-            click.echo(_as_json(live) if as_json else _as_line(live))
-            shown += 1
+            if _show(message["data"], live_filter, as_json):
+                shown += 1
     finally:
         await pubsub.aclose()
         await redis.aclose()
+
+
+def _tailing(teams: Sequence[str]) -> None:
+    where = ", ".join(teams) if teams else "every team"
+    click.echo(f"tailing the live mirror of {where} (Ctrl-C to stop)", err=True)
+
+
+def _show(raw: bytes | str, live_filter: LiveFilter, as_json: bool, streams: bool = True) -> bool:
+    """Print one mirror message if it passes the filter; whether it was printed.
+
+    ``streams``: durable messages carry a stream id (Redis), so one without is
+    marked live only; RabbitMQ's mirror carries none for either kind.
+    """
+    try:
+        live = parse_live(raw)
+    except EnvelopeError as exc:
+        click.secho(f"skipped an invalid message: {exc}", fg="yellow", err=True)
+        return False
+    if not live_filter.matches(live.event):
+        return False
+    click.echo(_as_json(live) if as_json else _as_line(live, streams))
+    return True
 
 
 async def _confirmed(pubsub: Any, expected: int) -> None:
@@ -142,7 +191,7 @@ def _as_json(live: LiveMessage) -> str:
     return live_message(live.stream_id, live.data)
 
 
-def _as_line(live: LiveMessage) -> str:
+def _as_line(live: LiveMessage, streams: bool = True) -> str:
     """One line per event; publishers' text is escaped before our own styling is added."""
     event = live.event
     outcome = event.outcome_name
@@ -158,6 +207,6 @@ def _as_line(live: LiveMessage) -> str:
     ]
     if event.error:
         parts.append(click.style(f"error: {printable(event.error)}", fg="red"))
-    if live.stream_id is None:
+    if streams and live.stream_id is None:
         parts.append(click.style("(live only)", dim=True))
     return "  ".join(parts)

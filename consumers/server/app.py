@@ -146,8 +146,8 @@ class _Api:
         reason = self.health.ready_reason
         if reason is None:
             reason = await self._ping()
-        if reason is None and not self.hub.connected:
-            reason = "the live mirror is not subscribed yet"
+        if reason is None:
+            reason = self.hub.not_ready()
         if reason is not None:
             return JSONResponse({"status": "not ready", "reason": reason}, status_code=503)
         return JSONResponse({"status": "ready"})

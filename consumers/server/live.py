@@ -155,9 +155,16 @@ class LiveHub:
         self._connected = asyncio.Event()
         self._stopping = asyncio.Event()
 
+    # Whether ``Last-Event-ID`` can be replayed (from the Redis stream; not in RabbitMQ mode).
+    replays = True
+
     @property
     def connected(self) -> bool:
         return self._connected.is_set()
+
+    def not_ready(self) -> str | None:
+        """Why the live mirror cannot serve now (for ``/readyz``), or ``None``."""
+        return None if self.connected else "the live mirror is not subscribed yet"
 
     @property
     def subscribers(self) -> tuple[Subscriber, ...]:

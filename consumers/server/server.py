@@ -33,6 +33,7 @@ from eventbus.settings import ApiToken, Settings
 
 from .app import create_app, set_tokens
 from .live import LiveHub
+from .live_broker import BrokerLiveHub, LiveSource
 
 __all__ = ["HttpServer"]
 
@@ -91,12 +92,17 @@ class HttpServer:
         store: DeliveryStore | None = None,
         host: str | None = None,
         port: int | None = None,
+        live: LiveSource | None = None,
     ) -> None:
         keys = Keys(settings.broker.prefix)
         self.host = settings.http.host if host is None else host
         self._port = settings.http.port if port is None else port
-        self.hub = LiveHub(
-            redis, keys, buffer=settings.http.client_buffer, metrics=metrics, health=health
+        buffer = settings.http.client_buffer
+        # The live mirror from Redis Pub/Sub, or from another broker (RabbitMQ mode).
+        self.hub = (
+            LiveHub(redis, keys, buffer=buffer, metrics=metrics, health=health)
+            if live is None
+            else BrokerLiveHub(live, redis, keys, buffer=buffer, metrics=metrics, health=health)
         )
         store = store or DeliveryStore(redis, keys, settings.consumer.record_ttl)
         self.app = create_app(

@@ -14,6 +14,11 @@ so there is neither gap nor duplicate at the seam. Transient events are
 never replayed. When the limit cuts a replay short, an
 ``event: replay-truncated`` message says where it stopped.
 
+In RabbitMQ mode (``LiveHub.replays`` false) there is no stream to replay
+from: a ``Last-Event-ID`` gets the response header ``X-Eventbus-Replay:
+unavailable`` and an ``event: replay-unavailable`` message before the live
+events, instead of a silent gap.
+
 Other named events: ``overflow`` (this client was too slow and is being
 disconnected) and ``error`` (the replay failed). A stream also ends when the
 hub loses its Pub/Sub subscription; clients reconnect with their last id.
@@ -35,10 +40,17 @@ from eventbus.live import LiveMessage, parse_entry, parse_stream_id
 
 from .live import OVERFLOW, LiveFilter, LiveHub, Subscriber
 
-__all__ = ["LiveResponse", "live_response"]
+__all__ = ["NO_REPLAY", "REPLAY_HEADER", "LiveResponse", "live_response"]
 
 log = structlog.get_logger(__name__)
 
+# In RabbitMQ mode nothing is replayed: a client sending Last-Event-ID is told so
+# (this header on the response, and a ``replay-unavailable`` event first).
+REPLAY_HEADER = "X-Eventbus-Replay"
+NO_REPLAY = (
+    "Last-Event-ID replay is not available with broker.kind: rabbitmq; "
+    "events published while disconnected are not resent (see the delivery records)"
+)
 _REPLAY_PAGE = 200
 _RETRY_MS = 2000  # EventSource reconnection delay
 _DROP_GRACE = 1.0  # seconds a dropped client's stream gets to end by itself
@@ -63,7 +75,12 @@ class _LiveStream:
     async def events(self) -> AsyncIterator[ServerSentEvent]:
         try:
             yield ServerSentEvent(comment="connected", retry=_RETRY_MS)
-            if self.last_event_id is not None and self.replay_limit > 0:
+            if self.last_event_id is not None and not self.hub.replays:
+                yield ServerSentEvent(
+                    event="replay-unavailable",
+                    data=json.dumps({"last_event_id": self.last_event_id, "reason": NO_REPLAY}),
+                )
+            elif self.last_event_id is not None and self.replay_limit > 0:
                 async for item in self._replay(self.last_event_id):
                     yield item
             while True:
@@ -192,12 +209,16 @@ def live_response(
     published in between is missed. Raises ``BrokerUnavailable`` while the
     mirror is down and ``ValueError`` for a malformed ``last_event_id``.
     """
-    if last_event_id is not None:
+    headers = {}
+    if last_event_id is not None and not hub.replays:
+        headers[REPLAY_HEADER] = "unavailable"
+    elif last_event_id is not None:
         parse_stream_id(last_event_id)
     sub = hub.subscribe(live_filter, client_name)
     stream = _LiveStream(hub, sub, last_event_id, replay_limit)
     response = EventSourceResponse(
         stream.events(),
+        headers=headers,
         ping=heartbeat,
         ping_message_factory=lambda: ServerSentEvent(comment="heartbeat"),
     )

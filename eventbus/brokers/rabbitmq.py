@@ -21,8 +21,8 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import time
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Self
 
 import aio_pika
@@ -39,6 +39,7 @@ from ..errors import BrokerError, EventBusError
 from ..settings import Settings, redact_url
 from . import rabbitmq_messages as messages
 from .base import Broker, DeadLetter, Received
+from .rabbitmq_channels import Consumer, drain, restored, stale
 from .rabbitmq_errors import UNAVAILABLE, Translator
 from .rabbitmq_topology import Topology
 
@@ -49,14 +50,6 @@ log = logging.getLogger(__name__)
 RECONNECT_INTERVAL = 2.0  # seconds between reconnection attempts (aio-pika's default: 5)
 RETRY_DELAY = 0.2  # seconds before publishing again on a channel closed before it sent
 MAX_IN_FLIGHT = 1000  # publishes of one publish_many call awaiting confirmation at once
-
-
-@dataclass(slots=True)
-class _Consumer:
-    channel: AbstractChannel
-    queue: AbstractQueue
-    tag: str
-    inbox: asyncio.Queue[AbstractIncomingMessage] = field(default_factory=asyncio.Queue)
 
 
 class RabbitMQ:
@@ -87,7 +80,7 @@ class RabbitMQ:
         self._channel: AbstractChannel | None = None
         self._exchanges: tuple[AbstractExchange, AbstractExchange, AbstractExchange] | None = None
         self._groups: set[str] = set()
-        self._consumers: dict[tuple[str, str], _Consumer] = {}
+        self._consumers: dict[tuple[str, str], Consumer] = {}
         self._held: dict[str, tuple[tuple[str, str], AbstractIncomingMessage]] = {}
         self._handles = itertools.count(1)
         self._closed = False
@@ -95,12 +88,13 @@ class RabbitMQ:
         self._translated = Translator(url, self.topology, timeout)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Self:
+    def from_settings(cls, settings: Settings, *, consuming: bool = True) -> Self:
+        """``consuming=False`` (a live reader): no group queue is looked for at start."""
         consumer = settings.consumer
         return cls(
             settings.broker.amqp_url.get_secret_value(),
             settings.broker.prefix,
-            group=consumer.group,
+            group=consumer.group if consuming else None,
             max_receives=consumer.max_receives,
             prefetch=consumer.max_in_flight,
             timeout=settings.broker.socket_timeout,
@@ -198,7 +192,7 @@ class RabbitMQ:
         with self._translated(what):
             async with asyncio.timeout(self.timeout):  # waiting for a reconnection included
                 while True:
-                    await _restored(channel)
+                    await restored(channel)
                     try:
                         await events.publish(message, key, mandatory=True, timeout=self.timeout)
                         return
@@ -255,7 +249,7 @@ class RabbitMQ:
                 if not channel.is_closed:
                     await channel.close()
 
-    async def _consumer(self, group: str, name: str) -> _Consumer:
+    async def _consumer(self, group: str, name: str) -> Consumer:
         key = (group, name)
         found = self._consumers.get(key)
         if found is not None:
@@ -263,7 +257,7 @@ class RabbitMQ:
         async with self._opening:  # two first consume() calls open one channel
             return self._consumers.get(key) or await self._open_consumer(group, name)
 
-    async def _open_consumer(self, group: str, name: str) -> _Consumer:
+    async def _open_consumer(self, group: str, name: str) -> Consumer:
         await self.ensure_group(group)
         assert self._connection is not None
         with self._translated(f"consume from group {group!r}"):
@@ -277,7 +271,7 @@ class RabbitMQ:
                 inbox.put_nowait(message)
 
             tag = await queue.consume(take, no_ack=False, consumer_tag=f"{name}-{id(inbox):x}")
-        self._consumers[(group, name)] = found = _Consumer(channel, queue, tag, inbox)
+        self._consumers[(group, name)] = found = Consumer(channel, queue, tag, inbox)
         return found
 
     async def consume(
@@ -293,23 +287,28 @@ class RabbitMQ:
         out: list[Received] = []
         while len(out) < count and (waiting or not held.inbox.empty()):
             message = waiting.pop() if waiting else held.inbox.get_nowait()
-            if _stale(message):
+            if stale(message):
                 continue  # from a channel lost since: RabbitMQ hands it out again
             receives = int(str((message.headers or {}).get("x-delivery-count") or 0)) + 1
             if receives > self.max_receives:
                 # One more return passes x-delivery-limit: the server dead-letters it.
                 await self._settle(message, requeue=True)
                 continue
-            handle = f"{next(self._handles)}"
+            # Shaped like a stream id (receive time in ms): an envelope without a
+            # timestamp gets the time it was received, as on Redis it gets the time stored.
+            handle = f"{time.time_ns() // 1_000_000}-{next(self._handles)}"
             self._held[handle] = ((group, consumer), message)
             out.append(Received(handle, message.body, receives))
         return out
 
     async def ack(self, group: str, ids: Sequence[str]) -> None:
-        for handle in ids:
-            held = self._held.pop(handle, None)
-            if held is not None:
-                await self._settle(held[1])
+        """Ack all at once; one from a channel lost since is skipped (it comes again)."""
+        found = [self._held.pop(handle, None) for handle in ids]
+        held = [item for item in found if item is not None and not stale(item[1])]
+        if len(held) == 1:
+            await self._settle(held[0][1])
+        elif held:
+            await asyncio.gather(*(self._settle(message) for _key, message in held))
 
     async def _settle(self, message: AbstractIncomingMessage, requeue: bool = False) -> None:
         """Ack (or return) one message; a failure is logged: it will come back."""
@@ -318,7 +317,8 @@ class RabbitMQ:
                 await message.nack(requeue=True)
             else:
                 await message.ack()
-        except (amqp_errors.AMQPError, *UNAVAILABLE) as exc:
+        except (amqp_errors.AMQPError, amqp_errors.ChannelInvalidStateError, *UNAVAILABLE) as exc:
+            # Its channel is gone (the connection was lost): RabbitMQ hands it out again.
             log.warning("broker.ack_failed: %s (the message will be received again)", exc)
 
     async def dead_letter(self, group: str, message: Received, reason: str, error: str) -> str:
@@ -329,7 +329,7 @@ class RabbitMQ:
         """
         _channel, (_events, _live, dlq) = self._open()
         held = self._held.get(message.id)
-        if held is None or _stale(held[1]):
+        if held is None or stale(held[1]):
             log.warning("broker.dead_letter_skipped: the message is no longer held")
             return ""
         original = held[1]
@@ -342,12 +342,33 @@ class RabbitMQ:
         await self.ack(group, [message.id])
         return dead_id
 
+    def waiting(self, group: str, consumer: str) -> int:
+        """Messages delivered to ``consumer`` (prefetched) that ``consume`` has not returned."""
+        found = self._consumers.get((group, consumer))
+        return 0 if found is None else found.inbox.qsize()
+
+    def holding(self, group: str, consumer: str) -> list[str]:
+        """Handles of the messages ``consumer`` received and has not settled."""
+        return [h for h, (key, _m) in self._held.items() if key == (group, consumer)]
+
+    async def requeue(self, group: str, ids: Sequence[str]) -> None:
+        """Hand messages back unsettled: received again, counting toward the delivery limit."""
+        for handle in ids:
+            held = self._held.pop(handle, None)
+            if held is not None:
+                await self._settle(held[1], requeue=True)
+
+    @property
+    def reachable(self) -> bool:
+        """Whether the connection is up now (not while aio-pika is restoring it)."""
+        return self._connection is not None and self._connection.connected.is_set()
+
     async def release(self, group: str, consumer: str) -> None:
         """Cancel and close the consumer's channel: RabbitMQ requeues what it held."""
         held = self._consumers.pop((group, consumer), None)
         if held is None:
             return
-        for handle in [h for h, (key, _m) in self._held.items() if key == (group, consumer)]:
+        for handle in self.holding(group, consumer):
             del self._held[handle]
         with contextlib.suppress(amqp_errors.AMQPError, *UNAVAILABLE):
             await held.channel.close()
@@ -419,28 +440,10 @@ class RabbitMQ:
             await queue.bind(self.topology.live, "#")
             await queue.consume(take, no_ack=True)
         try:
-            yield _drain(inbox)
+            yield drain(inbox)
         finally:
             with contextlib.suppress(amqp_errors.AMQPError, *UNAVAILABLE):
                 await channel.close()
-
-
-async def _restored(channel: AbstractChannel) -> None:
-    """Wait while the robust connection restores ``channel`` (the caller bounds it)."""
-    if channel.is_closed and isinstance(channel, aio_pika.RobustChannel):
-        await channel.ready()
-
-
-def _stale(message: AbstractIncomingMessage) -> bool:
-    try:
-        return bool(message.channel.is_closed)
-    except amqp_errors.ChannelInvalidStateError:
-        return True
-
-
-async def _drain(inbox: asyncio.Queue[bytes]) -> AsyncIterator[bytes]:
-    while True:
-        yield await inbox.get()
 
 
 if TYPE_CHECKING:  # mypy checks that RabbitMQ keeps the Broker protocol

@@ -98,7 +98,11 @@ def run_async(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
     try:
         return asyncio.run(factory())
     except BrokerUnavailable as exc:
-        fail(f"{exc}\n  check broker.redis_url / EVENTBUS_BROKER__REDIS_URL", EXIT_BROKER)
+        fail(
+            f"{exc}\n  check broker.redis_url / EVENTBUS_BROKER__REDIS_URL (and, with "
+            "broker.kind: rabbitmq, broker.amqp_url / EVENTBUS_BROKER__AMQP_URL)",
+            EXIT_BROKER,
+        )
     except ConfigError as exc:  # a setting that cannot work: exit 2 like a bad file
         fail(str(exc), EXIT_CONFIG)
     except EventBusError as exc:

@@ -128,7 +128,9 @@ def command(
     if transient:
         click.echo(f"event {event.id} published live only ({_listeners(int(result))})")
     else:
-        click.echo(f"event {event.id} stream {result}")
+        rabbitmq = settings.broker.kind == "rabbitmq"
+        where = "published to RabbitMQ" if rabbitmq else f"stream {result}"
+        click.echo(f"event {event.id} {where}")
 
 
 def _alert(key: str | None, action: str | None, transient: bool) -> dict[str, str]:
