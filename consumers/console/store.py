@@ -32,7 +32,7 @@ from eventbus.settings import SecuritySettings
 
 from .crypto import Sealer
 
-__all__ = ["AUDIT_MAXLEN", "ConsoleStore", "Item", "Snapshot"]
+__all__ = ["AUDIT_MAXLEN", "ConsoleStore", "Item", "Snapshot", "note_audit"]
 
 AUDIT_MAXLEN: Final = 10_000
 
@@ -215,3 +215,24 @@ class ConsoleStore:
         keys = [self.keys.console(item.kind), self.keys.console_version, self.keys.console_audit]
         async with translated(f"{action} a console {item.kind}"):
             return int(await self._write(keys=keys, args=args))
+
+
+async def note_audit(
+    redis: aioredis.Redis, keys: Keys, *, actor: str, team: str, kind: str, name: str, action: str
+) -> None:
+    """Add an entry to the audit stream for a change that is not an item write.
+
+    Channel disable/enable goes here (``consumers.channel_switch``); ``team``
+    is ``""`` for a channel of the YAML file, which only admin tokens see.
+    """
+    fields = {
+        "at": f"{time.time():.3f}",
+        "actor": actor,
+        "team": team,
+        "kind": kind,
+        "name": name,
+        "action": action,
+        "fields": "",
+    }
+    async with translated(f"note {action} of {kind} {name!r} in the console audit"):
+        await redis.xadd(keys.console_audit, fields, maxlen=AUDIT_MAXLEN, approximate=True)  # type: ignore[arg-type]

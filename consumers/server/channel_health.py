@@ -60,7 +60,9 @@ class _Health:
         self.redis = redis
         self.keys = Keys(console.settings.broker.prefix)
 
-    async def _visible(self, request: Request, action: str | None) -> tuple[Principal, str, str]:
+    async def _visible(
+        self, request: Request, action: str | None
+    ) -> tuple[Principal, str, str, str]:
         principal = self.auth().authenticate(request)
         if action is not None:
             principal.require_operate(action)
@@ -70,10 +72,10 @@ class _Health:
             raise ConsoleError(
                 403, f"channel {name!r} is the configuration's: only an admin token {action}"
             )
-        return principal, name, str(shown["source"])
+        return principal, name, str(shown["source"]), str(shown.get("team") or "")
 
     async def health(self, request: Request) -> Response:
-        principal, name, source = await self._visible(request, None)
+        principal, name, source, _team = await self._visible(request, None)
         hours = _hours(request)
         now = time.time()
         settings = await self.console.merged(principal.teams)
@@ -121,7 +123,7 @@ class _Health:
             return Redactor()
 
     async def disable(self, request: Request) -> Response:
-        principal, name, _source = await self._visible(request, "disables it")
+        principal, name, _source, team = await self._visible(request, "disables it")
         reason = DEFAULT_REASON
         if await request.body():
             body = await json_object(request, limit=4096, example='{"reason": "maintenance"}')
@@ -129,13 +131,15 @@ class _Health:
             if not isinstance(given, str) or not given.strip():
                 raise ConsoleError(422, '"reason" must be a non-empty string')
             reason = given.strip()[:_MAX_REASON]
-        state = await disable_channel(self.redis, self.keys, name, reason)
+        state = await disable_channel(
+            self.redis, self.keys, name, reason, actor=principal.name, team=team
+        )
         log.info("channel.disabled_by_operator", channel=name, token=principal.name)
         return JSONResponse({"channel": name, "disabled": True, "reason": state.reason})
 
     async def enable(self, request: Request) -> Response:
-        principal, name, _source = await self._visible(request, "enables it")
-        was = await enable_channel(self.redis, self.keys, name)
+        principal, name, _source, team = await self._visible(request, "enables it")
+        was = await enable_channel(self.redis, self.keys, name, actor=principal.name, team=team)
         log.info("channel.enabled_by_operator", channel=name, token=principal.name, was=was)
         return JSONResponse({"channel": name, "disabled": False, "was_disabled": was})
 

@@ -108,3 +108,19 @@ async def test_disable_then_enable_needs_operate(console: Callable[..., Any]) ->
     assert blank.status_code == 422 and "reason" in blank.json()["error"]
     config = await api.call("POST", "/v1/channels/ops-console/disable", A_OPERATE)
     assert config.status_code == 403 and "only an admin token" in config.json()["error"]
+
+
+async def test_disable_and_enable_are_in_the_audit_of_the_channels_team(
+    console: Callable[..., Any],
+) -> None:
+    api: Console = await console()
+    assert (await api.call("POST", "/v1/channels", A_OPERATE, json=hook())).status_code == 201
+    await api.call("POST", "/v1/channels/a-hook/disable", A_OPERATE, json={"reason": "maint"})
+    await api.call("POST", "/v1/channels/a-hook/enable", A_OPERATE)
+    rows = (await api.call("GET", "/v1/audit", A_READ)).json()["audit"]
+    switched = [(r["action"], r["name"], r["team"]) for r in rows if r["kind"] == "channel"]
+    assert switched[:2] == [("enable", "a-hook", "team-a"), ("disable", "a-hook", "team-a")]
+    actors = {r["actor"] for r in rows if r["action"] in ("enable", "disable")}
+    assert actors == {"alice"}, actors
+    foreign = (await api.call("GET", "/v1/audit", B_OPERATE)).json()["audit"]
+    assert not [r for r in foreign if r["name"] == "a-hook"]
