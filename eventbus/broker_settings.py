@@ -6,14 +6,23 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Literal
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from .durations import Duration
 
-__all__ = ["BrokerSettings", "amqp_url_problem", "redact_url", "redis_url_problem"]
+__all__ = [
+    "CLUSTER_SCHEMES",
+    "BrokerSettings",
+    "ClusterURL",
+    "amqp_url_problem",
+    "parse_cluster_url",
+    "redact_url",
+    "redis_url_problem",
+]
 
 
 class _Section(BaseModel):
@@ -50,21 +59,85 @@ def redact_url(url: str) -> str:
 
 
 _REDIS_SCHEMES = ("redis", "rediss", "unix")
+CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+_EXAMPLE = (
+    "e.g. redis://127.0.0.1:6379/0, rediss://user:pass@host:6380/0, unix:///run/redis.sock "
+    "or, for a Redis Cluster, redis+cluster://10.0.0.1:7000,10.0.0.2:7000,10.0.0.3:7000"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterURL:
+    """A ``redis+cluster://`` URL taken apart: seed nodes and shared credentials."""
+
+    seeds: tuple[tuple[str, int], ...]
+    username: str | None
+    password: str | None = field(repr=False)
+    tls: bool
+
+    def __repr__(self) -> str:  # never the password
+        return f"ClusterURL(seeds={self.seeds!r}, tls={self.tls})"
+
+
+def parse_cluster_url(url: str) -> ClusterURL:
+    """Split ``redis+cluster://[user:pass@]host:port[,host:port...][/0]``.
+
+    Raises ``ValueError`` naming the bad part (the password never shown).
+    """
+    shown = redact_url(url)
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in CLUSTER_SCHEMES:
+        raise ValueError(f"{shown!r} must start with redis+cluster:// or rediss+cluster://")
+    netloc, _, tail = rest.partition("/")
+    path, _, _query = tail.partition("?")
+    if path.strip("/") not in ("", "0"):
+        raise ValueError(
+            f"{shown!r}: a Redis Cluster has only database 0, not /{path.strip('/')}; "
+            "drop the path or write /0"
+        )
+    userinfo, at, hosts = netloc.rpartition("@")
+    username = password = None
+    if at:
+        user, colon, secret = userinfo.partition(":")
+        username, password = unquote(user) or None, unquote(secret) if colon else None
+    seeds = tuple(_seed(item, shown) for item in hosts.split(","))
+    return ClusterURL(seeds, username, password, tls=scheme == "rediss+cluster")
+
+
+def _seed(item: str, shown: str) -> tuple[str, int]:
+    try:
+        parts = urlsplit(f"redis://{item}")
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        raise ValueError(
+            f"{shown!r}: seed node {item!r} has a bad port or brackets ({_EXAMPLE})"
+        ) from None
+    if not host:
+        raise ValueError(f"{shown!r}: seed node {item!r} names no host ({_EXAMPLE})")
+    if port == 0:
+        raise ValueError(f"{shown!r}: seed node {item!r}: port 0 is not a port ({_EXAMPLE})")
+    return host, port or 6379
 
 
 def redis_url_problem(url: str) -> str | None:
     """Why ``url`` is not a usable Redis URL (never showing its password), or ``None``."""
     shown = redact_url(url)
-    example = (
-        "e.g. redis://127.0.0.1:6379/0, rediss://user:pass@host:6380/0 or unix:///run/redis.sock"
-    )
+    example = _EXAMPLE
+    if url.partition("://")[0] in CLUSTER_SCHEMES:
+        try:
+            parse_cluster_url(url)
+        except ValueError as exc:
+            return str(exc)
+        return None
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError:
         return f"{shown!r} is not a valid URL (bad port or brackets): {example}"
     if parts.scheme not in _REDIS_SCHEMES:
-        return f"{shown!r} must start with redis://, rediss:// or unix://: {example}"
+        return (
+            f"{shown!r} must start with redis://, rediss://, unix:// or redis+cluster://: {example}"
+        )
     if parts.scheme == "unix":
         return None if parts.path else f"{shown!r} names no socket path: {example}"
     if not parts.hostname:
@@ -117,6 +190,14 @@ class BrokerSettings(_Section):
     )
     socket_timeout: Duration = 5.0
     publish_retries: int = Field(3, ge=0, le=10)
+    cluster: bool = Field(
+        False,
+        description=(
+            "redis_url is a Redis Cluster node (redis-py's RedisCluster discovers the "
+            "rest). A redis:// or rediss:// URL is then read as redis+cluster:// with that "
+            "one seed; a redis+cluster:// URL (several seeds, comma separated) sets it."
+        ),
+    )
 
     @field_validator("redis_url")
     @classmethod
@@ -125,6 +206,26 @@ class BrokerSettings(_Section):
         if problem is not None:
             raise ValueError(problem)
         return url
+
+    @model_validator(mode="after")
+    def _cluster_form(self) -> BrokerSettings:
+        # Every client is built from redis_url alone (brokers.connect), so
+        # ``cluster: true`` is carried by the URL's scheme.
+        url = self.redis_url.get_secret_value()
+        scheme, _, rest = url.partition("://")
+        if scheme in CLUSTER_SCHEMES:
+            self.cluster = True
+        elif self.cluster:
+            if scheme == "unix":
+                raise ValueError(
+                    "broker.cluster is true but broker.redis_url is a unix:// socket: a "
+                    "Redis Cluster is reached over TCP, e.g. redis+cluster://10.0.0.1:7000"
+                )
+            self.redis_url = SecretStr(f"{scheme}+cluster://{rest}")
+            problem = redis_url_problem(self.redis_url.get_secret_value())
+            if problem is not None:
+                raise ValueError(f"broker.cluster is true: {problem}")
+        return self
 
     @field_validator("amqp_url")
     @classmethod

@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from eventbus.brokers import streams_only
+from eventbus.brokers.cluster import ready
 from eventbus.brokers.redis_streams import connect, translated
 from eventbus.cli import EXIT_CONFIG, EXIT_USAGE, Context, fail, run_async
 from eventbus.errors import ConfigError, EnvelopeError
@@ -101,6 +102,7 @@ async def _tail(
     pubsub: Any = redis.pubsub()
     try:
         async with translated("subscribe to the live mirror"):
+            await ready(redis)  # a cluster client's Pub/Sub needs its slot map
             if teams:
                 await pubsub.subscribe(*(keys.live(team) for team in teams))
             else:

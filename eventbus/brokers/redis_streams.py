@@ -11,7 +11,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import redis.asyncio as aioredis
 import redis.exceptions as rexc
@@ -22,6 +22,7 @@ from ..errors import BrokerError, BrokerUnavailable
 from ..keys import Keys
 from ..live import live_message, lua_live_message
 from .base import Broker, DeadLetter, Received
+from .cluster import CLUSTER_UNAVAILABLE, connect_cluster, is_cluster, is_cluster_url, ready
 from .packing import hiredis_connection_class
 
 __all__ = [
@@ -48,7 +49,12 @@ redis.call('PUBLISH', ARGV[2], {lua_live_message("id", "ARGV[1]")})
 return id
 """
 
-_UNAVAILABLE = (rexc.ConnectionError, rexc.TimeoutError, OSError)
+_UNAVAILABLE: tuple[type[Exception], ...] = (
+    rexc.ConnectionError,
+    rexc.TimeoutError,
+    OSError,
+    *CLUSTER_UNAVAILABLE,
+)
 
 
 @contextlib.contextmanager
@@ -58,7 +64,8 @@ def translate_errors(what: str) -> Iterator[None]:
         yield
     except _UNAVAILABLE as exc:
         raise BrokerUnavailable(f"{what}: Redis is unreachable ({exc})") from exc
-    except rexc.RedisError as exc:
+    except (rexc.RedisError, rexc.RedisClusterException) as exc:
+        # RedisClusterException is not a RedisError: e.g. a transaction across slots.
         raise BrokerError(f"{what}: Redis error: {exc}") from exc
 
 
@@ -82,7 +89,18 @@ def connect(
     them all busy waits up to ``pool_timeout`` seconds for one (redis-py's
     default pool fails at once instead). Its connections pack commands with
     hiredis (see ``packing``).
+
+    A ``redis+cluster://`` URL (see ``BrokerSettings.cluster``) gives a
+    ``redis.asyncio.RedisCluster`` typed as ``Redis``: the commands eventbus
+    sends work on both (one hash tag per prefix; see ``brokers.cluster``),
+    which the cluster tests check on a real cluster. ``max_connections`` is
+    then per node, and a busy node is retried rather than waited for.
     """
+    if is_cluster_url(url):
+        client = connect_cluster(
+            url, retries=retries, socket_timeout=socket_timeout, max_connections=max_connections
+        )
+        return cast(aioredis.Redis, client)
     pool = aioredis.BlockingConnectionPool.from_url(
         url,
         max_connections=max_connections,
@@ -134,6 +152,7 @@ class RedisStreams:
         self.claim_idle = claim_idle
         self.max_receives = max_receives
         self._publish = redis.register_script(PUBLISH_SCRIPT)
+        self._cluster = is_cluster(redis)
 
     # -- publishing ---------------------------------------------------------
 
@@ -155,12 +174,14 @@ class RedisStreams:
             pipe = self.redis.pipeline(transaction=False)
             cap = "" if maxlen is None else maxlen
             for team_id, payload in items:
+                args = [payload, self.keys.live(team_id), cap]
+                if self._cluster:
+                    # A cluster pipeline refuses EVALSHA (and a failed-over master
+                    # may not have the script cached): the script's text goes along.
+                    pipe.execute_command("EVAL", PUBLISH_SCRIPT, 1, self.keys.events, *args)
+                    continue
                 # Script objects on a pipeline are loaded once before it runs.
-                await self._publish(
-                    keys=[self.keys.events],
-                    args=[payload, self.keys.live(team_id), cap],
-                    client=pipe,
-                )
+                await self._publish(keys=[self.keys.events], args=args, client=pipe)
             results = await pipe.execute(raise_on_error=False)
         ids = []
         for result in results:
@@ -310,6 +331,8 @@ class RedisStreams:
     @contextlib.asynccontextmanager
     async def live(self) -> AsyncIterator[AsyncIterator[bytes]]:
         """Every team's live channel (``PSUBSCRIBE <prefix>:live:*``) until exit."""
+        async with translated("subscribe to the live mirror"):
+            await ready(self.redis)
         pubsub: Any = self.redis.pubsub()
         try:
             async with translated("subscribe to the live mirror"):
