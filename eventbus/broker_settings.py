@@ -198,6 +198,24 @@ class BrokerSettings(_Section):
             "one seed; a redis+cluster:// URL (several seeds, comma separated) sets it."
         ),
     )
+    replica_acks: int | None = Field(
+        None,
+        ge=0,
+        le=5,
+        description=(
+            "Replicas that must confirm a durable publish (Redis WAIT) before it returns: "
+            "without it, a master that dies before replicating loses acknowledged events "
+            "in the failover. Unset: 1 on a cluster (broker.cluster), 0 on a single node."
+        ),
+    )
+    replica_ack_timeout: Duration = 2.0
+
+    @property
+    def wait_replicas(self) -> int:
+        """``replica_acks``, or its default for the deployment."""
+        if self.replica_acks is not None:
+            return self.replica_acks
+        return 1 if self.cluster else 0
 
     @field_validator("redis_url")
     @classmethod

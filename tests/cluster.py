@@ -81,8 +81,15 @@ class LocalCluster:
             _wait(lambda port=port: self._pings(port), f"node {port} to answer PING")
         addresses = [f"127.0.0.1:{port}" for port in self.ports]
         created = subprocess.run(
-            ["redis-cli", "--cluster", "create", *addresses]
-            + ["--cluster-replicas", "1", "--cluster-yes"],
+            [
+                "redis-cli",
+                "--cluster",
+                "create",
+                *addresses,
+                "--cluster-replicas",
+                "1",
+                "--cluster-yes",
+            ],
             capture_output=True,
             text=True,
             timeout=60,
@@ -95,13 +102,21 @@ class LocalCluster:
     def _start_node(self, port: int) -> None:
         node_dir = self.root / str(port)
         node_dir.mkdir(parents=True, exist_ok=True)
+        options = {
+            "port": str(port),
+            "bind": "127.0.0.1",
+            "cluster-enabled": "yes",
+            "cluster-config-file": "nodes.conf",
+            "cluster-node-timeout": str(NODE_TIMEOUT_MS),
+            "save": "",
+            "appendonly": "no",
+            "daemonize": "yes",
+            "dir": str(node_dir),
+            "pidfile": str(node_dir / "redis.pid"),
+            "logfile": str(node_dir / "redis.log"),
+        }
         subprocess.run(
-            ["redis-server", "--port", str(port), "--bind", "127.0.0.1"]
-            + ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
-            + ["--cluster-node-timeout", str(NODE_TIMEOUT_MS)]
-            + ["--save", "", "--appendonly", "no", "--daemonize", "yes"]
-            + ["--dir", str(node_dir), "--pidfile", str(node_dir / "redis.pid")]
-            + ["--logfile", str(node_dir / "redis.log")],
+            ["redis-server", *(part for k, v in options.items() for part in (f"--{k}", v))],
             check=True,
             timeout=10,
         )
@@ -150,7 +165,11 @@ class LocalCluster:
                     return False
                 if int(info.get("cluster_known_nodes", 0)) != NODES:
                     return False
-            return True
+            if self.killed:
+                return True
+            # Every master has its replica attached (what a failover needs).
+            rows = self.client(self.ports[0]).execute_command("CLUSTER", "SLOTS")
+            return all(len(row) >= 4 for row in rows)
         except redis.RedisError:
             return False
 

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 import redis.asyncio as aioredis
 
-from eventbus.brokers.cluster import is_cluster_url, scan_keys
+from eventbus.brokers.cluster import is_cluster_url, ready, scan_keys
 from eventbus.brokers.redis_streams import connect
 from eventbus.settings import Settings
 
@@ -64,6 +64,7 @@ def prefix() -> str:
 @pytest.fixture
 async def redis(redis_url: str, prefix: str) -> AsyncIterator[aioredis.Redis]:
     client = connect(redis_url) if is_cluster_url(redis_url) else aioredis.Redis.from_url(redis_url)
+    await ready(client)  # a test may subscribe before any other command
     try:
         yield client
     finally:

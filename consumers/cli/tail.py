@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from eventbus.brokers import streams_only
-from eventbus.brokers.cluster import ready
+from eventbus.brokers.cluster import stream_pubsub
 from eventbus.brokers.redis_streams import connect, translated
 from eventbus.cli import EXIT_CONFIG, EXIT_USAGE, Context, fail, run_async
 from eventbus.errors import ConfigError, EnvelopeError
@@ -99,10 +99,11 @@ async def _tail(
     redis = connect(
         settings.broker.redis_url.get_secret_value(), socket_timeout=settings.broker.socket_timeout
     )
-    pubsub: Any = redis.pubsub()
+    pubsub: Any = None
     try:
         async with translated("subscribe to the live mirror"):
-            await ready(redis)  # a cluster client's Pub/Sub needs its slot map
+            # On a cluster: on the stream's master, where durable publishes PUBLISH.
+            pubsub = await stream_pubsub(redis, keys.events)
             if teams:
                 await pubsub.subscribe(*(keys.live(team) for team in teams))
             else:
@@ -126,7 +127,8 @@ async def _tail(
             click.echo(_as_json(live) if as_json else _as_line(live))
             shown += 1
     finally:
-        await pubsub.aclose()
+        if pubsub is not None:
+            await pubsub.aclose()
         await redis.aclose()
 
 

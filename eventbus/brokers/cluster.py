@@ -34,15 +34,18 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
 from ..broker_settings import CLUSTER_SCHEMES, parse_cluster_url
+from ..errors import BrokerUnavailable
 from .packing import hiredis_connection_class
 
 __all__ = [
     "CLUSTER_UNAVAILABLE",
+    "check_replicated",
     "connect_cluster",
     "is_cluster",
     "is_cluster_url",
     "ready",
     "scan_keys",
+    "stream_pubsub",
 ]
 
 # The cluster is reconfiguring (failover, resharding) or a slot has no
@@ -54,6 +57,19 @@ CLUSTER_UNAVAILABLE: tuple[type[Exception], ...] = (
     rexc.ClusterError,
     rexc.SlotNotCoveredError,
 )
+
+
+def check_replicated(acked: Any, wanted: int, timeout: float) -> None:
+    """Raise unless ``WAIT`` answered that ``wanted`` replicas have the writes."""
+    if isinstance(acked, Exception):
+        raise BrokerUnavailable(f"publish: waiting for replicas failed: {acked}")
+    if int(acked) < wanted:
+        raise BrokerUnavailable(
+            f"publish: the events reached the master but only {acked} of "
+            f"broker.replica_acks={wanted} replica(s) confirmed them within {timeout}s, "
+            "so a failover could lose them; publish them again (the event id keeps "
+            "deliveries single), or lower broker.replica_acks if there are fewer replicas"
+        )
 
 
 def is_cluster_url(url: str) -> bool:
@@ -70,6 +86,20 @@ async def ready(redis: aioredis.Redis | RedisCluster) -> None:
     but its Pub/Sub picks a node from that map without asking for it first."""
     if isinstance(redis, RedisCluster):
         await redis.initialize()
+
+
+async def stream_pubsub(redis: aioredis.Redis | RedisCluster, stream: str) -> Any:
+    """A Pub/Sub for the live mirror: on a cluster, on the master of ``stream``.
+
+    Durable publishes PUBLISH from that master (inside the publish script),
+    so a subscriber there sees them as a single node would: at once and in
+    order. Elsewhere they arrive later, over the cluster bus, and a message
+    could come after an SSE replay that already read the stream past it.
+    """
+    if not isinstance(redis, RedisCluster):
+        return redis.pubsub()
+    await redis.initialize()
+    return redis.pubsub(node=redis.get_node_from_key(stream))
 
 
 def connect_cluster(

@@ -22,7 +22,15 @@ from ..errors import BrokerError, BrokerUnavailable
 from ..keys import Keys
 from ..live import live_message, lua_live_message
 from .base import Broker, DeadLetter, Received
-from .cluster import CLUSTER_UNAVAILABLE, connect_cluster, is_cluster, is_cluster_url, ready
+from .cluster import (
+    CLUSTER_UNAVAILABLE,
+    check_replicated,
+    connect_cluster,
+    is_cluster,
+    is_cluster_url,
+    ready,
+    stream_pubsub,
+)
 from .packing import hiredis_connection_class
 
 __all__ = [
@@ -65,7 +73,10 @@ def translate_errors(what: str) -> Iterator[None]:
     except _UNAVAILABLE as exc:
         raise BrokerUnavailable(f"{what}: Redis is unreachable ({exc})") from exc
     except (rexc.RedisError, rexc.RedisClusterException) as exc:
-        # RedisClusterException is not a RedisError: e.g. a transaction across slots.
+        # RedisClusterException is not a RedisError: "cannot be connected" (caused
+        # by a connection error) is an outage, a transaction across slots is not.
+        if isinstance(exc.__cause__, _UNAVAILABLE):
+            raise BrokerUnavailable(f"{what}: Redis is unreachable ({exc})") from exc
         raise BrokerError(f"{what}: Redis error: {exc}") from exc
 
 
@@ -146,17 +157,24 @@ class RedisStreams:
         *,
         claim_idle: float | None = None,
         max_receives: int | None = None,
+        replica_acks: int = 0,
+        replica_ack_timeout: float = 2.0,
     ) -> None:
         self.redis = redis
         self.keys = keys
         self.claim_idle = claim_idle
         self.max_receives = max_receives
+        self.replica_acks = replica_acks  # see BrokerSettings.replica_acks
+        self.replica_ack_timeout = replica_ack_timeout
         self._publish = redis.register_script(PUBLISH_SCRIPT)
         self._cluster = is_cluster(redis)
 
     # -- publishing ---------------------------------------------------------
 
     async def publish(self, team_id: str, payload: str, maxlen: int | None = None) -> str:
+        if self.replica_acks:
+            [stream_id] = await self.publish_many([(team_id, payload)], maxlen)
+            return stream_id
         async with translated("publish"):
             stream_id = await self._publish(
                 keys=[self.keys.events],
@@ -167,7 +185,12 @@ class RedisStreams:
     async def publish_many(
         self, items: Sequence[tuple[str, str]], maxlen: int | None = None
     ) -> list[str]:
-        """Publish (team_id, payload) pairs in one pipeline; ids in order."""
+        """Publish (team_id, payload) pairs in one pipeline; ids in order.
+
+        With ``replica_acks``, the same pipeline (one connection to the
+        stream's master) ends with ``WAIT``: the ids come back only once that
+        many replicas have the entries, so a failover cannot lose them.
+        """
         if not items:
             return []
         async with translated("publish_many"):
@@ -182,7 +205,11 @@ class RedisStreams:
                     continue
                 # Script objects on a pipeline are loaded once before it runs.
                 await self._publish(keys=[self.keys.events], args=args, client=pipe)
+            if self.replica_acks:
+                await self._queue_wait(pipe)
             results = await pipe.execute(raise_on_error=False)
+        if self.replica_acks:
+            check_replicated(results.pop(), self.replica_acks, self.replica_ack_timeout)
         ids = []
         for result in results:
             if isinstance(result, Exception):
@@ -190,12 +217,32 @@ class RedisStreams:
             ids.append(reply_text(result))
         return ids
 
+    async def _queue_wait(self, pipe: Any) -> None:
+        timeout_ms = max(1, int(self.replica_ack_timeout * 1000))
+        if not self._cluster:
+            pipe.execute_command("WAIT", self.replica_acks, timeout_ms)
+            return
+        node = await self._stream_node()
+        pipe.execute_command("WAIT", self.replica_acks, timeout_ms, target_nodes=node)
+
     async def publish_transient(self, team_id: str, payload: str) -> int:
+        channel, message = self.keys.live(team_id), live_message(None, payload)
         async with translated("publish_transient"):
-            receivers = await self.redis.publish(
-                self.keys.live(team_id), live_message(None, payload)
-            )
+            if self._cluster:
+                # From the stream's master, as the durable publishes: the cluster
+                # bus keeps one node's messages in order, not two nodes'.
+                node = await self._stream_node()
+                cluster: Any = self.redis
+                receivers = await cluster.execute_command(
+                    "PUBLISH", channel, message, target_nodes=node
+                )
+            else:
+                receivers = await self.redis.publish(channel, message)
         return int(receivers)
+
+    async def _stream_node(self) -> Any:
+        await ready(self.redis)  # the slot map names the stream's master
+        return cast(Any, self.redis).get_node_from_key(self.keys.events)
 
     # -- consuming ----------------------------------------------------------
 
@@ -332,8 +379,7 @@ class RedisStreams:
     async def live(self) -> AsyncIterator[AsyncIterator[bytes]]:
         """Every team's live channel (``PSUBSCRIBE <prefix>:live:*``) until exit."""
         async with translated("subscribe to the live mirror"):
-            await ready(self.redis)
-        pubsub: Any = self.redis.pubsub()
+            pubsub: Any = await stream_pubsub(self.redis, self.keys.events)
         try:
             async with translated("subscribe to the live mirror"):
                 await pubsub.psubscribe(self.keys.live_pattern)

@@ -22,8 +22,8 @@ from aio_pika.abc import AbstractIncomingMessage
 from eventbus.brokers import Broker, RedisStreams
 from eventbus.brokers.cluster import scan_keys
 from eventbus.brokers.embedded import EmbeddedRedis
-from eventbus.brokers.redis_streams import connect
 from eventbus.brokers.rabbitmq import RabbitMQ, Topology
+from eventbus.brokers.redis_streams import connect
 from eventbus.envelope import Event, encode
 from eventbus.keys import Keys
 
