@@ -24,6 +24,7 @@ Cluster specifics, on purpose:
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -44,6 +45,7 @@ __all__ = [
     "is_cluster",
     "is_cluster_url",
     "ready",
+    "refresh_slots",
     "scan_keys",
     "stream_pubsub",
 ]
@@ -86,6 +88,19 @@ async def ready(redis: aioredis.Redis | RedisCluster) -> None:
     but its Pub/Sub picks a node from that map without asking for it first."""
     if isinstance(redis, RedisCluster):
         await redis.initialize()
+
+
+async def refresh_slots(redis: aioredis.Redis | RedisCluster) -> None:
+    """Relearn the slot map now (after a pipeline met a dead or demoted node).
+
+    redis-py refreshes it when a command or a raising pipeline fails, but a
+    pipeline run with ``raise_on_error=False`` (publish_many, which must see
+    every reply) leaves the old map, and every later call would go to the
+    dead master again.
+    """
+    if isinstance(redis, RedisCluster):
+        with contextlib.suppress(rexc.RedisError, rexc.RedisClusterException, OSError):
+            await redis.nodes_manager.initialize()
 
 
 async def stream_pubsub(redis: aioredis.Redis | RedisCluster, stream: str) -> Any:

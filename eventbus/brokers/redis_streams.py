@@ -29,6 +29,7 @@ from .cluster import (
     is_cluster,
     is_cluster_url,
     ready,
+    refresh_slots,
     stream_pubsub,
 )
 from .packing import hiredis_connection_class
@@ -208,10 +209,14 @@ class RedisStreams:
             if self.replica_acks:
                 await self._queue_wait(pipe)
             results = await pipe.execute(raise_on_error=False)
+        if self._cluster and any(isinstance(r, _UNAVAILABLE) for r in results):
+            await refresh_slots(self.redis)  # see refresh_slots: the next call finds the master
         if self.replica_acks:
             check_replicated(results.pop(), self.replica_acks, self.replica_ack_timeout)
         ids = []
         for result in results:
+            if isinstance(result, _UNAVAILABLE):
+                raise BrokerUnavailable(f"publish_many: Redis is unreachable ({result})")
             if isinstance(result, Exception):
                 raise BrokerError(f"publish_many: Redis error: {result}")
             ids.append(reply_text(result))
