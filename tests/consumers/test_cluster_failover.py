@@ -2,12 +2,13 @@
 
 Its own cluster (ports 7311-7316, not the session's: this one loses a node).
 A daemon process delivers to a local webhook sink while this test publishes
-one event at a time; after some are acknowledged it SIGKILLs the master that
-holds the ``{prefix}`` slot, keeps publishing through the failover and after
-it, then checks that every event ``publish()`` acknowledged reached the sink
-(duplicates, from work redone after the failover, share their ``webhook-id``)
-with a delivered record, and that every publish that did not return raised
-a ``BrokerError``.
+one event at a time. With a backlog and deliveries held in flight, it
+SIGKILLs the master that holds the ``{prefix}`` slot and releases them
+(their commits meet the dead master); it keeps publishing through the
+failover and, once the dead node is back as a replica, after it. Then every
+event ``publish()`` acknowledged has reached the sink (duplicates, from work
+redone after the failover, share their ``webhook-id``) with a delivered
+record, and every publish that did not return raised a ``BrokerError``.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from .test_daemon_process import SECRET, check_all_delivered, rescue, start_work
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 FAILOVER_PORT = int(os.environ.get("EVENTBUS_TEST_FAILOVER_PORT", "7311"))
-BEFORE, DURING, AFTER = 60, 5, 60  # acknowledged before; attempts during; acknowledged after
+BEFORE, DURING, AFTER = 200, 5, 60  # acknowledged before; attempts during; acknowledged after
 
 
 @pytest.fixture
@@ -68,7 +69,12 @@ async def sink() -> AsyncIterator[Sink]:
 def write_config(tmp_path: Path, cluster: LocalCluster, sink: Sink, prefix: str) -> Path:
     data = {
         "broker": {"redis_url": cluster.url, "prefix": prefix, "publish_retries": 2},
-        "consumer": {"block": "200ms", "claim_interval": "500ms", "claim_idle": "2s"},
+        "consumer": {
+            "block": "200ms",
+            "claim_interval": "500ms",
+            "claim_idle": "2s",
+            "max_in_flight": 16,
+        },
         "http": {"enabled": False},
         "security": {"allow_private_targets": True},
         "logging": {"format": "json"},
@@ -135,9 +141,12 @@ async def test_killing_the_stream_master_loses_no_acknowledged_event(
                 while len(acked) < target:
                     await attempt()
 
+            sink.gate = asyncio.Event()  # deliveries held in flight: the kill is mid-load
             await publish_until(BEFORE)
-            await sink.wait_for(1, 30)  # the daemon is delivering: the kill is mid-load
+            await sink.wait_for(1, 30)
             cluster.kill_node(victim)
+            assert len(sink.received) < len(acked), "a backlog, and deliveries in flight"
+            sink.gate.set()  # their commits now meet the dead master
             for _ in range(DURING):  # through the failover: each rides over it or raises
                 await attempt()
             master = await wait_failed_over(cluster, stream, victim)
