@@ -8,11 +8,23 @@ the code builds comes from ``connect()`` with a ``redis+cluster://`` URL.
 
 from __future__ import annotations
 
-import pytest
+import asyncio
+import signal
+from collections.abc import Callable
+from pathlib import Path
 
+import pytest
+import redis.asyncio as aioredis
+
+from .fakes import event
+from .sink import Sink
 from .test_daemon_process import (  # noqa: F401  (fixtures and cases run again here)
+    check_all_delivered,
     config,
+    publish,
+    rescue,
     sink,
+    start_worker,
     test_sigkill_mid_batch_then_reclaimed,
     test_sigterm_drains_in_flight_and_exits_zero,
 )
@@ -39,3 +51,30 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def redis_url(cluster_url: str) -> str:
     return cluster_url
+
+
+@pytest.mark.slow
+async def test_two_daemons_deliver_every_event_exactly_once(
+    config: Callable[..., Path],  # noqa: F811  (the imported fixtures)
+    sink: Sink,  # noqa: F811
+    redis: aioredis.Redis,
+) -> None:
+    path = config(max_in_flight=16)
+    events = [event(resource={"type": "capsule", "id": f"c{i}"}) for i in range(300)]
+    procs = [await start_worker(path, name) for name in ("left", "right")]
+    try:
+        await publish(path, redis, events)
+        await sink.wait_for(len(events), 60)
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        outputs = [(await asyncio.wait_for(proc.communicate(), 30))[0] for proc in procs]
+    for proc, out in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, out.decode()[-2000:]
+    sent = [
+        [line for line in out.decode().splitlines() if '"delivery.sent"' in line] for out in outputs
+    ]
+    assert sum(map(len, sent)) == len(events), "each event sent once, by one of the two"
+    assert len(sink.received) == len(events), "no duplicate without a kill"
+    w = await rescue(path, redis)  # nothing left to reclaim; checks records and pending
+    await check_all_delivered(w, events, sink)
