@@ -160,6 +160,7 @@ async def scan_keys(
 ) -> AsyncIterator[bytes]:
     """Every key matching ``match``, on every master of a cluster."""
     if isinstance(redis, RedisCluster):
+        await redis.initialize()  # a fresh client knows no primaries yet
         for node in redis.get_primaries():
             cursor = 0
             while True:

@@ -146,6 +146,11 @@ async def test_scan_keys_finds_keys_on_every_master(cluster_url: str, prefix: st
         assert len(owners) == 3, "the keys really are spread over the masters"
         found = {key.decode() async for key in scan_keys(client, f"{prefix}:spread:*", 5)}
         assert found == set(names)
+        fresh = connect(cluster_url)  # no command sent yet: no slot map
+        try:
+            assert {key.decode() async for key in scan_keys(fresh, f"{prefix}:spread:*")} == found
+        finally:
+            await fresh.aclose()
     finally:
         for name in names:
             await client.delete(name)
