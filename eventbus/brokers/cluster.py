@@ -114,6 +114,9 @@ async def stream_pubsub(redis: aioredis.Redis | RedisCluster, stream: str) -> An
     if not isinstance(redis, RedisCluster):
         return redis.pubsub()
     await redis.initialize()
+    # A (re)subscription often follows a lost connection: the master may have
+    # changed, and nothing else may have told this client yet.
+    await refresh_slots(redis)
     return redis.pubsub(node=redis.get_node_from_key(stream))
 
 

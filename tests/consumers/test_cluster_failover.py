@@ -25,8 +25,8 @@ from typing import Any
 import pytest
 import yaml
 
-from eventbus.brokers.cluster import scan_keys
-from eventbus.brokers.redis_streams import connect
+from eventbus.brokers.cluster import scan_keys, stream_pubsub
+from eventbus.brokers.redis_streams import RedisStreams, connect
 from eventbus.config import load_settings
 from eventbus.errors import BrokerError
 from eventbus.keys import Keys
@@ -175,4 +175,36 @@ async def test_killing_the_stream_master_loses_no_acknowledged_event(
         keys = [key async for key in scan_keys(redis, f"{{{prefix}}}*")]
         for key in keys:
             await redis.delete(key)
+        await redis.aclose()
+
+
+async def test_the_live_mirror_follows_the_stream_to_its_new_master(
+    cluster: LocalCluster, prefix: str
+) -> None:
+    keys = Keys(prefix)
+    redis = connect(cluster.url)
+    streams = RedisStreams(redis, keys)
+    try:
+        victim = cluster.master_of(keys.events)
+        first = await stream_pubsub(redis, keys.events)
+        assert first.get_pubsub_node().port == victim, "subscribed where the stream lives"
+        await first.aclose()
+        cluster.kill_node(victim)
+        with pytest.raises(BrokerError):
+            await streams.publish_transient("team-1", "{}")
+        master = await wait_failed_over(cluster, keys.events, victim)
+        # A resubscription (what the SSE mirror does after losing its connection)
+        # lands on the promoted master, and transient publishes go from there too.
+        again = await stream_pubsub(redis, keys.events)
+        try:
+            assert again.get_pubsub_node().port == master
+            await again.psubscribe(keys.live_pattern)
+            confirmed = await again.get_message(timeout=5)
+            assert confirmed is not None and confirmed["type"] == "psubscribe"
+            assert await streams.publish_transient("team-1", "{}") == 1
+            message = await again.get_message(timeout=5)
+            assert message is not None and message["type"] == "pmessage"
+        finally:
+            await again.aclose()
+    finally:
         await redis.aclose()
