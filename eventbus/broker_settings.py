@@ -245,6 +245,16 @@ class BrokerSettings(_Section):
                 raise ValueError(f"broker.cluster is true: {problem}")
         return self
 
+    @model_validator(mode="after")
+    def _wait_within_the_socket_timeout(self) -> BrokerSettings:  # after _cluster_form
+        if self.wait_replicas and self.replica_ack_timeout >= self.socket_timeout:
+            raise ValueError(
+                f"broker.replica_ack_timeout ({self.replica_ack_timeout:g}s) must be shorter "
+                f"than broker.socket_timeout ({self.socket_timeout:g}s): the publish waits for "
+                "replicas on its connection, which would time out first"
+            )
+        return self
+
     @field_validator("amqp_url")
     @classmethod
     def _check_amqp_url(cls, url: SecretStr) -> SecretStr:

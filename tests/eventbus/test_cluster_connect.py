@@ -65,6 +65,17 @@ def test_bad_cluster_urls_say_what_is_wrong(url: str, message: str) -> None:
         Settings(broker={"redis_url": url})
 
 
+def test_replica_acks_default_and_their_timeout() -> None:
+    assert Settings(broker={"redis_url": "redis://a:6379"}).broker.wait_replicas == 0
+    cluster = {"redis_url": "redis+cluster://a:7000"}
+    assert Settings(broker=cluster).broker.wait_replicas == 1
+    assert Settings(broker={**cluster, "replica_acks": 0}).broker.wait_replicas == 0
+    with pytest.raises(ValidationError, match=r"must be shorter than broker\.socket_timeout"):
+        Settings(broker={**cluster, "replica_ack_timeout": "5s", "socket_timeout": "5s"})
+    relaxed = {**cluster, "replica_acks": 0, "replica_ack_timeout": "9s"}
+    assert Settings(broker=relaxed).broker.wait_replicas == 0, "no wait, no conflict"
+
+
 def test_cluster_flag_refuses_a_unix_socket() -> None:
     with pytest.raises(ValidationError, match="reached over TCP"):
         Settings(broker={"redis_url": "unix:///run/redis.sock", "cluster": True})
