@@ -11,4 +11,13 @@ from __future__ import annotations
 
 __all__ = ["BENCHMARKS"]
 
-BENCHMARKS = ("consume", "webhook", "latency", "memory", "publish", "match", "rabbitmq")
+BENCHMARKS = (
+    "consume",
+    "webhook",
+    "latency",
+    "memory",
+    "publish",
+    "match",
+    "rabbitmq",
+    "scaling",
+)

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from . import BENCHMARKS, consume, latency, match, memory, publish, rabbitmq, webhook
+from . import BENCHMARKS, consume, latency, match, memory, publish, rabbitmq, scaling, webhook
 from .common import Result, progress, quiet_logging
 from .report import RESULTS, machine, render_markdown, write
 
@@ -49,6 +49,7 @@ def plan(sizes: Sizes) -> dict[str, Callable[[], Awaitable[Result]]]:
         "memory": lambda: memory.run(sizes.memory_entries),
         "match": lambda: match.run(sizes.match_events, sizes.rounds),
         "rabbitmq": lambda: rabbitmq.run(sizes.rabbitmq_events, sizes.rounds),
+        "scaling": lambda: scaling.run(sizes.consume_entries),
     }
 
 

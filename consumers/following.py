@@ -20,6 +20,7 @@ from typing import Any, Final
 import redis.asyncio as aioredis
 import structlog
 
+from eventbus.brokers.cluster import ready
 from eventbus.brokers.redis_streams import translated
 
 __all__ = ["Follower"]
@@ -69,6 +70,8 @@ class Follower:
                 self._delay = min(self._delay * 2, _BACKOFF_CAP)
 
     async def _follow(self, stopping: asyncio.Event, beat: Callable[[], None] | None) -> None:
+        async with translated(f"subscribe to the {self.what} notices"):
+            await ready(self.redis)  # a cluster client's Pub/Sub needs its slot map
         pubsub: Any = self.redis.pubsub()
         try:
             async with translated(f"subscribe to the {self.what} notices"):

@@ -104,7 +104,12 @@ class Publisher:
                     retries=broker.publish_retries,
                     socket_timeout=broker.socket_timeout,
                 )
-            self._streams = RedisStreams(self._redis, self.keys)
+            self._streams = RedisStreams(
+                self._redis,
+                self.keys,
+                replica_acks=broker.wait_replicas,
+                replica_ack_timeout=broker.replica_ack_timeout,
+            )
             self._state = _State.OPENED
         return self._streams
 

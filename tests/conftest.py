@@ -5,14 +5,18 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 import redis.asyncio as aioredis
 
+from eventbus.brokers.cluster import is_cluster_url, ready, scan_keys
+from eventbus.brokers.redis_streams import connect
 from eventbus.settings import Settings
+
+from .cluster import ClusterError, LocalCluster
 
 REDIS_URL = os.environ.get("EVENTBUS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 AMQP_URL = os.environ.get("EVENTBUS_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
@@ -20,6 +24,8 @@ REQUIRE = bool(os.environ.get("CI") or os.environ.get("EVENTBUS_REQUIRE_SERVERS"
 
 
 def _reachable(url: str) -> bool:
+    if is_cluster_url(url):  # EVENTBUS_TEST_REDIS_URL may name a cluster: its first seed
+        url = "redis://" + url.partition("://")[2].rpartition("@")[2].split(",")[0]
     parts = urlsplit(url)
     try:
         with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 6379), 2):
@@ -57,14 +63,15 @@ def prefix() -> str:
 
 @pytest.fixture
 async def redis(redis_url: str, prefix: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(redis_url)
+    client = connect(redis_url) if is_cluster_url(redis_url) else aioredis.Redis.from_url(redis_url)
+    await ready(client)  # a test may subscribe before any other command
     try:
         yield client
     finally:
-        keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=1000)]
-        keys += [key async for key in client.scan_iter(match=f"{{{prefix}}}*", count=1000)]
-        if keys:
-            await client.delete(*keys)
+        keys = [key async for key in scan_keys(client, f"{prefix}*")]
+        keys += [key async for key in scan_keys(client, f"{{{prefix}}}*")]
+        for key in keys:  # one by one: untagged legacy keys live in several slots
+            await client.delete(key)
         await client.aclose()
 
 
@@ -77,3 +84,29 @@ def make_settings(redis_url: str, prefix: str) -> Callable[..., Settings]:
         return Settings(broker=broker, **sections)
 
     return make
+
+
+CLUSTER_PORT = int(os.environ.get("EVENTBUS_TEST_CLUSTER_PORT", "7301"))
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[LocalCluster]:
+    """A real 3-master, 3-replica Redis Cluster on loopback (ports 7301-7306), per session."""
+    cluster = LocalCluster(CLUSTER_PORT)
+    try:
+        cluster.start()
+    except (ClusterError, OSError) as exc:
+        cluster.stop()
+        if REQUIRE:
+            pytest.fail(f"the local Redis Cluster did not start: {exc}")
+        pytest.skip(f"the local Redis Cluster did not start: {exc}")
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def cluster_url(redis_cluster: LocalCluster) -> str:
+    redis_cluster.wait_healthy()  # a failover case may have just restarted a node
+    return redis_cluster.url

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from eventbus.brokers.cluster import stream_pubsub
 from eventbus.brokers.redis_streams import connect, translated
 from eventbus.cli import EXIT_USAGE, Context, fail, missing_extra, run_async
 from eventbus.errors import EnvelopeError
@@ -133,9 +134,11 @@ async def _tail(
     redis = connect(
         settings.broker.redis_url.get_secret_value(), socket_timeout=settings.broker.socket_timeout
     )
-    pubsub: Any = redis.pubsub()
+    pubsub: Any = None
     try:
         async with translated("subscribe to the live mirror"):
+            # On a cluster: on the stream's master, where durable publishes PUBLISH.
+            pubsub = await stream_pubsub(redis, keys.events)
             if teams:
                 await pubsub.subscribe(*(keys.live(team) for team in teams))
             else:
@@ -151,7 +154,8 @@ async def _tail(
             if _show(message["data"], live_filter, as_json):
                 shown += 1
     finally:
-        await pubsub.aclose()
+        if pubsub is not None:
+            await pubsub.aclose()
         await redis.aclose()
 
 

@@ -170,7 +170,9 @@ class AlertBook:
             ):
                 for alert, transition in made:
                     shown = transition_event(alert, transition).to_json()
-                    pipe.publish(self.keys.live(alert.team_id), live_message(None, shown))
+                    # execute_command: a cluster pipeline blocks its publish() method
+                    live = live_message(None, shown)
+                    pipe.execute_command("PUBLISH", self.keys.live(alert.team_id), live)
                 await pipe.execute()
         except BrokerError as exc:  # the live feed is best effort; the state is written
             log.warning("alert.announce_failed", transitions=len(made), error=str(exc))
@@ -233,9 +235,9 @@ class AlertBook:
         await pipe.watch(*names, *memos)
         state: dict[str, Alert | None] = {
             name: Alert.from_json(raw) if raw else None
-            for name, raw in zip(names, await pipe.mget(names), strict=True)
+            for name, raw in zip(names, await _mget(pipe, names), strict=True)
         }
-        remembered = await pipe.mget(memos)
+        remembered = await _mget(pipe, memos)
         out: list[Decided] = []
         changed: dict[str, Alert] = {}
         fresh: list[tuple[int, Change, Step]] = []
@@ -365,3 +367,9 @@ def timer_member(kind: str, name: str, alert_id: str, subscription: str = "") ->
 def _summary(event: Event) -> str:
     # The default title of the raising event (a subscription's template may differ).
     return render(event, None, "").title[:300]
+
+
+async def _mget(pipe: Any, names: Sequence[str]) -> Any:
+    # MGET of watched keys (one slot); a cluster pipeline blocks its mget()
+    # method, not the command.
+    return await pipe.execute_command("MGET", *names)

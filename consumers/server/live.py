@@ -28,6 +28,7 @@ import structlog
 
 from consumers.health import Health
 from consumers.metrics import Metrics
+from eventbus.brokers.cluster import stream_pubsub
 from eventbus.brokers.redis_streams import translated
 from eventbus.envelope import Event
 from eventbus.errors import BrokerUnavailable, EnvelopeError, EventBusError
@@ -238,7 +239,9 @@ class LiveHub:
             sub.end(reason)
 
     async def _open(self) -> None:
-        pubsub: Any = self.redis.pubsub()
+        async with translated("subscribe to the live mirror"):
+            # On a cluster: on the stream's master, where durable publishes PUBLISH.
+            pubsub: Any = await stream_pubsub(self.redis, self.keys.events)
         try:
             async with translated("subscribe to the live mirror"):
                 await pubsub.psubscribe(self.keys.live_pattern)

@@ -37,7 +37,9 @@ import redis.asyncio as aioredis
 import structlog
 from redis.commands.core import AsyncScript
 
+from eventbus.brokers.cluster import is_cluster, scan_keys
 from eventbus.brokers.redis_streams import translated
+from eventbus.errors import BrokerError
 from eventbus.keys import Keys, LegacyKeys
 
 __all__ = ["LAYOUT_VERSION", "MigrationReport", "fold_legacy_stream", "migrate_layout"]
@@ -167,6 +169,9 @@ async def migrate_layout(
     keys, legacy = Keys(prefix), LegacyKeys(prefix)
     fixed = _fixed_pairs(keys, legacy)
     report = MigrationReport()
+    if is_cluster(redis):
+        await _check_cluster_layout(redis, keys, legacy, fixed, force, report)
+        return report
     async with translated("migrate key layout"):
         pipe = redis.pipeline(transaction=False)
         pipe.get(keys.layout)
@@ -220,6 +225,12 @@ async def fold_legacy_stream(
     async with translated("fold old stream"):
         if not await redis.exists(legacy.events):
             return 0  # the usual case: one cheap command
+        if is_cluster(redis):  # the two streams are in different slots: no script spans them
+            raise BrokerError(
+                f"an old publisher writes the untagged stream {legacy.events!r} on this "
+                f"Redis Cluster; its entries cannot be folded into {keys.events!r} here. "
+                "Upgrade that publisher (it then writes the tagged stream)"
+            )
         fold = redis.register_script(_FOLD)
         while True:
             reply: Any = await fold(
@@ -232,6 +243,45 @@ async def fold_legacy_stream(
     if moved:
         log.warning("store.old_stream_folded", entries=moved, stream=legacy.events)
     return moved
+
+
+async def _check_cluster_layout(
+    redis: aioredis.Redis,
+    keys: Keys,
+    legacy: LegacyKeys,
+    fixed: list[tuple[str, str, str]],
+    force: bool,
+    report: MigrationReport,
+) -> None:
+    """On a Redis Cluster there is nothing to move, only to check.
+
+    The untagged layout never worked on a cluster (its scripts span slots),
+    and an old key and its new name sit in different slots, so no script
+    can move one atomically: such keys are an error saying what to do.
+    """
+    async with translated("check the key layout"):
+        done = await redis.get(keys.layout)
+        if done is not None and not force:
+            report.already_done = True
+            return
+        found = [old for old, _new, _how in fixed if await redis.exists(old)]
+        for pattern in (
+            legacy.delivery_pattern,
+            legacy.retry_job_pattern,
+            legacy.event_deliveries_pattern,
+        ):
+            async for raw in scan_keys(redis, pattern, _SCAN_PAGE):
+                found.append(raw.decode() if isinstance(raw, bytes) else raw)
+                break  # one is enough to refuse
+        if found:
+            raise BrokerError(
+                f"this Redis Cluster holds keys of the old untagged layout under prefix "
+                f"{keys.prefix!r} (e.g. {', '.join(found[:3])}): they cannot be moved "
+                f"in place on a cluster. Run `eventbus migrate` against the single Redis "
+                f"node they came from, then copy the {{{keys.prefix}}}:* keys over"
+            )
+        await redis.set(keys.layout, LAYOUT_VERSION)
+        report.already_done = done is not None
 
 
 def _fixed_pairs(keys: Keys, legacy: LegacyKeys) -> list[tuple[str, str, str]]:
@@ -278,7 +328,7 @@ async def _move_matching(
     report: MigrationReport,
 ) -> None:
     cursor: Any = 0
-    while True:
+    while True:  # a single node here: a cluster is only checked (_check_cluster_layout)
         cursor, found = await redis.scan(cursor, match=pattern, count=_SCAN_PAGE)
         if found:
             pipe = redis.pipeline(transaction=False)

@@ -11,7 +11,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import redis.asyncio as aioredis
 import redis.exceptions as rexc
@@ -22,6 +22,16 @@ from ..errors import BrokerError, BrokerUnavailable
 from ..keys import Keys
 from ..live import live_message, lua_live_message
 from .base import Broker, DeadLetter, Received
+from .cluster import (
+    CLUSTER_UNAVAILABLE,
+    check_replicated,
+    connect_cluster,
+    is_cluster,
+    is_cluster_url,
+    ready,
+    refresh_slots,
+    stream_pubsub,
+)
 from .packing import hiredis_connection_class
 
 __all__ = [
@@ -48,7 +58,12 @@ redis.call('PUBLISH', ARGV[2], {lua_live_message("id", "ARGV[1]")})
 return id
 """
 
-_UNAVAILABLE = (rexc.ConnectionError, rexc.TimeoutError, OSError)
+_UNAVAILABLE: tuple[type[Exception], ...] = (
+    rexc.ConnectionError,
+    rexc.TimeoutError,
+    OSError,
+    *CLUSTER_UNAVAILABLE,
+)
 
 
 @contextlib.contextmanager
@@ -58,7 +73,11 @@ def translate_errors(what: str) -> Iterator[None]:
         yield
     except _UNAVAILABLE as exc:
         raise BrokerUnavailable(f"{what}: Redis is unreachable ({exc})") from exc
-    except rexc.RedisError as exc:
+    except (rexc.RedisError, rexc.RedisClusterException) as exc:
+        # RedisClusterException is not a RedisError: "cannot be connected" (caused
+        # by a connection error) is an outage, a transaction across slots is not.
+        if isinstance(exc.__cause__, _UNAVAILABLE):
+            raise BrokerUnavailable(f"{what}: Redis is unreachable ({exc})") from exc
         raise BrokerError(f"{what}: Redis error: {exc}") from exc
 
 
@@ -82,7 +101,18 @@ def connect(
     them all busy waits up to ``pool_timeout`` seconds for one (redis-py's
     default pool fails at once instead). Its connections pack commands with
     hiredis (see ``packing``).
+
+    A ``redis+cluster://`` URL (see ``BrokerSettings.cluster``) gives a
+    ``redis.asyncio.RedisCluster`` typed as ``Redis``: the commands eventbus
+    sends work on both (one hash tag per prefix; see ``brokers.cluster``),
+    which the cluster tests check on a real cluster. ``max_connections`` is
+    then per node, and a busy node is retried rather than waited for.
     """
+    if is_cluster_url(url):
+        client = connect_cluster(
+            url, retries=retries, socket_timeout=socket_timeout, max_connections=max_connections
+        )
+        return cast(aioredis.Redis, client)
     pool = aioredis.BlockingConnectionPool.from_url(
         url,
         max_connections=max_connections,
@@ -128,16 +158,24 @@ class RedisStreams:
         *,
         claim_idle: float | None = None,
         max_receives: int | None = None,
+        replica_acks: int = 0,
+        replica_ack_timeout: float = 2.0,
     ) -> None:
         self.redis = redis
         self.keys = keys
         self.claim_idle = claim_idle
         self.max_receives = max_receives
+        self.replica_acks = replica_acks  # see BrokerSettings.replica_acks
+        self.replica_ack_timeout = replica_ack_timeout
         self._publish = redis.register_script(PUBLISH_SCRIPT)
+        self._cluster = is_cluster(redis)
 
     # -- publishing ---------------------------------------------------------
 
     async def publish(self, team_id: str, payload: str, maxlen: int | None = None) -> str:
+        if self.replica_acks:
+            [stream_id] = await self.publish_many([(team_id, payload)], maxlen)
+            return stream_id
         async with translated("publish"):
             stream_id = await self._publish(
                 keys=[self.keys.events],
@@ -148,33 +186,68 @@ class RedisStreams:
     async def publish_many(
         self, items: Sequence[tuple[str, str]], maxlen: int | None = None
     ) -> list[str]:
-        """Publish (team_id, payload) pairs in one pipeline; ids in order."""
+        """Publish (team_id, payload) pairs in one pipeline; ids in order.
+
+        With ``replica_acks``, the same pipeline (one connection to the
+        stream's master) ends with ``WAIT``: the ids come back only once that
+        many replicas have the entries, so a failover cannot lose them.
+        """
         if not items:
             return []
         async with translated("publish_many"):
             pipe = self.redis.pipeline(transaction=False)
             cap = "" if maxlen is None else maxlen
             for team_id, payload in items:
+                args = [payload, self.keys.live(team_id), cap]
+                if self._cluster:
+                    # A cluster pipeline refuses EVALSHA (and a failed-over master
+                    # may not have the script cached): the script's text goes along.
+                    pipe.execute_command("EVAL", PUBLISH_SCRIPT, 1, self.keys.events, *args)
+                    continue
                 # Script objects on a pipeline are loaded once before it runs.
-                await self._publish(
-                    keys=[self.keys.events],
-                    args=[payload, self.keys.live(team_id), cap],
-                    client=pipe,
-                )
+                await self._publish(keys=[self.keys.events], args=args, client=pipe)
+            if self.replica_acks:
+                await self._queue_wait(pipe)
             results = await pipe.execute(raise_on_error=False)
+        if self._cluster and any(isinstance(r, _UNAVAILABLE) for r in results):
+            await refresh_slots(self.redis)  # see refresh_slots: the next call finds the master
+        if self.replica_acks:
+            check_replicated(results.pop(), self.replica_acks, self.replica_ack_timeout)
         ids = []
         for result in results:
+            if isinstance(result, _UNAVAILABLE):
+                raise BrokerUnavailable(f"publish_many: Redis is unreachable ({result})")
             if isinstance(result, Exception):
                 raise BrokerError(f"publish_many: Redis error: {result}")
             ids.append(reply_text(result))
         return ids
 
+    async def _queue_wait(self, pipe: Any) -> None:
+        timeout_ms = max(1, int(self.replica_ack_timeout * 1000))
+        if not self._cluster:
+            pipe.execute_command("WAIT", self.replica_acks, timeout_ms)
+            return
+        node = await self._stream_node()
+        pipe.execute_command("WAIT", self.replica_acks, timeout_ms, target_nodes=node)
+
     async def publish_transient(self, team_id: str, payload: str) -> int:
+        channel, message = self.keys.live(team_id), live_message(None, payload)
         async with translated("publish_transient"):
-            receivers = await self.redis.publish(
-                self.keys.live(team_id), live_message(None, payload)
-            )
+            if self._cluster:
+                # From the stream's master, as the durable publishes: the cluster
+                # bus keeps one node's messages in order, not two nodes'.
+                node = await self._stream_node()
+                cluster: Any = self.redis
+                receivers = await cluster.execute_command(
+                    "PUBLISH", channel, message, target_nodes=node
+                )
+            else:
+                receivers = await self.redis.publish(channel, message)
         return int(receivers)
+
+    async def _stream_node(self) -> Any:
+        await ready(self.redis)  # the slot map names the stream's master
+        return cast(Any, self.redis).get_node_from_key(self.keys.events)
 
     # -- consuming ----------------------------------------------------------
 
@@ -310,7 +383,8 @@ class RedisStreams:
     @contextlib.asynccontextmanager
     async def live(self) -> AsyncIterator[AsyncIterator[bytes]]:
         """Every team's live channel (``PSUBSCRIBE <prefix>:live:*``) until exit."""
-        pubsub: Any = self.redis.pubsub()
+        async with translated("subscribe to the live mirror"):
+            pubsub: Any = await stream_pubsub(self.redis, self.keys.events)
         try:
             async with translated("subscribe to the live mirror"):
                 await pubsub.psubscribe(self.keys.live_pattern)

@@ -25,6 +25,7 @@ EXPECTED_RATIOS = {
     "memory": {"peak/idle", "peak_mb", "late/early peak"},
     "match": {"10000/10"},
     "rabbitmq": {"publish_many/bare", "consume/bare"},
+    "scaling": {"1w/bare single node", "4w/1w single node", "1w/bare cluster", "4w/1w cluster"},
 }
 
 

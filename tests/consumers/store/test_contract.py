@@ -23,7 +23,7 @@ from consumers.store import (
     migrate_layout,
 )
 from eventbus.brokers.embedded import EmbeddedRedis
-from eventbus.brokers.redis_streams import StreamEntry
+from eventbus.brokers.redis_streams import StreamEntry, connect
 from eventbus.keys import Keys, LegacyKeys
 
 from .test_migration import old_layout
@@ -40,7 +40,7 @@ def embedded() -> Iterator[str]:
 @pytest.fixture(params=[pytest.param("redis", marks=pytest.mark.integration), "embedded"])
 async def client(request: pytest.FixtureRequest, prefix: str) -> AsyncIterator[aioredis.Redis]:
     url = request.getfixturevalue("redis_url" if request.param == "redis" else "embedded")
-    connection = aioredis.Redis.from_url(url)
+    connection = connect(url)  # a redis+cluster:// URL gives the cluster client
     try:
         yield connection
     finally:

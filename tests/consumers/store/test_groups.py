@@ -27,6 +27,7 @@ from consumers.store import (
     Settlement,
 )
 from eventbus.brokers.embedded import EmbeddedRedis
+from eventbus.brokers.redis_streams import connect
 from eventbus.keys import Keys
 
 T0 = 1_900_000_000.0
@@ -42,7 +43,7 @@ def embedded() -> Iterator[str]:
 @pytest.fixture(params=[pytest.param("redis", marks=pytest.mark.integration), "embedded"])
 async def client(request: pytest.FixtureRequest, prefix: str) -> AsyncIterator[aioredis.Redis]:
     url = request.getfixturevalue("redis_url" if request.param == "redis" else "embedded")
-    connection = aioredis.Redis.from_url(url)
+    connection = connect(url)  # a redis+cluster:// URL gives the cluster client
     try:
         yield connection
     finally:

@@ -20,8 +20,10 @@ import redis.asyncio as aioredis
 from aio_pika.abc import AbstractIncomingMessage
 
 from eventbus.brokers import Broker, RedisStreams
+from eventbus.brokers.cluster import scan_keys
 from eventbus.brokers.embedded import EmbeddedRedis
 from eventbus.brokers.rabbitmq import RabbitMQ, Topology
+from eventbus.brokers.redis_streams import connect
 from eventbus.envelope import Event, encode
 from eventbus.keys import Keys
 
@@ -79,20 +81,22 @@ async def dead_letter_arrival(backend: Backend) -> AsyncIterator[asyncio.Event]:
         await connection.close()
 
 
-@pytest.fixture(params=["redis", "embedded", "rabbitmq"])
+@pytest.fixture(params=["redis", "embedded", "rabbitmq", "cluster"])
 async def backend(request: pytest.FixtureRequest, prefix: str) -> AsyncIterator[Backend]:
-    """Redis, the embedded development server (fakeredis) behind the same backend, RabbitMQ."""
+    """Redis, the embedded development server (fakeredis) behind the same backend,
+    RabbitMQ, and a real local Redis Cluster (through ``connect()``)."""
     if request.param == "rabbitmq":
         async with _rabbitmq_backend(request.getfixturevalue("amqp_url"), prefix) as made:
             made.broker = await made.new()
             yield made
         return
     with contextlib.ExitStack() as servers:
-        url = (
-            request.getfixturevalue("redis_url")
-            if request.param == "redis"
-            else servers.enter_context(EmbeddedRedis()).url
-        )
+        if request.param == "cluster":
+            url = request.getfixturevalue("cluster_url")
+        elif request.param == "redis":
+            url = request.getfixturevalue("redis_url")
+        else:
+            url = servers.enter_context(EmbeddedRedis()).url
         async with _redis_backend(url, prefix) as made:
             made.kind = request.param
             made.broker = await made.new()
@@ -118,7 +122,7 @@ def _redis_backend(url: str, prefix: str) -> _Managed:
     clients: list[aioredis.Redis] = []
 
     async def new() -> Broker:
-        client = aioredis.Redis.from_url(url)
+        client = connect(url)
         clients.append(client)
         streams = RedisStreams(client, Keys(prefix), claim_idle=0.0, max_receives=MAX_RECEIVES)
         await streams.ensure_group(GROUP)
@@ -132,8 +136,8 @@ def _redis_backend(url: str, prefix: str) -> _Managed:
         return broker
 
     async def cleanup() -> None:
-        client = aioredis.Redis.from_url(url)
-        keys = [key async for key in client.scan_iter(match=f"{{{prefix}}}*", count=1000)]
+        client = connect(url)
+        keys = [key async for key in scan_keys(client, f"{{{prefix}}}*")]
         if keys:
             await client.delete(*keys)
         await client.aclose()
