@@ -82,7 +82,8 @@ async def test_keys_an_upgraded_process_wrote_first_are_merged(
     ids = await old_layout(redis, prefix)
     keys = Keys(prefix)
     # A new publisher and a new CLI ran before any new worker.
-    early = (await redis.xadd(keys.events, {"payload": event().to_json()})).decode()
+    early_payload = event().to_json()
+    await redis.xadd(keys.events, {"payload": early_payload})
     await redis.zadd(keys.deliveries_index, {"msg_2": 300.0})
     await redis.zadd(keys.retries, {"msg_1": 3e9})
     await redis.hset(keys.channel_state, "gone", '{"disabled": false}')
@@ -92,7 +93,11 @@ async def test_keys_an_upgraded_process_wrote_first_are_merged(
     assert report.merged == 4
     rows = await redis.xrange(keys.events)
     assert [i.decode() for i, _ in rows[:3]] == list(ids.values())
-    assert len(rows) == 4 and rows[3][0].decode() != early, "appended behind the old entries"
+    # Appended behind the old entries (its new id may equal its first one when
+    # the clock has not moved on a millisecond: XADD * only orders after the last).
+    assert len(rows) == 4 and rows[3][1][b"payload"] == early_payload.encode()
+    order = [tuple(int(part) for part in i.decode().split("-")) for i, _ in rows]
+    assert order == sorted(order) and order[3] > order[2]
     assert (await redis.xpending(keys.events, GROUP))["pending"] == 1
     assert await redis.zrange(keys.deliveries_index, 0, -1) == [b"msg_1", b"msg_2"]
     assert await redis.zscore(keys.retries, "msg_1") == 3e9, "the earlier due time"
