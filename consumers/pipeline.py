@@ -40,6 +40,7 @@ from eventbus.catalog import OPERATOR_CHANNEL_DISABLED, OPERATOR_TEAM
 from eventbus.envelope import Event, Outcome, Resource
 from eventbus.errors import BrokerError
 
+from .breaker import FLUSH_EVERY
 from .dispatch import Dispatcher, Target, Work
 from .metrics import Metrics
 from .store import (
@@ -95,6 +96,9 @@ class Pipeline:
         self._sending: set[asyncio.Task[Settlement]] = set()
         self._queue: list[tuple[str, Settlement]] = []
         self._committer: asyncio.Task[None] | None = None
+        # Successes the breaker let wait are counted by then (``_count_late``).
+        self._count_timer: asyncio.TimerHandle | None = None
+        self._late_count: asyncio.Task[None] | None = None
         self._room = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -322,11 +326,9 @@ class Pipeline:
     async def commit(self, settlements: Sequence[Settlement]) -> None:
         """Record outcomes, schedule retries, dead-letter and XACK in one atomic step."""
         await self.committer.commit(settlements, self.clock())
-        # The circuit breaker counts this batch's attempts (consumers.breaker).
-        for name, reason in await self.dispatcher.breaker.flush():
-            self.dispatcher.channel_states[name] = ChannelState(True, reason, self.clock())
-            self.metrics.channels_disabled.inc()
-            await self._announce_disabled(name, reason)
+        # The circuit breaker counts the attempts (consumers.breaker); successes
+        # alone may wait for a later commit while more work is in flight.
+        await self._count_attempts(last=not self._queue and len(self._keys) <= len(settlements))
         for settlement in settlements:
             for name, state in settlement.disable:
                 await self._announce_disabled(name, state.reason or "")
@@ -339,6 +341,32 @@ class Pipeline:
                     reason=order.reason,
                     error=order.error[:300],
                 )
+
+    async def _count_attempts(self, *, last: bool) -> None:
+        breaker = self.dispatcher.breaker
+        for name, reason in await breaker.flush_due(last=last):
+            self.dispatcher.channel_states[name] = ChannelState(True, reason, self.clock())
+            self.metrics.channels_disabled.inc()
+            await self._announce_disabled(name, reason)
+        if not breaker.waiting:
+            if self._count_timer is not None:
+                self._count_timer.cancel()
+                self._count_timer = None
+        elif self._count_timer is None:
+            loop = asyncio.get_running_loop()
+            self._count_timer = loop.call_later(FLUSH_EVERY, self._count_late)
+
+    def _count_late(self) -> None:
+        """What waited in the breaker is counted now, whether or not another commit came."""
+        self._count_timer = None
+        if self._late_count is None or self._late_count.done():
+            self._late_count = asyncio.create_task(self._count_waiting(), name="eventbus-count")
+
+    async def _count_waiting(self) -> None:
+        try:
+            await self._count_attempts(last=True)
+        except Exception:  # a bug: the outcomes stay noted for the next commit
+            log.exception("circuit.count_crashed")
 
     def _release(self, key: str, committed: Settlement | None = None) -> None:
         """``key`` is settled (``committed``) or left pending: free what it owned."""
@@ -379,9 +407,19 @@ class Pipeline:
                 log.warning("worker.drain_timeout", left_pending=len(late))
         while self._committer is not None and not self._committer.done():
             await asyncio.gather(self._committer, return_exceptions=True)
+        if self._count_timer is not None:
+            self._count_timer.cancel()
+            self._count_timer = None
+        if self._late_count is not None:
+            await asyncio.gather(self._late_count, return_exceptions=True)
+        if self.dispatcher.breaker.waiting:
+            await self._count_waiting()
 
     def abandon(self) -> None:
         """Cancel every send (a forced stop); their entries stay pending."""
         for sending in self._sending:
             sending.cancel()
+        if self._count_timer is not None:
+            self._count_timer.cancel()
+            self._count_timer = None
         log.warning("worker.abandoned", in_flight=len(self._sending))
