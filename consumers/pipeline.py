@@ -3,7 +3,9 @@
 An entry (or a due retry) goes forward through three steps, each written
 below in that order:
 
-1. ``take``: dispatch has decoded and matched it (``Work``); the batch is
+1. ``take``: the entry is in flight from when it is taken; an intake task
+   decodes and matches the read batch (``Work``) while the reader reads
+   again (read batches one after the other, in order); the batch is
    screened (one MGET of its targets' records: a delivery already
    ``delivered`` is noted as a duplicate, not sent again), then a task sends
    it (``Dispatcher.send``). Work with nothing to send skips this step.
@@ -96,6 +98,9 @@ class Pipeline:
         self._sending: set[asyncio.Task[Settlement]] = set()
         self._queue: list[tuple[str, Settlement]] = []
         self._committer: asyncio.Task[None] | None = None
+        # Read batches taken on and not yet decoded, and the task decoding them.
+        self._intake: list[list[StreamEntry]] = []
+        self._taking: asyncio.Task[None] | None = None
         # Successes the breaker let wait are counted by then (``_count_late``).
         self._count_timer: asyncio.TimerHandle | None = None
         self._late_count: asyncio.Task[None] | None = None
@@ -129,17 +134,51 @@ class Pipeline:
     # -- 1. take -------------------------------------------------------------------
 
     async def take_entries(self, entries: Sequence[StreamEntry]) -> None:
-        """Decode and match a read batch, then screen it and start sending it."""
-        if entries:
-            self.metrics.events_consumed.inc(len(entries))
-        taken: list[tuple[str, Work]] = []
+        """Take a read batch on; it is decoded, matched, screened and sent meanwhile.
+
+        The entries are in flight (``holds``, ``room``) when this returns, so
+        the reader may read again while the intake task decodes and screens
+        them: its next read's round trip overlaps that work. Batches are
+        taken in the order they were read, one after the other.
+        """
+        if not entries:
+            return
+        self.metrics.events_consumed.inc(len(entries))
+        fresh = []
         for entry in entries:
             if entry.id in self._keys:
                 continue  # in flight already (read again): that one settles it
+            self._keys.add(entry.id)
+            fresh.append(entry)
+        if not fresh:
+            return
+        self._idle.clear()
+        self._intake.append(fresh)
+        if self._taking is None or self._taking.done():
+            self._taking = asyncio.create_task(self._take_queued(), name="eventbus-intake")
+
+    async def _take_queued(self) -> None:
+        while self._intake:
+            entries = self._intake.pop(0)
+            try:
+                await self._take_now(entries)
+            except Exception:  # a bug; _take let them go, they stay pending and are reclaimed
+                log.exception("intake.crashed", entries=len(entries))
+            except BaseException:  # cancelled (a forced stop): what waits stays pending too
+                for waiting in self._intake:
+                    for entry in waiting:
+                        self._release(entry.id)
+                self._intake.clear()
+                raise
+
+    async def _take_now(self, entries: Sequence[StreamEntry]) -> None:
+        taken: list[tuple[str, Work]] = []
+        for entry in entries:
             try:
                 work = self.dispatcher.entry_work(entry)
             except Exception:  # a bug; the entry stays pending and is reclaimed
                 log.exception("dispatch.crashed", key=entry.id)
+                self._release(entry.id)
                 continue
             taken.append((entry.id, work))
         await self._take(taken)
@@ -397,6 +436,12 @@ class Pipeline:
 
     async def finish(self, grace: float) -> None:
         """Let sends finish within ``grace`` seconds (cancel the rest), then the last commits."""
+        if self._taking is not None and not self._taking.done():
+            # what was read is started first, so the grace below covers its sends
+            _, late_intake = await asyncio.wait([self._taking], timeout=grace)
+            for taking in late_intake:
+                taking.cancel()
+                await asyncio.gather(taking, return_exceptions=True)
         if self._sending:
             log.info("worker.draining", in_flight=len(self._keys), timeout_s=grace)
             _, late = await asyncio.wait(set(self._sending), timeout=grace)
@@ -417,6 +462,8 @@ class Pipeline:
 
     def abandon(self) -> None:
         """Cancel every send (a forced stop); their entries stay pending."""
+        if self._taking is not None:
+            self._taking.cancel()
         for sending in self._sending:
             sending.cancel()
         if self._count_timer is not None:
