@@ -99,7 +99,7 @@ class Pipeline:
         self._queue: list[tuple[str, Settlement]] = []
         self._committer: asyncio.Task[None] | None = None
         # Read batches taken on and not yet decoded, and the task decoding them.
-        self._intake: list[list[StreamEntry]] = []
+        self._intake: list[Sequence[StreamEntry]] = []
         self._taking: asyncio.Task[None] | None = None
         # Successes the breaker let wait are counted by then (``_count_late``).
         self._count_timer: asyncio.TimerHandle | None = None
@@ -138,8 +138,9 @@ class Pipeline:
 
         The entries are in flight (``holds``, ``room``) when this returns, so
         the reader may read again while the intake task decodes and screens
-        them: its next read's round trip overlaps that work. Batches are
-        taken in the order they were read, one after the other.
+        them: its next read's round trip overlaps that work. Entries are
+        taken in the order they were read; the batches read while the intake
+        was busy are taken together.
         """
         if not entries:
             return
@@ -159,7 +160,10 @@ class Pipeline:
 
     async def _take_queued(self) -> None:
         while self._intake:
-            entries = self._intake.pop(0)
+            # Every batch read meanwhile, screened together: one MGET for all
+            # of them (at 2,000 events/s a read brings one or two entries).
+            entries = [entry for batch in self._intake for entry in batch]
+            self._intake.clear()
             try:
                 await self._take_now(entries)
             except Exception:  # a bug; _take let them go, they stay pending and are reclaimed

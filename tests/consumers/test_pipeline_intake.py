@@ -48,8 +48,10 @@ class _Store:
     def __init__(self) -> None:
         self.gate = asyncio.Event()
         self.screening = asyncio.Event()
+        self.calls = 0
 
     async def current(self, ids: Sequence[str]) -> dict[str, Any]:
+        self.calls += 1
         self.screening.set()
         await self.gate.wait()
         return {}
@@ -123,3 +125,15 @@ async def test_finish_waits_for_the_intake_then_its_sends() -> None:
     asyncio.get_running_loop().call_soon(store.gate.set)
     await pipe.finish(5.0)
     assert committer.acks == ["4-0"]
+
+
+async def test_batches_read_while_the_intake_is_busy_are_screened_together() -> None:
+    pipe, store, committer = pipeline()
+    await pipe.take_entries(entries("5-0"))
+    await asyncio.wait_for(store.screening.wait(), 5)
+    await pipe.take_entries(entries("5-1"))
+    await pipe.take_entries(entries("5-2"))
+    store.gate.set()
+    await asyncio.wait_for(pipe.idle(), 5)
+    assert store.calls == 2, "one MGET for 5-0, one for 5-1 and 5-2 together"
+    assert committer.acks == ["5-0", "5-1", "5-2"]
