@@ -25,9 +25,10 @@ started afresh, so the hash never has more than 1500 fields, and the whole key
 expires 25 h after the last attempt. A "failed" attempt is any attempt that
 was not delivered: retryable (timeouts, 5xx, 429...) and permanent alike.
 Being rate limited, or held back by an open circuit, is no attempt and is
-not counted. The minute is the one of the flush (right after the batch's
-commit), and only channels whose breaker is enabled are counted. The hash
-holds numbers only: no error text, no target.
+not counted. The minute is the one of the flush (after a commit, or for
+successes alone up to ``consumers.breaker.FLUSH_EVERY`` later), and only
+channels whose breaker is enabled are counted. The hash holds numbers
+only: no error text, no target.
 """
 
 from __future__ import annotations
