@@ -38,15 +38,12 @@ import structlog
 
 from eventbus.brokers.base import Broker
 from eventbus.brokers.redis_streams import StreamEntry
-from eventbus.catalog import OPERATOR_CHANNEL_DISABLED, OPERATOR_TEAM
-from eventbus.envelope import Event, Outcome, Resource
 from eventbus.errors import BrokerError
 
-from .breaker import FLUSH_EVERY
+from .aftercommit import AfterCommit
 from .dispatch import Dispatcher, Target, Work
 from .metrics import Metrics
 from .store import (
-    ChannelState,
     Committer,
     DeliveryRecord,
     DeliveryStatus,
@@ -86,6 +83,9 @@ class Pipeline:
         self.consumer = consumer
         self.metrics = metrics
         self.clock = clock
+        self.after = AfterCommit(
+            dispatcher, streams, consumer=consumer, metrics=metrics, clock=clock
+        )
         self.processed = 0  # entries and retries committed
         # Stream entry ids and delivery ids taken on and not yet settled, and
         # the tasks of those still sending.
@@ -101,9 +101,6 @@ class Pipeline:
         # Read batches taken on and not yet decoded, and the task decoding them.
         self._intake: list[Sequence[StreamEntry]] = []
         self._taking: asyncio.Task[None] | None = None
-        # Successes the breaker let wait are counted by then (``_count_late``).
-        self._count_timer: asyncio.TimerHandle | None = None
-        self._late_count: asyncio.Task[None] | None = None
         self._room = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -369,47 +366,9 @@ class Pipeline:
     async def commit(self, settlements: Sequence[Settlement]) -> None:
         """Record outcomes, schedule retries, dead-letter and XACK in one atomic step."""
         await self.committer.commit(settlements, self.clock())
-        # The circuit breaker counts the attempts (consumers.breaker); successes
-        # alone may wait for a later commit while more work is in flight.
-        await self._count_attempts(last=not self._queue and len(self._keys) <= len(settlements))
-        for settlement in settlements:
-            for name, state in settlement.disable:
-                await self._announce_disabled(name, state.reason or "")
-            order = settlement.dead_letter
-            if order is not None:
-                self.metrics.dead_letters.labels(order.reason).inc()
-                log.warning(
-                    "entry.dead_lettered",
-                    entry_id=order.entry.id,
-                    reason=order.reason,
-                    error=order.error[:300],
-                )
-
-    async def _count_attempts(self, *, last: bool) -> None:
-        breaker = self.dispatcher.breaker
-        for name, reason in await breaker.flush_due(last=last):
-            self.dispatcher.channel_states[name] = ChannelState(True, reason, self.clock())
-            self.metrics.channels_disabled.inc()
-            await self._announce_disabled(name, reason)
-        if not breaker.waiting:
-            if self._count_timer is not None:
-                self._count_timer.cancel()
-                self._count_timer = None
-        elif self._count_timer is None:
-            loop = asyncio.get_running_loop()
-            self._count_timer = loop.call_later(FLUSH_EVERY, self._count_late)
-
-    def _count_late(self) -> None:
-        """What waited in the breaker is counted now, whether or not another commit came."""
-        self._count_timer = None
-        if self._late_count is None or self._late_count.done():
-            self._late_count = asyncio.create_task(self._count_waiting(), name="eventbus-count")
-
-    async def _count_waiting(self) -> None:
-        try:
-            await self._count_attempts(last=True)
-        except Exception:  # a bug: the outcomes stay noted for the next commit
-            log.exception("circuit.count_crashed")
+        # Successes alone may wait for a later commit while more work is in flight.
+        last = not self._queue and len(self._keys) <= len(settlements)
+        await self.after.committed(settlements, last=last)
 
     def _release(self, key: str, committed: Settlement | None = None) -> None:
         """``key`` is settled (``committed``) or left pending: free what it owned."""
@@ -419,22 +378,6 @@ class Pipeline:
         self._room.set()
         if not self._keys:
             self._idle.set()
-
-    async def _announce_disabled(self, channel: str, reason: str) -> None:
-        """Publish the operator event ``eventbus.channel.disabled`` (team ``eventbus``)."""
-        event = Event(
-            event=OPERATOR_CHANNEL_DISABLED,
-            outcome=Outcome.ERROR,
-            team_id=OPERATOR_TEAM,
-            resource=Resource(type="channel", id=channel),
-            error=reason[:1000] or "disabled",
-            metadata={"consumer": self.consumer},
-        )
-        try:
-            await self.streams.publish(event.team_id, event.to_json())
-        except BrokerError as exc:
-            self.metrics.publish_errors.inc()
-            log.warning("operator_event.failed", event_type=event.event, error=str(exc))
 
     # -- stopping ------------------------------------------------------------------
 
@@ -456,13 +399,7 @@ class Pipeline:
                 log.warning("worker.drain_timeout", left_pending=len(late))
         while self._committer is not None and not self._committer.done():
             await asyncio.gather(self._committer, return_exceptions=True)
-        if self._count_timer is not None:
-            self._count_timer.cancel()
-            self._count_timer = None
-        if self._late_count is not None:
-            await asyncio.gather(self._late_count, return_exceptions=True)
-        if self.dispatcher.breaker.waiting:
-            await self._count_waiting()
+        await self.after.finish()
 
     def abandon(self) -> None:
         """Cancel every send (a forced stop); their entries stay pending."""
@@ -470,7 +407,5 @@ class Pipeline:
             self._taking.cancel()
         for sending in self._sending:
             sending.cancel()
-        if self._count_timer is not None:
-            self._count_timer.cancel()
-            self._count_timer = None
+        self.after.cancel()
         log.warning("worker.abandoned", in_flight=len(self._sending))

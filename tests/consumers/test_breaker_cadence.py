@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from consumers import pipeline as pipeline_module
+from consumers import breaker as breaker_module
 from consumers.breaker import FLUSH_EVERY
 from consumers.metrics import Metrics
 from consumers.pipeline import Pipeline
@@ -107,7 +107,7 @@ class _Dispatcher:
 async def test_the_pipeline_counts_what_waited_without_another_commit(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(pipeline_module, "FLUSH_EVERY", 0.01)
+    monkeypatch.setattr(breaker_module, "FLUSH_EVERY", 0.01)
     dispatcher = _Dispatcher()
     none: Any = None
     pipe = Pipeline(
@@ -120,7 +120,7 @@ async def test_the_pipeline_counts_what_waited_without_another_commit(
         metrics=Metrics(),
         clock=lambda: 0.0,
     )
-    await pipe._count_attempts(last=False)
+    await pipe.after.count(last=False)
     assert not dispatcher.breaker.counted.is_set()
     await asyncio.wait_for(dispatcher.breaker.counted.wait(), 5)
     await pipe.finish(1.0)
