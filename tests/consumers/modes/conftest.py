@@ -54,7 +54,7 @@ class Mode:
             "consumer": {"block": "200ms", "claim_interval": "500ms", **consumer},
             "http": {"enabled": False},
             "security": {"allow_private_targets": True},
-            "logging": {"format": "json", "deliveries": "all"},  # the tests read delivery.sent
+            "logging": {"format": "json", "deliveries": "all"},
             "channels": [
                 {"name": "hook", "type": "webhook", "url": self.sink.url, "secret": SECRET}
             ],
