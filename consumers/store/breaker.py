@@ -25,9 +25,10 @@ started afresh, so the hash never has more than 1500 fields, and the whole key
 expires 25 h after the last attempt. A "failed" attempt is any attempt that
 was not delivered: retryable (timeouts, 5xx, 429...) and permanent alike.
 Being rate limited, or held back by an open circuit, is no attempt and is
-not counted. The minute is the one of the flush (right after the batch's
-commit), and only channels whose breaker is enabled are counted. The hash
-holds numbers only: no error text, no target.
+not counted. The minute is the one of the flush (after a commit, or for
+successes alone up to ``consumers.breaker.FLUSH_EVERY`` later), and only
+channels whose breaker is enabled are counted. The hash holds numbers
+only: no error text, no target.
 """
 
 from __future__ import annotations
@@ -83,10 +84,15 @@ class Circuit:
 
 @dataclass(frozen=True, slots=True)
 class Outcomes:
-    """Attempts to one channel, in order (``ok``, error), and the thresholds that judge them."""
+    """Attempts to one channel, in order, and the thresholds that judge them.
+
+    Each result is ``(successes, "")``, a run of that many successes in a row,
+    or ``(0, error)``, one failure: a busy channel's successes cost the script
+    one pair per run, not one per attempt.
+    """
 
     channel: str
-    results: Sequence[tuple[bool, str]]
+    results: Sequence[tuple[int, str]]
     min_attempts: int
     failure_ratio: float
     consecutive: int
@@ -127,7 +133,8 @@ end
 # KEYS: 1 channel states. ARGV: now, minutes ring size and ttl, channel count,
 # then per channel: key, minutes key, name, min attempts, ratio, consecutive,
 # cooldown, max cooldown, disable after, window, disable reason, outcome count,
-# then (ok, error) per outcome.
+# then (successes, error) per outcome: a run of that many successes, or (0, error)
+# one failure.
 _RECORD: Final = (
     _SUMS
     + """
@@ -162,16 +169,16 @@ for _ = 1, tonumber(ARGV[4]) do
   local since, event = h.failing_since or '', ''
   local sent, failed = 0, 0
   for _ = 1, tonumber(nxt()) do
-    local ok, err = nxt(), nxt()
-    if ok == '1' then
-      sent = sent + 1
-      h['o' .. slot] = tonumber(h['o' .. slot]) + 1
+    local ok, err = tonumber(nxt()), nxt()
+    if ok > 0 then
+      sent = sent + ok
+      h['o' .. slot] = tonumber(h['o' .. slot]) + ok
       consecutive, since = 0, ''
       if state ~= 'closed' then
         -- closed afresh: the failures that opened it no longer count
         state, cooldown, till, event = 'closed', 0, 0, 'closed'
         for s = 0, 9 do h['b' .. s], h['o' .. s], h['f' .. s] = -100, 0, 0 end
-        h['b' .. slot], h['o' .. slot] = bucket, 1
+        h['b' .. slot], h['o' .. slot] = bucket, ok
       end
     else
       failed = failed + 1
@@ -257,7 +264,7 @@ class BreakerStore:
                 len(item.results),
             )
             for ok, error in item.results:
-                args += ("1" if ok else "0", error[:500])
+                args += (ok, error[:500])
         async with translated("record channel outcomes"):
             rows: Any = await self._record(keys=[self.keys.channel_state], args=args)
         return {reply_text(row[0]): _circuit(row[1:]) for row in rows}

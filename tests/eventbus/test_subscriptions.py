@@ -213,3 +213,22 @@ def test_bad_patterns_are_rejected(pattern: str) -> None:
 )
 def test_good_patterns_are_accepted(pattern: str) -> None:
     assert sub("s", [pattern]).events == [pattern]
+
+
+def test_subscriptions_with_equal_filters_share_one_compiled_copy() -> None:
+    where = {"metadata.region": ["eu-west-1", "eu-north-1"], "error": {"regex": "disk"}}
+    teams = [sub(f"s{n}", ["*"], team=f"t{n}", where=where, min_severity="info") for n in range(3)]
+    other = sub("five", ["*"], team="t0", where={"metadata.n": 5})
+    text = sub("text", ["*"], team="t0", where={"metadata.n": "5"})
+    plain = sub("plain", ["*"], team="t0")
+    matcher = Matcher([*teams, other, text, plain])
+    compiled = {spec.name: filters for spec, filters in matcher._candidates}
+    assert compiled["s0"] is compiled["s1"] is compiled["s2"] is teams[0].filters
+    assert compiled["five"] is other.filters and compiled["text"] is text.filters
+    assert compiled["plain"] is None
+    hit = event("host.down", team="t1").model_copy(
+        update={"error": "disk full", "metadata": {"region": "eu-west-1", "n": "5"}}
+    )
+    assert [s.name for s in matcher.match(hit)] == ["s1"]
+    missed = hit.model_copy(update={"error": "quota"})
+    assert matcher.select(missed).filtered == [(teams[1], "where")]

@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
+from consumers.channels._http import _bytes_request
 from consumers.channels.base import OutcomeClass
 from consumers.outbound import OutboundClient
 
@@ -45,3 +46,32 @@ async def test_transport_errors_are_classified_by_the_one_table() -> None:
         result = await build(client, "ntfy://ntfy.example.com/alerts").send(make_message())
     assert result.outcome is OutcomeClass.PERMANENT
     assert result.error is not None and "UnsupportedProtocol" in result.error
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param({"content-type": "application/json", "webhook-id": "msg_1"}, id="plain"),
+        pytest.param({"Host": "inner.example", "X-A": "1"}, id="own-host"),
+        pytest.param({"Content-Length": "2"}, id="own-length"),
+        pytest.param({"X-Name": "caf\u00e9"}, id="not-ascii"),
+    ],
+)
+def test_a_body_request_is_the_one_httpx_builds(headers: dict[str, str]) -> None:
+    url = httpx.URL("https://hooks.example.com:8443/in?x=1")
+    timeouts = httpx.Timeout(5.0).as_dict()
+
+    def built(make: Any) -> tuple[Any, ...]:
+        try:
+            request = make()
+        except UnicodeEncodeError as exc:
+            return ("refused", type(exc))
+        return (request.method, request.url, request.headers.raw, request.content)
+
+    ours = built(lambda: _bytes_request("POST", url, headers, b"{}", timeouts))
+    theirs = built(
+        lambda: httpx.Request(
+            "POST", url, headers=headers, content=b"{}", extensions={"timeout": timeouts}
+        )
+    )
+    assert ours == theirs
