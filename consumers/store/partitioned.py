@@ -40,6 +40,7 @@ __all__ = [
     "PartitionedRetries",
     "PartitionedStore",
     "Routes",
+    "delivery_store",
 ]
 
 # Routes noted and never committed (a commit that failed) are forgotten past this.
@@ -140,6 +141,15 @@ class PartitionedCommitter(Committer):
             disable += [(name, orjson.dumps(state.to_dict())) for name, state in settlement.disable]
             changes["disable"] = []
         return dataclasses.replace(settlement, **changes) if changes else settlement
+
+
+def delivery_store(
+    redis: aioredis.Redis, keys: Keys, ttl: float = 7 * 86400, partitions: int = 1
+) -> DeliveryStore:
+    """The records of every partition: the plain store when there is one."""
+    if partitions > 1:
+        return PartitionedStore(redis, keys, ttl, partitions)
+    return DeliveryStore(redis, keys, ttl)
 
 
 class PartitionedStore(DeliveryStore):
