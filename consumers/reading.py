@@ -38,7 +38,7 @@ class StreamReading:
         settings: Settings,
         name: str,
         health: Health,
-        stopping: asyncio.Event,
+        stopping: asyncio.Event | None = None,
     ) -> None:
         self.readers = readers
         self.pipeline = pipeline
@@ -46,7 +46,7 @@ class StreamReading:
         self.group = settings.consumer.group
         self.name = name
         self.health = health
-        self.stopping = stopping
+        self.stopping = stopping or asyncio.Event()  # the worker's, set when it stops
 
     async def read_loop(self) -> None:
         """One reader per partition; one failing stops the others (the supervisor restarts)."""

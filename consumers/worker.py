@@ -54,20 +54,12 @@ from .store import (
     BreakerStore,
     Committer,
     DeadLetters,
-    DeliveryStore,
-    GroupQueue,
     Maintenance,
-    RetryQueue,
     SilenceStore,
     fold_legacy_stream,
     migrate_layout,
 )
-from .store.partitioned import (
-    PartitionedCommitter,
-    PartitionedGroups,
-    PartitionedRetries,
-    PartitionedStore,
-)
+from .store.partitioned import PartitionedCommitter, queues
 
 __all__ = ["Worker"]
 
@@ -100,22 +92,13 @@ class Worker:
         self.group = self.config.group
         self.partitions = parts = settings.broker.partitions
         self.streams = RedisStreams(redis, self.keys, partitions=parts)
-        # One reader per partition (partition 0's keys are the unpartitioned ones).
-        self.readers = [self.streams.part(k) for k in range(parts)] if parts > 1 else [self.streams]
-        ttl = self.config.record_ttl
+        self.readers = self.streams.parts()  # one reader per partition
         self.committer = self._committer()
-        if isinstance(self.committer, PartitionedCommitter):
-            routes = self.committer.routes
-            self.store: DeliveryStore = PartitionedStore(redis, self.keys, ttl, parts)
-            self.retries: RetryQueue = PartitionedRetries(redis, self.keys, ttl, parts, routes)
-            groups: GroupQueue = PartitionedGroups(redis, self.keys, parts, routes)
-        else:
-            self.store = DeliveryStore(redis, self.keys, ttl)
-            self.retries = RetryQueue(redis, self.keys, ttl)
-            groups = GroupQueue(redis, self.keys)
-        self.dead_letters = DeadLetters(redis, self.keys)
+        self.store, self.retries, groups = queues(
+            redis, self.keys, self.config.record_ttl, self.committer
+        )
+        self.dead_letters = DeadLetters(redis, self.keys, parts)
         self.maintenances = [Maintenance(redis, part) for part in self.keys.partitions(parts)]
-        self.maintenance = self.maintenances[0]
         self.silences = SilenceBook(SilenceStore(redis, self.keys))
         alerts = AlertBook(redis, self.keys)
         router = Router(
@@ -140,9 +123,8 @@ class Worker:
         self.flusher = Flusher(groups, self.pipeline, clock)
         self.alert_timers = AlertTimers(redis, alerts, self.pipeline, clock)
         self._stopping = asyncio.Event()
-        self.reading = StreamReading(
-            self.readers, self.pipeline, settings, self.name, self.health, self._stopping
-        )
+        self.reading = StreamReading(self.readers, self.pipeline, settings, self.name, self.health)
+        self.reading.stopping = self._stopping
         self._loops: list[asyncio.Task[None]] = []
         # API-defined channels and subscriptions, merged into the YAML's on every change.
         self.console = console

@@ -41,6 +41,7 @@ __all__ = [
     "PartitionedStore",
     "Routes",
     "delivery_store",
+    "queues",
 ]
 
 # Routes noted and never committed (a commit that failed) are forgotten past this.
@@ -150,6 +151,21 @@ def delivery_store(
     if partitions > 1:
         return PartitionedStore(redis, keys, ttl, partitions)
     return DeliveryStore(redis, keys, ttl)
+
+
+def queues(
+    redis: aioredis.Redis, keys: Keys, ttl: float, committer: Committer
+) -> tuple[DeliveryStore, RetryQueue, GroupQueue]:
+    """The worker's records, retry schedule and digest groups, matching its committer."""
+    if not isinstance(committer, PartitionedCommitter):
+        store = DeliveryStore(redis, keys, ttl)
+        return store, RetryQueue(redis, keys, ttl), GroupQueue(redis, keys)
+    parts, routes = len(committer.parts), committer.routes
+    return (
+        PartitionedStore(redis, keys, ttl, parts),
+        PartitionedRetries(redis, keys, ttl, parts, routes),
+        PartitionedGroups(redis, keys, parts, routes),
+    )
 
 
 class PartitionedStore(DeliveryStore):

@@ -109,6 +109,12 @@ class RedisStreams:
             replica_ack_timeout=self.replica_ack_timeout,
         )
 
+    def parts(self) -> list[RedisStreams]:
+        """One per partition: this one itself when there is one partition."""
+        if self.partitions == 1:
+            return [self]
+        return [self.part(part) for part in range(self.partitions)]
+
     async def check_partitions(self) -> None:
         """Refuse a ``partitions`` other than the stored count (see ``brokers.partitions``)."""
         await check_partition_count(self.redis, self.keys.partition(0), self.partitions)
