@@ -114,6 +114,7 @@ def _resender(redis: aioredis.Redis, keys: Keys, settings: Settings) -> Resend:
         settings.consumer.record_ttl,
         subscriptions=[sub.name for sub in settings.subscriptions],
         channels=[spec.name for spec in settings.channels],
+        partitions=settings.broker.partitions,
     )
 
 
