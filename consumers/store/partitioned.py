@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -91,6 +92,21 @@ def group_partition(group_id: str) -> int:
     return split_entry(group_id)[1]
 
 
+@dataclass(frozen=True, slots=True)
+class _ScriptKeys(Keys):
+    """A partition's keys as its commit script gets them: every one in its slot.
+
+    The script is handed the channel states' key with the others; the global
+    one would make a cluster refuse the call (keys in two slots). From
+    partition 1 on the script never writes it (``_for_partition`` takes the
+    disables out), so this in-slot name is passed and left untouched.
+    """
+
+    @property
+    def channel_state(self) -> str:
+        return f"{self.tag}:channels"
+
+
 class PartitionedCommitter(Committer):
     """``Committer.commit`` for several partitions: one script call per partition touched.
 
@@ -112,7 +128,11 @@ class PartitionedCommitter(Committer):
         super().__init__(redis, keys.partition(0), group, ttl)
         self.redis = redis
         self.routes = Routes(partitions)
-        self.parts = [Committer(redis, part, group, ttl) for part in keys.partitions(partitions)]
+        self.parts = [Committer(redis, keys.partition(0), group, ttl)]
+        self.parts += [
+            Committer(redis, _ScriptKeys(keys.prefix, part), group, ttl)
+            for part in range(1, partitions)
+        ]
 
     async def commit(self, settlements: Sequence[Settlement], now: float) -> None:
         batches: dict[int, list[Settlement]] = {}
