@@ -24,6 +24,7 @@ from eventbus.settings import Settings
 from .health import Health
 from .pipeline import Pipeline
 from .store import DeadLetterOrder, Settlement
+from .store.partitioned import SCREEN_PARTITION
 
 __all__ = ["StreamReading"]
 
@@ -68,6 +69,8 @@ class StreamReading:
 
     async def _read_partition(self, part: int) -> None:
         reader = self.readers[part]
+        if len(self.readers) > 1:
+            SCREEN_PARTITION.set(part)  # this task's own context: see store.partitioned
         await reader.ensure_group(self.group)
         await self._drain_partition(part)
         self.health.set_ready(None)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Collection, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +45,12 @@ __all__ = [
     "delivery_store",
     "queues",
 ]
+
+# Set by a partition's reader task (consumers.reading): the entries it takes
+# have their records in that partition (its commits write them there), so the
+# duplicate screen reads one partition, not all. Unset elsewhere (retries,
+# digests, reclaim mix partitions): every partition is read.
+SCREEN_PARTITION: ContextVar[int | None] = ContextVar("eventbus_screen_partition", default=None)
 
 # Routes noted and never committed (a commit that failed) are forgotten past this.
 _MAX_ROUTES = 100_000
@@ -205,6 +212,9 @@ class PartitionedStore(DeliveryStore):
         return None
 
     async def current(self, ids: Sequence[str]) -> dict[str, DeliveryRecord]:
+        focus = SCREEN_PARTITION.get()
+        if focus is not None:
+            return await self.parts[focus].current(ids)
         found: dict[str, DeliveryRecord] = {}
         for got in await asyncio.gather(*(part.current(ids) for part in self.parts)):
             found.update(got)

@@ -3,6 +3,7 @@ tests/consumers/test_cluster_partitions.py)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -206,3 +207,29 @@ async def test_a_worker_with_another_count_refuses_to_start_while_events_wait(
         await setup["worker"](fewer, {"fake": FakeChannel("fake")}, name="w2").start()
     await w.drain()
     await setup["worker"](fewer, {"fake": FakeChannel("fake")}, name="w2").start()
+
+
+async def test_the_read_loop_screens_a_repeated_event_in_its_partition(
+    setup: dict[str, Any],
+) -> None:
+    # run(): each partition's reader screens in its own partition only (SCREEN_PARTITION)
+    s = setup["settings"](consumer={"block": 0.1})
+    fake = FakeChannel("fake")
+    w = setup["worker"](s, {"fake": fake})
+    await w.start()
+    runner = asyncio.create_task(w.run())
+    try:
+        team = team_in(2)
+        first = event(team_id=team)
+        await setup["publish"](s, first)
+        await fake.wait_for(1)
+        later = event(team_id=team, resource={"type": "capsule", "id": "later"})
+        await setup["publish"](s, first, later)  # the same event again, then another
+        await fake.wait_for(2)
+    finally:
+        w.stop()
+        await asyncio.wait_for(runner, 10)
+    did = delivery_id(first.id, "all", "fake")
+    assert [m.delivery_id for m in fake.sent] == [did, delivery_id(later.id, "all", "fake")]
+    record = await w.store.get(did)
+    assert record is not None and record.status is DeliveryStatus.DELIVERED
