@@ -27,9 +27,10 @@ __all__ = ["PartitionCountError", "check_partition_count", "partition_backlog", 
 
 _PROCEDURE = (
     "To change it: stop the publishers, let the workers drain every partition "
-    "(eventbus dlq list / the eventbus_stream_lag and eventbus_retries_due metrics at 0), "
-    "stop the workers, set broker.partitions everywhere and start the workers, then the "
-    "publishers (docs/operations.md, 'Changing broker.partitions')."
+    "(eventbus_stream_lag, eventbus_stream_pending and eventbus_retries_due at 0), stop "
+    "the workers, set broker.partitions everywhere and start the workers, then the "
+    "publishers (docs/operations.md, Partitions); or set broker.partitions back to the "
+    "stored count"
 )
 
 
@@ -94,7 +95,7 @@ async def check_partition_count(redis: aioredis.Redis, keys: Keys, partitions: i
         raise PartitionCountError(
             f"broker.partitions is {partitions} but the streams under prefix "
             f"{keys.prefix!r} were written with {stored} partition(s), and events still "
-            f"wait there ({shown}). {_PROCEDURE}"
+            f"wait there ({shown}). {_PROCEDURE} ({stored})."
         )
     async with translated("record the partition count"):
         if partitions == 1:
