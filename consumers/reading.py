@@ -48,6 +48,7 @@ class StreamReading:
         self.name = name
         self.health = health
         self.stopping = stopping or asyncio.Event()  # the worker's, set when it stops
+        self._first = 0  # the partition read_batch() reads first
 
     async def read_loop(self) -> None:
         """One reader per partition; one failing stops the others (the supervisor restarts)."""
@@ -104,11 +105,17 @@ class StreamReading:
             count += len(entries)
 
     async def read_batch(self, count: int) -> list[StreamEntry]:
-        """New entries for ``drain()`` (of every partition, in turn), without waiting."""
+        """New entries for ``drain()`` (of every partition, in turn), without waiting.
+
+        Each call starts at the next partition, so a full one does not hold
+        the others back.
+        """
         out: list[StreamEntry] = []
-        for part, reader in enumerate(self.readers):
+        first, self._first = self._first, (self._first + 1) % len(self.readers)
+        for step in range(len(self.readers)):
+            part = (first + step) % len(self.readers)
             if len(out) < count:
-                got = await reader.read(self.group, self.name, count - len(out), None)
+                got = await self.readers[part].read(self.group, self.name, count - len(out), None)
                 out += _qualify(got, part)
         return out
 
