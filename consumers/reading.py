@@ -51,24 +51,39 @@ class StreamReading:
         self._first = 0  # the partition read_batch() reads first
 
     async def read_loop(self) -> None:
-        """One reader per partition; one failing stops the others (the supervisor restarts)."""
+        """One reader per partition; one failing stops the others (the supervisor restarts).
+
+        The others are told to stop and get their current read's ``BLOCK`` to
+        finish rather than being cancelled in it: a read cancelled while Redis
+        blocks it was seen to hang the cancelled task (redis-py 8.1).
+        """
         if len(self.readers) == 1:
             await self._read_partition(0)
             return
+        halt = asyncio.Event()
         tasks = [
-            asyncio.create_task(self._read_partition(part), name=f"eventbus-read-{part}")
+            asyncio.create_task(self._read_partition(part, halt), name=f"eventbus-read-{part}")
             for part in range(len(self.readers))
         ]
+        watcher = asyncio.create_task(self._halt_on_stop(halt))
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             for task in done:
                 task.result()  # the first failure, as the supervisor expects it
         finally:
-            for task in tasks:
+            watcher.cancel()
+            halt.set()
+            self.pipeline.wake()  # a reader waiting for room looks at halt again
+            _, late = await asyncio.wait(tasks, timeout=self.config.block + 5)
+            for task in late:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _read_partition(self, part: int) -> None:
+    async def _halt_on_stop(self, halt: asyncio.Event) -> None:
+        await self.stopping.wait()
+        halt.set()
+        self.pipeline.wake()
+
+    async def _read_partition(self, part: int, halt: asyncio.Event | None = None) -> None:
         reader = self.readers[part]
         if len(self.readers) > 1:
             SCREEN_PARTITION.set(part)  # this task's own context: see store.partitioned
@@ -76,10 +91,11 @@ class StreamReading:
         await self._drain_partition(part)
         self.health.set_ready(None)
         block_ms = int(self.config.block * 1000)
-        while not self.stopping.is_set():
+        halt = halt or self.stopping  # one partition: the worker's stop only
+        while not halt.is_set() and not self.stopping.is_set():
             self.health.beat("read", allowance=self.config.block + self.config.drain_timeout + 30)
-            room = await self.pipeline.room(self.stopping)
-            if self.stopping.is_set():
+            room = await self.pipeline.room(halt)
+            if halt.is_set() or self.stopping.is_set():
                 return
             entries = await reader.read(
                 self.group, self.name, min(room, self.config.batch_size), block_ms

@@ -233,3 +233,33 @@ async def test_the_read_loop_screens_a_repeated_event_in_its_partition(
     assert [m.delivery_id for m in fake.sent] == [did, delivery_id(later.id, "all", "fake")]
     record = await w.store.get(did)
     assert record is not None and record.status is DeliveryStatus.DELIVERED
+
+
+async def test_a_failing_partition_reader_restarts_the_read_loop(
+    setup: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from eventbus.errors import BrokerUnavailable
+
+    s = setup["settings"](consumer={"block": 0.1})
+    fake = FakeChannel("fake")
+    w = setup["worker"](s, {"fake": fake})
+    await w.start()
+    reader = w.readers[1]
+    real_read = reader.read
+    failures = [BrokerUnavailable("read: Redis is unreachable (test)")] * 2
+
+    async def flaky_read(*args: Any, **kwargs: Any) -> Any:
+        if failures and not kwargs.get("pending"):
+            raise failures.pop()
+        return await real_read(*args, **kwargs)
+
+    monkeypatch.setattr(reader, "read", flaky_read)
+    runner = asyncio.create_task(w.run())
+    try:
+        await setup["publish"](s, *(event(team_id=team_in(part)) for part in range(PARTS)))
+        await fake.wait_for(PARTS, timeout=20)
+    finally:
+        w.stop()
+        await asyncio.wait_for(runner, 10)
+    assert failures == [], "the loop was restarted after each failure"
+    assert w.health.ready_reason is None
