@@ -13,6 +13,11 @@ The cluster is a local 3-master, 3-replica Redis Cluster on loopback
 (``tests/cluster.py``, ports 7361-7366) unless ``EVENTBUS_BENCH_CLUSTER_URL``
 names one. On a 2-core machine, more processes than cores measure CPU
 sharing, not scale-out: the notes say so.
+
+The same rows again with ``broker.partitions: 4`` (``PARTITIONS``): the
+envelopes (of 100 teams) go to their team's partition as a publisher would
+route them, every worker reads every partition, and the clock stops when
+the group has read and acknowledged every partition's entries.
 """
 
 from __future__ import annotations
@@ -24,13 +29,15 @@ import os
 import sys
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
+import orjson
 import redis.asyncio as aioredis
 
 from consumers.worker import Worker
-from eventbus.brokers.cluster import scan_keys
+from eventbus.brokers.cluster import is_cluster, scan_keys
 from eventbus.brokers.redis_streams import connect
-from eventbus.keys import Keys
+from eventbus.keys import Keys, partition_of
 from eventbus.settings import Settings
 
 from .common import (
@@ -50,22 +57,24 @@ from .consume import bare_loop, group_caught_up
 __all__ = ["run"]
 
 PROCESSES = (1, 2, 4)
+PARTITIONS = 4
+TEAMS = 100  # in the partitioned rows: 10 teams put 10,000, 6,000, 4,000 and 0 in the 4
 CLUSTER_PORT = 7361
 
 
-def _settings(url: str, prefix: str, group: str, name: str) -> Settings:
+def _settings(url: str, prefix: str, group: str, name: str, partitions: int = 1) -> Settings:
     return Settings(
-        broker={"redis_url": url, "prefix": prefix},
+        broker={"redis_url": url, "prefix": prefix, "partitions": partitions},
         consumer={"name": name, "group": group},
         channels=[{"name": "noop", "type": "console"}],
         subscriptions=[{"name": "all", "team": "*", "events": ["*"], "channels": ["noop"]}],
     )
 
 
-async def _child(url: str, prefix: str, group: str, name: str) -> None:
+async def _child(url: str, prefix: str, group: str, name: str, partitions: str = "1") -> None:
     """One worker process: start, say ready, run on "go", stop at end of stdin."""
     quiet_logging("info")
-    settings = _settings(url, prefix, group, name)
+    settings = _settings(url, prefix, group, name, int(partitions))
     redis = connect(url, max_connections=96)
     channel = NoopChannel()
     worker = Worker(settings, redis=redis, channels={"noop": channel})
@@ -83,11 +92,15 @@ async def _child(url: str, prefix: str, group: str, name: str) -> None:
         await redis.aclose()
 
 
-async def _workers(url: str, prefix: str, group: str, total: int, count: int) -> float:
-    """``count`` worker processes drain ``total`` entries through ``group``: events/s."""
+async def _workers(url: str, prefix: str, group: str, totals: list[int], count: int) -> float:
+    """``count`` worker processes drain ``totals`` (entries per partition): events/s."""
+    total, parts = sum(totals), str(len(totals))
+    child = (sys.executable, "-m", "bench.scaling", "--child", url, prefix, group)
     procs = [
         await asyncio.create_subprocess_exec(
-            *(sys.executable, "-m", "bench.scaling", "--child", url, prefix, group, f"w{i}"),
+            *child,
+            f"w{i}",
+            parts,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             env=child_env(),
@@ -107,7 +120,7 @@ async def _workers(url: str, prefix: str, group: str, total: int, count: int) ->
             assert proc.stdin is not None
             proc.stdin.write(b"go\n")
         async with asyncio.timeout(600):
-            while not await group_caught_up(redis, Keys(prefix).events, group, total):  # noqa: ASYNC110  (other processes: polled as consume does)
+            while not await _caught_up(redis, Keys(prefix), group, totals):  # noqa: ASYNC110  (other processes: polled as consume does)
                 await asyncio.sleep(0.02)
         elapsed = time.perf_counter() - start
         sent = 0
@@ -127,6 +140,62 @@ async def _workers(url: str, prefix: str, group: str, total: int, count: int) ->
         await redis.aclose()
 
 
+async def _caught_up(redis: aioredis.Redis, keys: Keys, group: str, totals: list[int]) -> bool:
+    for part, total in enumerate(totals):
+        stream = keys.partition(part).events
+        if not await group_caught_up(redis, stream, group, total):
+            return False
+    return True
+
+
+async def _fill_partitions(redis: aioredis.Redis, keys: Keys, total: int) -> list[int]:
+    """The envelopes in their team's partition (as the publisher routes them); counts."""
+    split: list[list[str]] = [[] for _ in range(PARTITIONS)]
+    for payload in envelopes(total, teams=TEAMS):
+        split[partition_of(orjson.loads(payload)["team_id"], PARTITIONS)].append(payload)
+    await redis.set(keys.partition_count, PARTITIONS)  # what a publisher would record
+    for part, payloads in enumerate(split):
+        await fill_stream(redis, keys.partition(part).events, payloads)
+    return [len(payloads) for payloads in split]
+
+
+async def _masters(redis: aioredis.Redis, keys: Keys) -> int:
+    """How many masters hold the partitions' streams (0 on a single node)."""
+    if not is_cluster(redis):
+        return 0
+    cluster: Any = redis
+    nodes = {cluster.get_node_from_key(part.events).name for part in keys.partitions(PARTITIONS)}
+    return len(nodes)
+
+
+async def _partitioned(label: str, url: str, total: int, result: Result) -> None:
+    prefix = new_prefix("scaling-p")
+    keys = Keys(prefix)
+    redis = connect(url)
+    try:
+        progress(f"scaling: filling {PARTITIONS} partitions on {label} ({prefix})")
+        totals = await _fill_partitions(redis, keys, total)
+        masters = await _masters(redis, keys)
+        if masters:
+            progress(f"  {label}: the {PARTITIONS} partitions are on {masters} master(s)")
+            result.notes.append(f"cluster: the {PARTITIONS} partitions were on {masters} master(s)")
+        for count in PROCESSES:
+            for part in range(PARTITIONS):
+                stream = keys.partition(part).events
+                await redis.xgroup_create(stream, f"w{count}", id="0", mkstream=True)
+        for count in PROCESSES:
+            await _forget_deliveries(redis, prefix)
+            rate = await _workers(url, prefix, f"w{count}", totals, count)
+            progress(f"  {label} {PARTITIONS} partitions, {count} worker(s): {rate:,.0f} events/s")
+            name = f"{count} worker(s), {PARTITIONS} partitions, {label}"
+            result.rows.append(Row(name, "events/s", [rate]))
+    finally:
+        for pattern in (f"{{{prefix}}}*", f"{{{prefix}#*"):
+            for key in [key async for key in scan_keys(redis, pattern)]:
+                await redis.unlink(key)
+        await redis.aclose()
+
+
 async def _deployment(label: str, url: str, total: int, result: Result) -> None:
     prefix = new_prefix("scaling")
     stream = Keys(prefix).events
@@ -142,7 +211,7 @@ async def _deployment(label: str, url: str, total: int, result: Result) -> None:
         for count in PROCESSES:
             group = f"w{count}"
             await _forget_deliveries(redis, prefix)
-            rate = await _workers(url, prefix, group, total, count)
+            rate = await _workers(url, prefix, group, [total], count)
             progress(f"  {label} {count} worker process(es): {rate:,.0f} events/s")
             result.rows.append(Row(f"{count} worker(s), {label}", "events/s", [rate]))
     finally:
@@ -153,10 +222,12 @@ async def _deployment(label: str, url: str, total: int, result: Result) -> None:
 
 async def _forget_deliveries(redis: aioredis.Redis, prefix: str) -> None:
     # The previous run's records would make every event a duplicate (sent once).
-    stream = Keys(prefix).events
-    async for key in scan_keys(redis, f"{{{prefix}}}*"):
-        if key.decode() != stream:
-            await redis.unlink(key)
+    keep = {part.events for part in Keys(prefix).partitions(PARTITIONS)}
+    keep.add(Keys(prefix).partition_count)
+    for pattern in (f"{{{prefix}}}*", f"{{{prefix}#*"):
+        async for key in scan_keys(redis, pattern):
+            if key.decode() not in keep:
+                await redis.unlink(key)
 
 
 @contextlib.asynccontextmanager
@@ -184,25 +255,35 @@ async def run(total: int, rounds: int = 1) -> Result:
         {"entries": total, "processes": list(PROCESSES), "cpus": os.cpu_count()},
     )
     await _deployment("single node", REDIS_URL, total, result)
+    await _partitioned("single node", REDIS_URL, total, result)
     async with _cluster_url() as url:
         await _deployment("cluster", url, total, result)
+        await _partitioned("cluster", url, total, result)
+    parts = f"{PARTITIONS} partitions"
     for label in ("single node", "cluster"):
         result.ratio(f"1w/bare {label}", f"1 worker(s), {label}", f"bare loop, {label}")
         result.ratio(f"4w/1w {label}", f"4 worker(s), {label}", f"1 worker(s), {label}")
+        four, one = f"4 worker(s), {parts}, {label}", f"1 worker(s), {parts}, {label}"
+        result.ratio(f"4w/1w {parts} {label}", four, one)
+        result.ratio(f"{parts}/1 partition 4w {label}", four, f"4 worker(s), {label}")
     result.notes.append(
         f"{os.cpu_count()} CPUs: with more worker processes than cores, the figures show "
         "the cost of sharing them (and Redis shares them too), not how far workers scale out."
     )
     result.notes.append(
-        "All eventbus keys share one hash tag, so on the cluster one master serves every "
-        "command: the cluster adds failover, not throughput, until broker.partitions."
+        "Unpartitioned, all eventbus keys share one hash tag, so on the cluster one master "
+        "serves every command; with broker.partitions each partition's keys have their own "
+        f"tag, and the {PARTITIONS} partitions' slots spread over the masters ({TEAMS} teams: "
+        "the partitions hold 22-30 % of the entries each)."
     )
     return result
 
 
 def _main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.scaling")
-    parser.add_argument("--child", nargs=4, metavar=("URL", "PREFIX", "GROUP", "NAME"))
+    parser.add_argument(
+        "--child", nargs=5, metavar=("URL", "PREFIX", "GROUP", "NAME", "PARTITIONS")
+    )
     args = parser.parse_args(argv)
     if args.child:
         asyncio.run(_child(*args.child))

@@ -209,8 +209,8 @@ class AmqpWorker(Worker):
         """Set the lag gauges from the queue (and what this worker holds), retries, alerts."""
         ready, _consumers = await self.broker.backlog(self.group)
         held = len(self.broker.holding(self.group, self.name))
-        self.metrics.stream_lag.labels(self.group).set(ready)
-        self.metrics.stream_pending.labels(self.group).set(held)
+        self.metrics.stream_lag.labels(self.group, "0").set(ready)
+        self.metrics.stream_pending.labels(self.group, "0").set(held)
         self.metrics.queue_depth.labels(self.group).set(ready + held)
         self.metrics.retries_due.set(await self.retries.due_count(self.clock()))
         self.metrics.open_alerts(await self.alert_timers.open_counts())

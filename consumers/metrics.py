@@ -87,13 +87,13 @@ class Metrics:
         self.stream_lag = Gauge(
             "eventbus_stream_lag",
             "Entries in the stream not yet delivered to the consumer group",
-            ["group"],
+            ["group", "partition"],
             registry=registry,
         )
         self.stream_pending = Gauge(
             "eventbus_stream_pending",
             "Entries delivered to the group and not yet acknowledged",
-            ["group"],
+            ["group", "partition"],
             registry=registry,
         )
         self.queue_depth = Gauge(

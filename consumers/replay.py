@@ -41,7 +41,7 @@ import redis.asyncio as aioredis
 from eventbus.brokers.redis_streams import translated
 from eventbus.envelope import Event, decode_entry
 from eventbus.errors import EnvelopeError
-from eventbus.keys import Keys
+from eventbus.keys import Keys, qualified
 from eventbus.settings import Settings, SubscriptionSpec
 from eventbus.subscriptions import Matcher
 
@@ -107,10 +107,13 @@ class Replay:
         channel: str | None = None,
         team: str | None = None,
         run_id: str | None = None,
+        partition: int = 0,
     ) -> None:
         self.redis = redis
         self.settings = settings
-        self.keys = Keys(settings.broker.prefix)
+        # One partition's stream (broker.partitions); its records and retries go there too.
+        self.partition = partition
+        self.keys = Keys(settings.broker.prefix).partition(partition)
         self.ttl = int(settings.consumer.record_ttl)
         self.team = team
         self.run_id = run_id or f"rp{secrets.token_hex(6)}"
@@ -153,7 +156,8 @@ class Replay:
                 )
             if not found:
                 return
-            yield [(_text(entry_id), _payload(fields)) for entry_id, fields in found]
+            part = self.partition  # ids as the worker reads them (eventbus.keys.qualified)
+            yield [(qualified(_text(i), part), _payload(fields)) for i, fields in found]
             if len(found) < _PAGE:
                 return
             start = "(" + _text(found[-1][0])

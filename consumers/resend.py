@@ -42,7 +42,7 @@ from redis.exceptions import WatchError
 from eventbus.brokers.redis_streams import translated
 from eventbus.envelope import DEFAULT_LIMITS, decode_entry
 from eventbus.errors import EnvelopeError
-from eventbus.keys import Keys
+from eventbus.keys import Keys, qualified
 
 from .store.records import RESEND, Attempt, DeliveryRecord, DeliveryStatus
 from .store.requeue import stage
@@ -82,12 +82,26 @@ class Resend:
         *,
         subscriptions: Collection[str] | None = None,
         channels: Collection[str] | None = None,
+        partitions: int = 1,
     ) -> None:
         self.redis = redis
         self.keys = keys
         self.ttl = int(ttl)
         self.subscriptions = None if subscriptions is None else frozenset(subscriptions)
         self.channels = None if channels is None else frozenset(channels)
+        self.partitions = partitions  # broker.partitions: a record lives in one of them
+
+    async def _located(self, record_id: str) -> Resend:
+        """The resends of the partition holding ``record_id`` (its retry goes there too)."""
+        if self.partitions == 1:
+            return self
+        for keys in self.keys.partitions(self.partitions):
+            async with translated("find delivery"):
+                if await self.redis.exists(keys.delivery(record_id)):
+                    here = Resend(self.redis, keys, self.ttl)
+                    here.subscriptions, here.channels = self.subscriptions, self.channels
+                    return here
+        return self
 
     async def resend(
         self,
@@ -99,6 +113,9 @@ class Resend:
         now: float | None = None,
     ) -> Resent:
         """Schedule one more attempt of delivery ``record_id`` (see the module docstring)."""
+        if self.partitions > 1:
+            here = await self._located(record_id)
+            return await here.resend(record_id, force=force, teams=teams, by=by, now=now)
         key = self.keys.delivery(record_id)
         for _ in range(5):  # a worker committing this record meanwhile: read it again
             try:
@@ -117,6 +134,8 @@ class Resend:
         self, record_id: str, *, force: bool = False, teams: Collection[str] | None = None
     ) -> Resent:
         """What ``resend`` would do, changing nothing (``scheduled``: it would schedule it)."""
+        if self.partitions > 1:
+            return await (await self._located(record_id)).check(record_id, force=force, teams=teams)
         async with translated("read delivery"):
             raw = await self.redis.get(self.keys.delivery(record_id))
         record = DeliveryRecord.from_json(raw) if raw else None
@@ -203,7 +222,8 @@ class Resend:
                     self.keys.events, max=high, min=low, count=_SEARCH_PAGE
                 )
             for entry_id, fields in entries:
-                found = _event_payload(entry_id, fields, event_id, needle)
+                entry = qualified(_text(entry_id), self.keys.part)  # as the worker read it
+                found = _event_payload(entry, fields, event_id, needle)
                 if found is not None:
                     return found
             looked += len(entries)

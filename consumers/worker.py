@@ -11,6 +11,13 @@ outage is survived, not fatal. In-flight work is bounded by
 is room for, so a slow channel slows reading, not memory. The retry loop
 also claims due digests of grouping subscriptions (``consumers.flushing``).
 
+With ``broker.partitions`` N > 1 the worker reads every partition: one
+reader per partition sharing the one in-flight budget (each asks for at
+most ``batch_size`` within the room left, so at most N batches over it),
+entry ids qualified with their partition (``eventbus.keys.qualified``) so
+they are unique in the pipeline; reclaim, retries, digests and maintenance
+go over every partition (``consumers.store.partitioned``).
+
 Stopping (``stop()``, SIGTERM in the CLI) stops reading, waits up to
 ``consumer.drain_timeout`` for in-flight deliveries, commits what finished and
 cancels the rest, which stays pending for another worker to reclaim.
@@ -41,21 +48,18 @@ from .flushing import Flusher
 from .health import Health
 from .metrics import Metrics
 from .pipeline import Pipeline
+from .reading import StreamReading
 from .routing import AlertBook, Cooldowns, Router, SilenceBook
 from .store import (
     BreakerStore,
     Committer,
-    DeadLetterOrder,
     DeadLetters,
-    DeliveryStore,
-    GroupQueue,
     Maintenance,
-    RetryQueue,
-    Settlement,
     SilenceStore,
     fold_legacy_stream,
     migrate_layout,
 )
+from .store.partitioned import PartitionedCommitter, queues
 
 __all__ = ["Worker"]
 
@@ -86,12 +90,15 @@ class Worker:
         self.clock = clock
         self.name = self.config.consumer_name()
         self.group = self.config.group
-        self.streams = RedisStreams(redis, self.keys)
-        self.store = DeliveryStore(redis, self.keys, self.config.record_ttl)
-        self.retries = RetryQueue(redis, self.keys, self.config.record_ttl)
-        self.dead_letters = DeadLetters(redis, self.keys)
+        self.partitions = parts = settings.broker.partitions
+        self.streams = RedisStreams(redis, self.keys, partitions=parts)
+        self.readers = self.streams.parts()  # one reader per partition
         self.committer = self._committer()
-        self.maintenance = Maintenance(redis, self.keys)
+        self.store, self.retries, groups = queues(
+            redis, self.keys, self.config.record_ttl, self.committer
+        )
+        self.dead_letters = DeadLetters(redis, self.keys, parts)
+        self.maintenances = [Maintenance(redis, part) for part in self.keys.partitions(parts)]
         self.silences = SilenceBook(SilenceStore(redis, self.keys))
         alerts = AlertBook(redis, self.keys)
         router = Router(
@@ -113,9 +120,11 @@ class Worker:
             metrics=self.metrics,
             clock=clock,
         )
-        self.flusher = Flusher(GroupQueue(redis, self.keys), self.pipeline, clock)
+        self.flusher = Flusher(groups, self.pipeline, clock)
         self.alert_timers = AlertTimers(redis, alerts, self.pipeline, clock)
         self._stopping = asyncio.Event()
+        self.reading = StreamReading(self.readers, self.pipeline, settings, self.name, self.health)
+        self.reading.stopping = self._stopping
         self._loops: list[asyncio.Task[None]] = []
         # API-defined channels and subscriptions, merged into the YAML's on every change.
         self.console = console
@@ -129,21 +138,26 @@ class Worker:
     # once here, so the Redis path has no per-entry branch.
 
     def _committer(self) -> Committer:
-        """Records and XACK in one script call (invariant 2)."""
-        return Committer(self.redis, self.keys, self.group, self.config.record_ttl)
+        """Records and XACK in one script call (invariant 2), one per partition."""
+        ttl = self.config.record_ttl
+        if self.partitions > 1:
+            return PartitionedCommitter(self.redis, self.keys, self.group, ttl, self.partitions)
+        return Committer(self.redis, self.keys, self.group, ttl)
 
     def _broker(self) -> Broker:
         """Where operator events (``eventbus.channel.disabled``) are published."""
         return self.streams
 
     async def _read_batch(self, count: int) -> list[StreamEntry]:
-        """New entries for ``drain()``, without waiting."""
-        return await self.streams.read(self.group, self.name, count, None)
+        """New entries for ``drain()`` (of every partition, in turn), without waiting."""
+        return await self.reading.read_batch(count)
 
     # -- lifecycle -------------------------------------------------------------
 
     async def start(self) -> None:
         """Move an older key layout, create the group if needed, load channel states."""
+        if self.settings.broker.kind == "redis":
+            await self.streams.check_partitions()  # the stored partition count
         await migrate_layout(self.redis, self.keys.prefix, group=self.group)
         await self.pipeline.streams.ensure_group(self.group)
         await self._refresh_channel_states()
@@ -156,6 +170,7 @@ class Worker:
             group=self.group,
             consumer=self.name,
             stream=self.keys.events,
+            partitions=self.partitions,
             subscriptions=len(self.settings.subscriptions),
         )
 
@@ -262,34 +277,11 @@ class Worker:
                 failures = 0
 
     async def _read_loop(self) -> None:
-        await self.streams.ensure_group(self.group)
-        await self._drain_own_pending()
-        self.health.set_ready(None)
-        block_ms = int(self.config.block * 1000)
-        while not self._stopping.is_set():
-            self.health.beat("read", allowance=self.config.block + self.config.drain_timeout + 30)
-            room = await self._room()
-            if self._stopping.is_set():
-                return
-            entries = await self.streams.read(
-                self.group, self.name, min(room, self.config.batch_size), block_ms
-            )
-            await self.pipeline.take_entries(entries)
+        await self.reading.read_loop()
 
     async def _drain_own_pending(self) -> int:
         """Entries this consumer received before a restart but never acked."""
-        count = 0
-        while True:
-            entries = await self.streams.read(
-                self.group, self.name, self.config.batch_size, None, pending=True
-            )
-            entries = [e for e in entries if not self.pipeline.holds(e.id)]
-            if not entries:
-                return count
-            log.info("worker.pending_recovered", count=len(entries))
-            await self._process_claimed(entries)
-            await self.pipeline.idle()
-            count += len(entries)
+        return await self.reading.drain_pending()
 
     async def _retry_loop(self) -> None:
         while not self._stopping.is_set():
@@ -316,22 +308,7 @@ class Worker:
         Entries received more than ``consumer.max_receives`` times go to the
         dead letters; the others are processed like new ones.
         """
-        cursor, total = "0-0", 0
-        min_idle = int(self.config.claim_idle * 1000)
-        while not self._stopping.is_set():
-            cursor, entries, deleted = await self.streams.autoclaim(
-                self.group, self.name, min_idle, cursor, self.config.batch_size
-            )
-            if deleted:
-                await self._ack_deleted(deleted)
-            entries = [e for e in entries if not self.pipeline.holds(e.id)]
-            if entries:
-                log.info("worker.reclaimed", count=len(entries))
-                await self._process_claimed(entries)
-                total += len(entries)
-            if cursor == "0-0":
-                break
-        return total
+        return await self.reading.reclaim_once()
 
     async def _silence_loop(self) -> None:
         allowance = self.silences.refresh + 60
@@ -352,19 +329,17 @@ class Worker:
             await fold_legacy_stream(
                 self.redis, self.keys.prefix, self.group, claim_idle=self.config.claim_idle
             )
-            for stats in await self.maintenance.group_stats():
-                if stats.name == self.group:
-                    self.metrics.stream_pending.labels(stats.name).set(stats.pending)
-                    if stats.lag is not None:
-                        self.metrics.stream_lag.labels(stats.name).set(stats.lag)
+            await self._measure_lag()
             self.metrics.retries_due.set(await self.retries.due_count(self.clock()))
             self.metrics.open_alerts(await self.alert_timers.open_counts())
             if time.monotonic() - last_trim >= self.config.trim_interval:
                 last_trim = time.monotonic()
-                trimmed = await self.maintenance.trim(self.config.retention_min_age)
-                removed = await self.maintenance.remove_dead_consumers(
-                    self.group, self.config.dead_consumer_idle, self.name
-                )
+                trimmed, removed = 0, []
+                for maintenance in self.maintenances:
+                    trimmed += await maintenance.trim(self.config.retention_min_age)
+                    removed += await maintenance.remove_dead_consumers(
+                        self.group, self.config.dead_consumer_idle, self.name
+                    )
                 pruned = await self.store.prune_index()
                 pruned += await self.alert_timers.prune(self.clock())
                 if trimmed or removed or pruned:
@@ -386,33 +361,13 @@ class Worker:
     async def _room(self) -> int:
         return await self.pipeline.room(self._stopping)
 
-    async def _process_claimed(self, entries: list[StreamEntry]) -> None:
-        counts = await self.streams.delivery_counts(self.group, [e.id for e in entries])
-        for entry in entries:
-            if counts.get(entry.id, 1) > self.config.max_receives:
-                error = (
-                    f"received {counts[entry.id]} times (consumer.max_receives="
-                    f"{self.config.max_receives}) without being acknowledged"
-                )
-                dead = DeadLetterOrder(entry, "max_receives", error)
-                await self.pipeline.commit([Settlement(ack=entry.id, dead_letter=dead)])
-            else:
-                await self._room()
-                await self.pipeline.take_entries([entry])
-
-    async def _ack_deleted(self, ids: list[str]) -> None:
-        # XAUTOCLAIM reports pending entries that were trimmed/deleted from the
-        # stream; they can never be processed, so record them as dead letters.
-        error = "entry was deleted from the stream while pending"
-        await self.pipeline.commit(
-            [
-                Settlement(
-                    ack=entry_id,
-                    dead_letter=DeadLetterOrder(StreamEntry(entry_id, {}), "deleted", error),
-                )
-                for entry_id in ids
-            ]
-        )
+    async def _measure_lag(self) -> None:
+        for part, maintenance in enumerate(self.maintenances):
+            for stats in await maintenance.group_stats():
+                if stats.name == self.group:
+                    self.metrics.stream_pending.labels(stats.name, str(part)).set(stats.pending)
+                    if stats.lag is not None:
+                        self.metrics.stream_lag.labels(stats.name, str(part)).set(stats.lag)
 
     async def _refresh_channel_states(self) -> None:
         self.dispatcher.channel_states = await self.store.channel_states()

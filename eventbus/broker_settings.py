@@ -178,7 +178,20 @@ class BrokerSettings(_Section):
     )
     redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
     amqp_url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672/")
+    # No '#': it separates the prefix from the partition in a partition's tag
+    # (eventbus.keys), so no prefix's tag is another's partition.
     prefix: str = Field("eventbus", pattern=r"^[A-Za-z0-9_.:{}-]{1,64}$")
+    partitions: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description=(
+            "Streams the events are spread over, by a stable hash of team_id; each with its "
+            "own hash tag (so a Redis Cluster puts them on different nodes), group, records "
+            "and retries. Every worker reads every partition. Changing it on a running "
+            "deployment is refused unless the streams are drained (docs/operations.md)."
+        ),
+    )
     stream_maxlen: int | None = Field(
         None,
         ge=1000,
@@ -252,6 +265,16 @@ class BrokerSettings(_Section):
                 f"broker.replica_ack_timeout ({self.replica_ack_timeout:g}s) must be shorter "
                 f"than broker.socket_timeout ({self.socket_timeout:g}s): the publish waits for "
                 "replicas on its connection, which would time out first"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _partitions_on_redis_only(self) -> BrokerSettings:
+        if self.kind == "rabbitmq" and self.partitions > 1:
+            raise ValueError(
+                f"broker.partitions is {self.partitions} but broker.kind is rabbitmq: "
+                "partitions spread Redis streams; a RabbitMQ quorum queue is its own unit "
+                "of scale (add workers instead). Set broker.partitions to 1 or use kind: redis"
             )
         return self
 

@@ -7,6 +7,25 @@ not keys (a cluster broadcasts them to every node) and keep the untagged
 ``<prefix>:live:<team>``, which publishers of every version use.
 
 ``LegacyKeys`` names the layout before the hash tag, for the migration only.
+
+Partitions (``broker.partitions``): ``Keys.partition(k)`` names partition
+``k``'s keys. Partition 0 is the unpartitioned layout itself (``{<prefix>}``),
+so one partition is byte for byte what eventbus wrote before partitions.
+Partition ``k >= 1`` has the tag ``{<prefix>#<k>}``: ``#`` is not allowed in
+``broker.prefix``, so that tag is never another prefix's. Per partition, in
+its slot (the commit script touches them together): the stream, its group,
+dead letters, delivery records and their indexes, the retry schedule and
+jobs, digest groups, digests and their sequence. Everything else (breaker,
+per-minute counters, cooldowns, silences, console items, alerts, channel
+states, layout and migration keys, the partition count) is global: its name
+uses the base tag whatever the partition, so a partition's ``Keys`` can be
+handed to code that also touches global keys.
+
+``partition_of(team_id, n)`` is the one stable choice of a team's partition
+(a BLAKE2b digest of the team id, not Python's per-process randomised
+``hash()``; CRC32 was tried and put team-1, team-2 and team-3 all in one of
+three partitions), so
+publishers of any process agree and one team's events stay in order.
 """
 
 from __future__ import annotations
@@ -14,7 +33,36 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-__all__ = ["Keys", "LegacyKeys"]
+__all__ = ["PARTITION_SEPARATOR", "Keys", "LegacyKeys", "partition_of", "qualified", "split_entry"]
+
+# Between the prefix and the partition number in a partition's tag, and
+# between a stream id and its partition in a qualified entry id. Neither a
+# prefix (``broker.prefix``'s pattern) nor a stream id can contain it.
+PARTITION_SEPARATOR = "#"
+_ENTRY_SEPARATOR = "@"
+
+
+def partition_of(team_id: str, partitions: int) -> int:
+    """The partition of ``team_id`` among ``partitions`` (stable across processes)."""
+    if partitions <= 1:
+        return 0
+    digest = hashlib.blake2b(team_id.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % partitions
+
+
+def qualified(entry_id: str, partition: int) -> str:
+    """An entry id unique across partitions: ``<id>`` in partition 0, ``<id>@<k>`` else."""
+    return entry_id if partition == 0 else f"{entry_id}{_ENTRY_SEPARATOR}{partition}"
+
+
+def split_entry(key: str) -> tuple[str, int]:
+    """``qualified()`` undone: (stream id, partition); a plain id is partition 0."""
+    entry_id, found, part = key.partition(_ENTRY_SEPARATOR)
+    if not found:
+        return key, 0
+    if not part.isdigit():
+        raise ValueError(f"entry id {key!r}: the partition after {_ENTRY_SEPARATOR!r} is no number")
+    return entry_id, int(part)
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,11 +70,34 @@ class Keys:
     """Key names under one ``prefix`` (``broker.prefix``, default ``eventbus``)."""
 
     prefix: str = "eventbus"
+    part: int = 0  # the partition whose keys these are (see the module docstring)
 
     @property
     def tag(self) -> str:
-        """The hash tag every key starts with: ``{<prefix>}``."""
+        """The hash tag of this partition's keys: ``{<prefix>}``, ``{<prefix>#<k>}``."""
+        if self.part == 0:
+            return "{" + self.prefix + "}"
+        return "{" + self.prefix + PARTITION_SEPARATOR + str(self.part) + "}"
+
+    @property
+    def base_tag(self) -> str:
+        """The hash tag of the global keys: ``{<prefix>}`` in every partition."""
         return "{" + self.prefix + "}"
+
+    def partition(self, part: int) -> Keys:
+        """The keys of partition ``part`` (0: the unpartitioned layout)."""
+        if part < 0:
+            raise ValueError(f"partition {part} is negative")
+        return Keys(self.prefix, part)
+
+    def partitions(self, count: int) -> list[Keys]:
+        """The keys of partitions 0 .. count-1."""
+        return [self.partition(part) for part in range(max(1, count))]
+
+    @property
+    def partition_count(self) -> str:
+        """String: the ``broker.partitions`` the streams were written with (absent: 1)."""
+        return f"{self.base_tag}:partitions"
 
     @property
     def events(self) -> str:
@@ -89,33 +160,33 @@ class Keys:
     @property
     def channel_state(self) -> str:
         """Hash: channel name -> JSON state (disabled, reason, last outcome)."""
-        return f"{self.tag}:channels"
+        return f"{self.base_tag}:channels"
 
     def breaker(self, channel: str) -> str:
         """Hash: one channel's circuit (state, until, cooldown, failure run, outcome buckets)."""
-        return f"{self.tag}:breaker:{channel}"
+        return f"{self.base_tag}:breaker:{channel}"
 
     def channel_minutes(self, channel: str) -> str:
         """Hash: one channel's attempts per minute over 25 h (``slot -> minute:ok:failed``)."""
-        return f"{self.tag}:minutes:{channel}"
+        return f"{self.base_tag}:minutes:{channel}"
 
     def cooldown(self, subscription: str, values: str) -> str:
         """String, set NX with the window as expiry: the event holding a cooldown key."""
-        return f"{self.tag}:cooldown:{subscription}:{values}"
+        return f"{self.base_tag}:cooldown:{subscription}:{values}"
 
     def silence(self, silence_id: str) -> str:
         """JSON string: one silence, expiring when it ends."""
-        return f"{self.tag}:silence:{silence_id}"
+        return f"{self.base_tag}:silence:{silence_id}"
 
     @property
     def silences(self) -> str:
         """Sorted set of silence ids by the time they end."""
-        return f"{self.tag}:silences"
+        return f"{self.base_tag}:silences"
 
     @property
     def silences_version(self) -> str:
         """Counter raised on every change of the silences (workers poll it)."""
-        return f"{self.tag}:silences:version"
+        return f"{self.base_tag}:silences:version"
 
     @property
     def silences_changed(self) -> str:
@@ -124,12 +195,12 @@ class Keys:
 
     def console(self, kind: str) -> str:
         """Hash: name -> JSON document of one API-defined channel or subscription."""
-        return f"{self.tag}:console:{kind}"
+        return f"{self.base_tag}:console:{kind}"
 
     @property
     def console_version(self) -> str:
         """Counter raised on every change of the API-defined items (workers poll it)."""
-        return f"{self.tag}:console:version"
+        return f"{self.base_tag}:console:version"
 
     @property
     def console_changed(self) -> str:
@@ -139,31 +210,31 @@ class Keys:
     @property
     def console_audit(self) -> str:
         """Stream: who changed which API-defined item, and when (never a secret)."""
-        return f"{self.tag}:console:audit"
+        return f"{self.base_tag}:console:audit"
 
     def alert(self, team_id: str, key: str) -> str:
         """JSON string: the state of one alert (team, key); see ``consumers.store.alerts``."""
         digest = hashlib.sha256(f"{team_id}\x00{key}".encode()).hexdigest()[:32]
-        return f"{self.tag}:alert:{digest}"
+        return f"{self.base_tag}:alert:{digest}"
 
     @property
     def alerts(self) -> str:
         """Sorted set of alert keys (``alert()`` names) by last change."""
-        return f"{self.tag}:alerts"
+        return f"{self.base_tag}:alerts"
 
     def alert_events(self, alert_id: str) -> str:
         """Sorted set of the event ids folded into one alert (by time), and their deliveries."""
-        return f"{self.tag}:alert:{alert_id}:events"
+        return f"{self.base_tag}:alert:{alert_id}:events"
 
     @property
     def layout(self) -> str:
         """String: the layout version these keys follow (set by the migration)."""
-        return f"{self.tag}:layout"
+        return f"{self.base_tag}:layout"
 
     @property
     def migration_lock(self) -> str:
         """String, set NX with an expiry while one worker migrates the old layout."""
-        return f"{self.tag}:migration:lock"
+        return f"{self.base_tag}:migration:lock"
 
 
 @dataclass(frozen=True, slots=True)

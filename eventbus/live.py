@@ -30,6 +30,9 @@ __all__ = [
 MAX_MESSAGE_BYTES: Final = 256 * 1024
 
 _STREAM_ID = re.compile(r"^(\d{1,20})(?:-(\d{1,20}))?$")
+# A live message's id: a stream id, qualified with its partition after '@'
+# from partition 1 on (``eventbus.keys.qualified``).
+_LIVE_ID = re.compile(r"^\d{1,20}(?:-\d{1,20})?(?:@\d{1,3})?$")
 
 
 def live_message(stream_id: str | None, payload: str) -> str:
@@ -58,7 +61,7 @@ class LiveMessage:
 
     event: Event
     data: str  # the envelope JSON, sent as the SSE data
-    stream_id: str | None = None  # durable events only
+    stream_id: str | None = None  # durable events only (``<id>@<k>`` in partition k >= 1)
 
 
 def parse_live(raw: bytes | str) -> LiveMessage:
@@ -73,7 +76,7 @@ def parse_live(raw: bytes | str) -> LiveMessage:
         raise EnvelopeError("live message has no 'event' object")
     stream_id = obj.get("stream_id")
     if stream_id is not None and (
-        not isinstance(stream_id, str) or _STREAM_ID.match(stream_id) is None
+        not isinstance(stream_id, str) or _LIVE_ID.match(stream_id) is None
     ):
         raise EnvelopeError("live message has a malformed 'stream_id'")
     event = parse_event(obj["event"])

@@ -109,6 +109,7 @@ class Publisher:
                 self.keys,
                 replica_acks=broker.wait_replicas,
                 replica_ack_timeout=broker.replica_ack_timeout,
+                partitions=broker.partitions,
             )
             self._state = _State.OPENED
         return self._streams

@@ -70,6 +70,7 @@ async def redis(redis_url: str, prefix: str) -> AsyncIterator[aioredis.Redis]:
     finally:
         keys = [key async for key in scan_keys(client, f"{prefix}*")]
         keys += [key async for key in scan_keys(client, f"{{{prefix}}}*")]
+        keys += [key async for key in scan_keys(client, f"{{{prefix}#*")]  # partitions
         for key in keys:  # one by one: untagged legacy keys live in several slots
             await client.delete(key)
         await client.aclose()

@@ -23,6 +23,7 @@ from publishers.client import Publisher
 
 from ..alert_actions import ActionError, listing, operate
 from ..store import Alert, AlertStatus, AlertStore, DeliveryRecord, DeliveryStore
+from ..store.partitioned import delivery_store
 from .deliveries import print_table, rfc3339
 
 __all__ = ["command"]
@@ -48,7 +49,8 @@ def _with_stores(ctx: Context, action: Callable[[_Stores], Awaitable[T]]) -> T:
         keys = Keys(settings.broker.prefix)
         try:
             async with Publisher(settings, redis=redis) as publisher:
-                stores = _Stores(AlertStore(redis, keys), DeliveryStore(redis, keys), publisher)
+                records = delivery_store(redis, keys, partitions=settings.broker.partitions)
+                stores = _Stores(AlertStore(redis, keys), records, publisher)
                 return await action(stores)
         finally:
             await redis.aclose()

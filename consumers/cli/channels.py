@@ -20,7 +20,8 @@ from ..channel_switch import DEFAULT_REASON, disable_channel, enable_channel
 from ..channels import ChannelDeps, build_channel
 from ..console.propagation import merge
 from ..console.store import ConsoleStore
-from ..store import BreakerStore, Circuit, DeliveryStore
+from ..store import BreakerStore, Circuit
+from ..store.partitioned import delivery_store
 from ..testsend import send_test
 from .common import checked_settings
 from .deliveries import print_table
@@ -172,7 +173,9 @@ async def _channel_rows(settings: Settings) -> list[dict[str, Any]]:
     async with httpx.AsyncClient() as http:
         deps = ChannelDeps(http=http, security=settings.security)
         try:
-            store = DeliveryStore(redis, Keys(settings.broker.prefix))
+            store = delivery_store(
+                redis, Keys(settings.broker.prefix), partitions=settings.broker.partitions
+            )
             states = await store.channel_states()
             windows = {name: rule.window for name, rule in breaker_rules(settings).items()}
             circuits = await BreakerStore(redis, store.keys).read(windows, time.time())

@@ -15,7 +15,8 @@ from eventbus.cli import EXIT_USAGE, Context, fail, run_async
 from eventbus.durations import parse_duration
 from eventbus.keys import Keys
 
-from ..store import DeliveryStatus, DeliveryStore
+from ..store import DeliveryStatus
+from ..store.partitioned import delivery_store
 from . import resend
 
 __all__ = ["command", "print_table"]
@@ -135,7 +136,9 @@ def command(
     async def query_records() -> list[dict[str, Any]]:
         redis = connect(settings.broker.redis_url.get_secret_value())
         try:
-            store = DeliveryStore(redis, Keys(settings.broker.prefix))
+            store = delivery_store(
+                redis, Keys(settings.broker.prefix), partitions=settings.broker.partitions
+            )
             records = await store.query(
                 event_id=event_id,
                 status=status,

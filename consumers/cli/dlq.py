@@ -50,7 +50,7 @@ def list_(ctx: Context, limit: int, as_json: bool) -> None:
                 return await broker.dead_letter_count(), [d.to_dict() for d in letters]
         redis = connect(settings.broker.redis_url.get_secret_value())
         try:
-            dead = DeadLetters(redis, Keys(settings.broker.prefix))
+            dead = DeadLetters(redis, Keys(settings.broker.prefix), settings.broker.partitions)
             return await dead.count(), [d.to_dict() for d in await dead.entries(limit)]
         finally:
             await redis.aclose()
@@ -111,7 +111,8 @@ def redrive(ctx: Context, ids: tuple[str, ...], everything: bool) -> None:
                 return await broker.redrive(None if everything else list(ids))
         redis = connect(settings.broker.redis_url.get_secret_value())
         try:
-            return await DeadLetters(redis, Keys(settings.broker.prefix)).redrive(
+            parts = settings.broker.partitions
+            return await DeadLetters(redis, Keys(settings.broker.prefix), parts).redrive(
                 None if everything else list(ids)
             )
         finally:

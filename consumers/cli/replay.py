@@ -13,6 +13,7 @@ import click
 from eventbus.brokers.redis_streams import connect
 from eventbus.cli import EXIT_USAGE, Context, fail, run_async
 from eventbus.durations import parse_duration
+from eventbus.keys import split_entry
 
 from ..replay import Planned, Replay, ReplayReport, check_stream_id
 
@@ -25,11 +26,17 @@ __all__ = ["command"]
 Examples:
   eventbus replay --since 2h --dry-run
   eventbus replay --since 1d --until 23h --channel ops-hook --team team-1 --dry-run
-  eventbus replay --from-id 1732370000000-0 --to-id 1732373600000-0 --dry-run""",
+  eventbus replay --from-id 1732370000000-0 --to-id 1732373600000-0 --dry-run
+
+With broker.partitions > 1, --since/--until replay every partition; a stream
+id names one partition: 1732370000000-0@2 is partition 2's (a plain id is
+partition 0's), as the ids in dead letters and publish results show them.""",
 )
 @click.option("--since", help="From this long ago (30m, 2h) or this time (RFC 3339).")
 @click.option("--until", help="Up to this long ago or this time (default: now).")
-@click.option("--from-id", help="From this stream entry id (instead of --since).")
+@click.option(
+    "--from-id", help="From this stream entry id, ID@PARTITION when partitioned (not --since)."
+)
 @click.option("--to-id", help="Up to this stream entry id (instead of --until).")
 @click.option("--subscription", help="Only through this subscription.")
 @click.option("--channel", help="Only to this channel (through the subscriptions naming it).")
@@ -57,24 +64,73 @@ def command(
     """
     if subscription and channel:
         fail("give --subscription or --channel, not both", EXIT_USAGE)
-    low, high = _range(since, until, from_id, to_id)
     settings = ctx.settings()
+    parts = _partitions(from_id, to_id, settings.broker.partitions)
+    low, high = _range(since, until, _raw(from_id), _raw(to_id))
 
     async def replay_range() -> ReplayReport:
         redis = connect(settings.broker.redis_url.get_secret_value())
         try:
-            try:
-                replay = Replay(
-                    redis, settings, subscription=subscription, channel=channel, team=team
-                )
-            except ValueError as exc:
-                fail(str(exc), EXIT_USAGE)
-            return await _run(replay, low, high, dry_run)
+            report: ReplayReport | None = None
+            for part in parts:
+                try:
+                    replay = Replay(
+                        redis,
+                        settings,
+                        subscription=subscription,
+                        channel=channel,
+                        team=team,
+                        partition=part,
+                        run_id=None if report is None else report.run_id,
+                    )
+                except ValueError as exc:
+                    fail(str(exc), EXIT_USAGE)
+                report = _merged(report, await _run(replay, low, high, dry_run))
+            assert report is not None
+            return report
         finally:
             await redis.aclose()
 
     report = run_async(replay_range)
     _summary(report, dry_run)
+
+
+def _partitions(from_id: str | None, to_id: str | None, partitions: int) -> list[int]:
+    """The partitions a range covers: all for times, the one an id names."""
+    try:
+        named = {split_entry(text)[1] for text in (from_id, to_id) if text and "@" in text}
+    except ValueError as exc:
+        fail(f"--from-id/--to-id: {exc}; e.g. 1732370000000-0@2", EXIT_USAGE)
+    if from_id or to_id:
+        named |= {0} if not named else set()
+    if len(named) > 1:
+        fail("--from-id and --to-id name different partitions: give one partition's", EXIT_USAGE)
+    for part in named:
+        if part >= partitions:
+            fail(
+                f"{from_id or to_id!r} names partition {part}, but broker.partitions is "
+                f"{partitions} (partitions 0 to {partitions - 1})",
+                EXIT_USAGE,
+            )
+    return sorted(named) if named else list(range(partitions))
+
+
+def _raw(entry_id: str | None) -> str | None:
+    return None if entry_id is None else entry_id.partition("@")[0]
+
+
+def _merged(total: ReplayReport | None, report: ReplayReport) -> ReplayReport:
+    if total is None:
+        return report
+    total.entries += report.entries
+    total.matched += report.matched
+    total.queued += report.queued
+    total.invalid += report.invalid
+    if report.first_retained and (
+        not total.first_retained or _ms(report.first_retained) < _ms(total.first_retained)
+    ):
+        total.first_retained = report.first_retained
+    return total
 
 
 def _range(

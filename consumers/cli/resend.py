@@ -23,7 +23,7 @@ from eventbus.keys import Keys
 from eventbus.settings import Settings
 
 from ..resend import Resend, Resent
-from ..store import DeliveryStore
+from ..store.partitioned import delivery_store
 
 __all__ = ["command"]
 
@@ -88,7 +88,8 @@ def command(
             keys = Keys(settings.broker.prefix)
             chosen = list(ids)
             if status:
-                found = await DeliveryStore(redis, keys).query(
+                store = delivery_store(redis, keys, partitions=settings.broker.partitions)
+                found = await store.query(
                     status=status,
                     channel=channel,
                     teams=None if team is None else [team],
@@ -113,6 +114,7 @@ def _resender(redis: aioredis.Redis, keys: Keys, settings: Settings) -> Resend:
         settings.consumer.record_ttl,
         subscriptions=[sub.name for sub in settings.subscriptions],
         channels=[spec.name for spec in settings.channels],
+        partitions=settings.broker.partitions,
     )
 
 

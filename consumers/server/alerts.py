@@ -40,6 +40,7 @@ from eventbus.keys import Keys
 from eventbus.settings import Settings
 from publishers.client import Publisher
 
+from ..store.partitioned import delivery_store
 from .auth import Principal, TokenAuth, split_param
 from .bodies import json_object
 
@@ -215,7 +216,7 @@ def alert_routes(
     api = _Alerts(
         auth,
         AlertStore(redis, keys),
-        DeliveryStore(redis, keys, settings.consumer.record_ttl),
+        delivery_store(redis, keys, settings.consumer.record_ttl, settings.broker.partitions),
         Publisher(settings, redis=redis),
     )
     return [

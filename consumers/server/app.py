@@ -287,7 +287,12 @@ def create_app(
         *alert_routes(lambda: api.auth, settings, redis),
         *resend_routes(
             lambda: api.auth,
-            Resend(redis, Keys(settings.broker.prefix), settings.consumer.record_ttl),
+            Resend(
+                redis,
+                Keys(settings.broker.prefix),
+                settings.consumer.record_ttl,
+                partitions=settings.broker.partitions,
+            ),
         ),
         *console_routes(lambda: api.auth, console),
         *channel_health_routes(lambda: api.auth, console, redis),

@@ -158,6 +158,8 @@ class LiveHub:
 
     # Whether ``Last-Event-ID`` can be replayed (from the Redis stream; not in RabbitMQ mode).
     replays = True
+    # broker.partitions: SSE ids are cursors over the partitions when > 1 (server.sse_partitions).
+    partitions = 1
 
     @property
     def connected(self) -> bool:

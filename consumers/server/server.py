@@ -31,6 +31,7 @@ from eventbus.errors import ConfigError, ConfigProblem, EventBusError
 from eventbus.keys import Keys
 from eventbus.settings import ApiToken, Settings
 
+from ..store.partitioned import delivery_store
 from .app import create_app, set_tokens
 from .live import LiveHub
 from .live_broker import BrokerLiveHub, LiveSource
@@ -104,7 +105,10 @@ class HttpServer:
             if live is None
             else BrokerLiveHub(live, redis, keys, buffer=buffer, metrics=metrics, health=health)
         )
-        store = store or DeliveryStore(redis, keys, settings.consumer.record_ttl)
+        self.hub.partitions = settings.broker.partitions
+        store = store or delivery_store(
+            redis, keys, settings.consumer.record_ttl, settings.broker.partitions
+        )
         self.app = create_app(
             settings, redis=redis, health=health, metrics=metrics, store=store, hub=self.hub
         )

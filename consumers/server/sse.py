@@ -19,6 +19,9 @@ from: a ``Last-Event-ID`` gets the response header ``X-Eventbus-Replay:
 unavailable`` and an ``event: replay-unavailable`` message before the live
 events, instead of a silent gap.
 
+With ``broker.partitions`` N > 1 the SSE id is a cursor over the partitions
+and the replay reads every partition (``sse_partitions``).
+
 Other named events: ``overflow`` (this client was too slow and is being
 disconnected) and ``error`` (the replay failed). A stream also ends when the
 hub loses its Pub/Sub subscription; clients reconnect with their last id.
@@ -39,6 +42,7 @@ from eventbus.errors import EnvelopeError, EventBusError
 from eventbus.live import LiveMessage, parse_entry, parse_stream_id
 
 from .live import OVERFLOW, LiveFilter, LiveHub, Subscriber
+from .sse_partitions import Cursor, PartitionedReplay
 
 __all__ = ["NO_REPLAY", "REPLAY_HEADER", "LiveResponse", "live_response"]
 
@@ -73,6 +77,10 @@ class _LiveStream:
         self.seam: tuple[int, int] | None = None  # last stream id the replay read
 
     async def events(self) -> AsyncIterator[ServerSentEvent]:
+        if self.hub.partitions > 1 and self.hub.replays:
+            async for item in self._partitioned():
+                yield item
+            return
         try:
             yield ServerSentEvent(comment="connected", retry=_RETRY_MS)
             if self.last_event_id is not None and not self.hub.replays:
@@ -99,6 +107,35 @@ class _LiveStream:
                 ):
                     continue  # already sent by the replay
                 yield _to_sse(message)
+        finally:
+            self.hub.unsubscribe(self.sub)
+
+    async def _partitioned(self) -> AsyncIterator[ServerSentEvent]:
+        """``events()`` with a cursor over the partitions (see ``sse_partitions``)."""
+        replay = PartitionedReplay(self.hub.redis, self.hub.keys, self.hub.partitions)
+        try:
+            yield ServerSentEvent(comment="connected", retry=_RETRY_MS)
+            if self.last_event_id is None:
+                cursor = await replay.newest()
+            else:
+                cursor = Cursor.parse(self.last_event_id, self.hub.partitions)
+                if self.replay_limit > 0:
+                    async for item in replay.replay(
+                        cursor, self.sub.filter.matches, self.replay_limit
+                    ):
+                        yield item
+            while (message := await self.sub.get()) is not None:
+                if message.stream_id is None:
+                    yield _to_sse(message)
+                elif not cursor.sent(message):
+                    cursor.advance(message)
+                    yield ServerSentEvent(data=message.data, id=cursor.text())
+            if self.sub.end_reason == OVERFLOW:
+                reason = {"reason": "client too slow; reconnect to resume"}
+                yield ServerSentEvent(event="overflow", data=json.dumps(reason))
+        except EventBusError as exc:
+            log.warning("sse.replay_failed", error=str(exc))
+            yield ServerSentEvent(event="error", data=json.dumps({"reason": "replay failed"}))
         finally:
             self.hub.unsubscribe(self.sub)
 
@@ -212,6 +249,8 @@ def live_response(
     headers = {}
     if last_event_id is not None and not hub.replays:
         headers[REPLAY_HEADER] = "unavailable"
+    elif last_event_id is not None and hub.partitions > 1:
+        Cursor.parse(last_event_id, hub.partitions)
     elif last_event_id is not None:
         parse_stream_id(last_event_id)
     sub = hub.subscribe(live_filter, client_name)

@@ -3,17 +3,23 @@
 ``p:dlq`` is a stream whose entries carry the original fields, the original
 entry id, the reason and the time. ``redrive`` puts an entry back on the
 event stream (after the operator fixed the cause) and removes it here.
+
+With ``broker.partitions`` N > 1 each partition has its dead letters beside
+its stream; ``DeadLetters(..., partitions=N)`` lists them all (oldest first,
+ids qualified ``<id>@<k>`` from partition 1 on) and redrives each onto its
+own partition's stream.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
 
 from eventbus.brokers.redis_streams import reply_text, translated
-from eventbus.keys import Keys
+from eventbus.keys import Keys, qualified, split_entry
 
 __all__ = ["DeadLetter", "DeadLetters"]
 
@@ -42,21 +48,36 @@ class DeadLetter:
 
 
 class DeadLetters:
-    def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
+    def __init__(self, redis: aioredis.Redis, keys: Keys, partitions: int = 1) -> None:
         self.redis = redis
         self.keys = keys
+        self.partitions = partitions
+
+    def _part(self, part: int) -> DeadLetters:
+        return DeadLetters(self.redis, self.keys.partition(part))
 
     async def entries(self, count: int = 100) -> list[DeadLetter]:
+        if self.partitions > 1:
+            found = [
+                dataclasses.replace(dead, id=qualified(dead.id, part))
+                for part in range(self.partitions)
+                for dead in await self._part(part).entries(count)
+            ]
+            return sorted(found, key=lambda dead: dead.at)[:count]
         async with translated("list dead letters"):
             rows: Any = await self.redis.xrange(self.keys.dlq, count=count)
         return [self._parse(i, f) for i, f in rows]
 
     async def count(self) -> int:
+        if self.partitions > 1:
+            return sum([await self._part(part).count() for part in range(self.partitions)])
         async with translated("count dead letters"):
             return int(await self.redis.xlen(self.keys.dlq))
 
     async def redrive(self, ids: list[str] | None = None) -> list[tuple[str, str]]:
         """Put entries back on the stream; ``None`` = all. Returns (dlq id, new id)."""
+        if self.partitions > 1:
+            return await self._redrive_parts(ids)
         async with translated("redrive dead letters"):
             rows: Any
             if ids is None:
@@ -73,6 +94,23 @@ class DeadLetters:
                     pipe.xdel(self.keys.dlq, raw_id)
                     new_id, _ = await pipe.execute()
                 moved.append((reply_text(raw_id), reply_text(new_id)))
+        return moved
+
+    async def _redrive_parts(self, ids: list[str] | None) -> list[tuple[str, str]]:
+        wanted: dict[int, list[str]] = {}
+        for key in ids or ():
+            dead_id, part = split_entry(key)
+            if part >= self.partitions:
+                raise ValueError(
+                    f"dead letter {key!r} names partition {part}, but broker.partitions "
+                    f"is {self.partitions}"
+                )
+            wanted.setdefault(part, []).append(dead_id)
+        moved = []
+        for part in range(self.partitions):
+            if ids is None or part in wanted:
+                for old, new in await self._part(part).redrive(wanted.get(part)):
+                    moved.append((qualified(old, part), qualified(new, part)))
         return moved
 
     def _parse(self, raw_id: bytes | str, fields: dict[bytes, bytes]) -> DeadLetter:

@@ -8,31 +8,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any, Final, cast
 
 import redis.asyncio as aioredis
 import redis.exceptions as rexc
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
 
 from ..errors import BrokerError, BrokerUnavailable
-from ..keys import Keys
+from ..keys import Keys, partition_of, qualified, split_entry
 from ..live import live_message, lua_live_message
 from .base import Broker, DeadLetter, Received
-from .cluster import (
-    CLUSTER_UNAVAILABLE,
-    check_replicated,
-    connect_cluster,
-    is_cluster,
-    is_cluster_url,
-    ready,
-    refresh_slots,
-    stream_pubsub,
-)
-from .packing import hiredis_connection_class
+from .cluster import check_replicated, is_cluster, ready, refresh_slots, stream_pubsub
+from .partitions import check_partition_count
+from .redis_connect import connect
+from .redis_errors import UNAVAILABLE, reply_text, translate_errors, translated
+from .redis_replies import StreamEntry, confirmed, live_messages
+from .redis_replies import dead_letter as parse_dead_letter
+from .redis_replies import entries as parse_entries
 
 __all__ = [
     "PUBLISH_SCRIPT",
@@ -46,7 +40,8 @@ __all__ = [
 
 # XADD then PUBLISH of the live mirror message, in one round trip and atomically.
 # The live message embeds the stream id, so SSE clients can resume from it.
-# KEYS[1] stream; ARGV: payload, live channel, maxlen ("" = no cap)
+# KEYS[1] stream; ARGV: payload, live channel, maxlen ("" = no cap), the
+# partition's suffix of the live message's stream id ("" in partition 0).
 PUBLISH_SCRIPT: Final = f"""
 local id
 if ARGV[3] ~= '' then
@@ -54,91 +49,11 @@ if ARGV[3] ~= '' then
 else
   id = redis.call('XADD', KEYS[1], '*', 'payload', ARGV[1])
 end
-redis.call('PUBLISH', ARGV[2], {lua_live_message("id", "ARGV[1]")})
+redis.call('PUBLISH', ARGV[2], {lua_live_message("id .. ARGV[4]", "ARGV[1]")})
 return id
 """
 
-_UNAVAILABLE: tuple[type[Exception], ...] = (
-    rexc.ConnectionError,
-    rexc.TimeoutError,
-    OSError,
-    *CLUSTER_UNAVAILABLE,
-)
-
-
-@contextlib.contextmanager
-def translate_errors(what: str) -> Iterator[None]:
-    """Map redis-py errors to the eventbus tree, naming the operation."""
-    try:
-        yield
-    except _UNAVAILABLE as exc:
-        raise BrokerUnavailable(f"{what}: Redis is unreachable ({exc})") from exc
-    except (rexc.RedisError, rexc.RedisClusterException) as exc:
-        # RedisClusterException is not a RedisError: "cannot be connected" (caused
-        # by a connection error) is an outage, a transaction across slots is not.
-        if isinstance(exc.__cause__, _UNAVAILABLE):
-            raise BrokerUnavailable(f"{what}: Redis is unreachable ({exc})") from exc
-        raise BrokerError(f"{what}: Redis error: {exc}") from exc
-
-
-@contextlib.asynccontextmanager
-async def translated(what: str) -> AsyncIterator[None]:
-    with translate_errors(what):
-        yield
-
-
-def connect(
-    url: str,
-    *,
-    retries: int = 3,
-    socket_timeout: float | None = 5.0,
-    max_connections: int = 64,
-    pool_timeout: float = 20.0,
-) -> aioredis.Redis:
-    """An asyncio Redis client that retries transient connection errors.
-
-    At most ``max_connections`` connections are open; a command that finds
-    them all busy waits up to ``pool_timeout`` seconds for one (redis-py's
-    default pool fails at once instead). Its connections pack commands with
-    hiredis (see ``packing``).
-
-    A ``redis+cluster://`` URL (see ``BrokerSettings.cluster``) gives a
-    ``redis.asyncio.RedisCluster`` typed as ``Redis``: the commands eventbus
-    sends work on both (one hash tag per prefix; see ``brokers.cluster``),
-    which the cluster tests check on a real cluster. ``max_connections`` is
-    then per node, and a busy node is retried rather than waited for.
-    """
-    if is_cluster_url(url):
-        client = connect_cluster(
-            url, retries=retries, socket_timeout=socket_timeout, max_connections=max_connections
-        )
-        return cast(aioredis.Redis, client)
-    pool = aioredis.BlockingConnectionPool.from_url(
-        url,
-        max_connections=max_connections,
-        timeout=pool_timeout,
-        retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries),
-        retry_on_error=[rexc.ConnectionError, rexc.TimeoutError],
-        socket_timeout=socket_timeout,
-        socket_connect_timeout=socket_timeout,
-        health_check_interval=30,
-    )
-    # from_url picks the class from the URL scheme (the URL wins over a
-    # connection_class argument); the pool has no connections yet.
-    pool.connection_class = hiredis_connection_class(pool.connection_class)
-    return aioredis.Redis.from_pool(pool)
-
-
-@dataclass(slots=True)  # not frozen: one per entry read, and frozen inits cost 4x
-class StreamEntry:
-    """One stream entry as read by a consumer."""
-
-    id: str
-    fields: dict[bytes, bytes]
-
-    @property
-    def payload(self) -> bytes | None:
-        return self.fields.get(b"payload")
+_UNAVAILABLE = UNAVAILABLE
 
 
 class RedisStreams:
@@ -149,6 +64,14 @@ class RedisStreams:
     consumers' that stopped), and sets aside as dead letters those received
     more than ``max_receives`` times. Without ``claim_idle`` it only reads new
     entries (the worker reclaims on its own schedule).
+
+    ``partitions`` (``broker.partitions``): a publish goes to the stream of
+    ``partition_of(team_id)`` and returns its id qualified with the partition
+    (``<id>@<k>``, plain in partition 0; see ``eventbus.keys``); the first
+    publish checks the stored partition count (``brokers.partitions``). The
+    consuming methods act on ``keys``' own stream: the worker holds one
+    ``RedisStreams`` per partition (``part()``); ``consume`` / ``ack`` /
+    ``dead_letter`` (the ``Broker`` protocol) span every partition.
     """
 
     def __init__(
@@ -160,6 +83,7 @@ class RedisStreams:
         max_receives: int | None = None,
         replica_acks: int = 0,
         replica_ack_timeout: float = 2.0,
+        partitions: int = 1,
     ) -> None:
         self.redis = redis
         self.keys = keys
@@ -167,47 +91,98 @@ class RedisStreams:
         self.max_receives = max_receives
         self.replica_acks = replica_acks  # see BrokerSettings.replica_acks
         self.replica_ack_timeout = replica_ack_timeout
+        self.partitions = partitions
+        self._parts = keys.partitions(partitions) if partitions > 1 else [keys]
         self._publish = redis.register_script(PUBLISH_SCRIPT)
         self._cluster = is_cluster(redis)
+        self._count_checked = False
+        self._next_wait = 0  # the partition consume() waits on when none had entries
+
+    def part(self, partition: int) -> RedisStreams:
+        """The stream operations of one partition (its own keys, nothing spanning)."""
+        return RedisStreams(
+            self.redis,
+            self._parts[partition],
+            claim_idle=self.claim_idle,
+            max_receives=self.max_receives,
+            replica_acks=self.replica_acks,
+            replica_ack_timeout=self.replica_ack_timeout,
+        )
+
+    def parts(self) -> list[RedisStreams]:
+        """One per partition: this one itself when there is one partition."""
+        if self.partitions == 1:
+            return [self]
+        return [self.part(part) for part in range(self.partitions)]
+
+    async def check_partitions(self) -> None:
+        """Refuse a ``partitions`` other than the stored count (see ``brokers.partitions``)."""
+        await check_partition_count(self.redis, self.keys.partition(0), self.partitions)
+        self._count_checked = True
 
     # -- publishing ---------------------------------------------------------
 
     async def publish(self, team_id: str, payload: str, maxlen: int | None = None) -> str:
-        if self.replica_acks:
+        if self.replica_acks or not self._count_checked:
             [stream_id] = await self.publish_many([(team_id, payload)], maxlen)
             return stream_id
+        part = partition_of(team_id, self.partitions)
+        keys = self._parts[part]
         async with translated("publish"):
             stream_id = await self._publish(
-                keys=[self.keys.events],
-                args=[payload, self.keys.live(team_id), "" if maxlen is None else maxlen],
+                keys=[keys.events], args=self._args(keys, team_id, payload, maxlen)
             )
-        return reply_text(stream_id)
+        return qualified(reply_text(stream_id), part)
+
+    def _args(self, keys: Keys, team_id: str, payload: str, maxlen: int | None) -> list[Any]:
+        suffix = qualified("", keys.part)
+        return [payload, self.keys.live(team_id), "" if maxlen is None else maxlen, suffix]
 
     async def publish_many(
         self, items: Sequence[tuple[str, str]], maxlen: int | None = None
     ) -> list[str]:
-        """Publish (team_id, payload) pairs in one pipeline; ids in order.
+        """Publish (team_id, payload) pairs, one pipeline per partition; ids in order.
 
-        With ``replica_acks``, the same pipeline (one connection to the
-        stream's master) ends with ``WAIT``: the ids come back only once that
-        many replicas have the entries, so a failover cannot lose them.
+        With ``replica_acks``, each pipeline (one connection to its stream's
+        master) ends with ``WAIT``: the ids come back only once that many
+        replicas have the entries, so a failover cannot lose them.
         """
         if not items:
             return []
+        if not self._count_checked:
+            await self.check_partitions()
+        batches: dict[int, list[int]] = {}
+        for index, (team_id, _payload) in enumerate(items):
+            batches.setdefault(partition_of(team_id, self.partitions), []).append(index)
+        ids: list[str] = [""] * len(items)
+        results = await asyncio.gather(
+            *(
+                self._publish_part(part, [items[index] for index in at], maxlen)
+                for part, at in batches.items()
+            )
+        )
+        for (part, at), got in zip(batches.items(), results, strict=True):
+            for index, stream_id in zip(at, got, strict=True):
+                ids[index] = qualified(stream_id, part)
+        return ids
+
+    async def _publish_part(
+        self, part: int, items: Sequence[tuple[str, str]], maxlen: int | None
+    ) -> list[str]:
+        keys = self._parts[part]
         async with translated("publish_many"):
             pipe = self.redis.pipeline(transaction=False)
-            cap = "" if maxlen is None else maxlen
             for team_id, payload in items:
-                args = [payload, self.keys.live(team_id), cap]
+                args = self._args(keys, team_id, payload, maxlen)
                 if self._cluster:
                     # A cluster pipeline refuses EVALSHA (and a failed-over master
                     # may not have the script cached): the script's text goes along.
-                    pipe.execute_command("EVAL", PUBLISH_SCRIPT, 1, self.keys.events, *args)
+                    pipe.execute_command("EVAL", PUBLISH_SCRIPT, 1, keys.events, *args)
                     continue
                 # Script objects on a pipeline are loaded once before it runs.
-                await self._publish(keys=[self.keys.events], args=args, client=pipe)
+                await self._publish(keys=[keys.events], args=args, client=pipe)
             if self.replica_acks:
-                await self._queue_wait(pipe)
+                await self._queue_wait(pipe, keys)
             results = await pipe.execute(raise_on_error=False)
         if self._cluster and any(isinstance(r, _UNAVAILABLE) for r in results):
             await refresh_slots(self.redis)  # see refresh_slots: the next call finds the master
@@ -222,21 +197,22 @@ class RedisStreams:
             ids.append(reply_text(result))
         return ids
 
-    async def _queue_wait(self, pipe: Any) -> None:
+    async def _queue_wait(self, pipe: Any, keys: Keys) -> None:
         timeout_ms = max(1, int(self.replica_ack_timeout * 1000))
         if not self._cluster:
             pipe.execute_command("WAIT", self.replica_acks, timeout_ms)
             return
-        node = await self._stream_node()
+        node = await self._stream_node(keys)
         pipe.execute_command("WAIT", self.replica_acks, timeout_ms, target_nodes=node)
 
     async def publish_transient(self, team_id: str, payload: str) -> int:
         channel, message = self.keys.live(team_id), live_message(None, payload)
         async with translated("publish_transient"):
             if self._cluster:
-                # From the stream's master, as the durable publishes: the cluster
-                # bus keeps one node's messages in order, not two nodes'.
-                node = await self._stream_node()
+                # From the master of the team's stream, as its durable publishes:
+                # the cluster bus keeps one node's messages in order, not two nodes'.
+                part = self._parts[partition_of(team_id, self.partitions)]
+                node = await self._stream_node(part)
                 cluster: Any = self.redis
                 receivers = await cluster.execute_command(
                     "PUBLISH", channel, message, target_nodes=node
@@ -245,20 +221,21 @@ class RedisStreams:
                 receivers = await self.redis.publish(channel, message)
         return int(receivers)
 
-    async def _stream_node(self) -> Any:
+    async def _stream_node(self, keys: Keys) -> Any:
         await ready(self.redis)  # the slot map names the stream's master
-        return cast(Any, self.redis).get_node_from_key(self.keys.events)
+        return cast(Any, self.redis).get_node_from_key(keys.events)
 
     # -- consuming ----------------------------------------------------------
 
     async def ensure_group(self, group: str, start: str = "0") -> None:
-        """Create the consumer group (and the stream); an existing group is fine."""
+        """Create the consumer group (and the stream) of every partition; existing is fine."""
         async with translated("create consumer group"):
-            try:
-                await self.redis.xgroup_create(self.keys.events, group, id=start, mkstream=True)
-            except rexc.ResponseError as exc:
-                if "BUSYGROUP" not in str(exc):
-                    raise
+            for keys in self._parts:
+                try:
+                    await self.redis.xgroup_create(keys.events, group, id=start, mkstream=True)
+                except rexc.ResponseError as exc:
+                    if "BUSYGROUP" not in str(exc):
+                        raise
 
     async def read(
         self, group: str, consumer: str, count: int, block_ms: int | None, pending: bool = False
@@ -272,7 +249,7 @@ class RedisStreams:
                 count=count,
                 block=None if pending else block_ms,
             )
-        return _entries(reply)
+        return parse_entries(reply)
 
     async def autoclaim(
         self, group: str, consumer: str, min_idle_ms: int, start: str, count: int
@@ -306,7 +283,13 @@ class RedisStreams:
     async def consume(
         self, group: str, consumer: str, count: int, block: float | None
     ) -> list[Received]:
-        """Claimed idle entries first (see the class docstring), then new ones."""
+        """Claimed idle entries first (see the class docstring), then new ones.
+
+        Partitioned: each partition in turn without waiting, ids qualified;
+        when none had any, one waits ``block`` (the next call waits on the next).
+        """
+        if self.partitions > 1:
+            return await self._consume_parts(group, consumer, count, block)
         out = await self._claim(group, consumer, count) if self.claim_idle is not None else []
         if len(out) < count:
             wait = None if out or not block else max(1, int(block * 1000))
@@ -333,13 +316,36 @@ class RedisStreams:
                 out.append(message)
         return out
 
+    async def _consume_parts(
+        self, group: str, consumer: str, count: int, block: float | None
+    ) -> list[Received]:
+        out: list[Received] = []
+        for part in range(self.partitions):
+            if len(out) < count:
+                got = await self.part(part).consume(group, consumer, count - len(out), None)
+                out += [Received(qualified(m.id, part), m.payload, m.receives) for m in got]
+        if not out and block:
+            part, self._next_wait = self._next_wait, (self._next_wait + 1) % self.partitions
+            got = await self.part(part).consume(group, consumer, count, block)
+            out = [Received(qualified(m.id, part), m.payload, m.receives) for m in got]
+        return out
+
     async def ack(self, group: str, ids: Sequence[str]) -> None:
-        if ids:
-            async with translated("ack"):
-                await self.redis.xack(self.keys.events, group, *ids)
+        """XACK ``ids`` (qualified ids go to their own partition's stream)."""
+        by_part: dict[int, list[str]] = {}
+        for key in ids:
+            entry_id, part = split_entry(key)
+            by_part.setdefault(part, []).append(entry_id)
+        async with translated("ack"):
+            for part, entry_ids in by_part.items():
+                await self.redis.xack(self._parts[part].events, group, *entry_ids)
 
     async def dead_letter(self, group: str, message: Received, reason: str, error: str) -> str:
         """XADD to the dead letters and XACK in one transaction (the store's field names)."""
+        entry_id, part = split_entry(message.id)
+        if part:
+            inner = Received(entry_id, message.payload, message.receives)
+            return qualified(await self.part(part).dead_letter(group, inner, reason, error), part)
         fields: dict[Any, Any] = {
             "payload": message.payload or b"",
             "dlq_reason": reason,
@@ -358,12 +364,22 @@ class RedisStreams:
         """Nothing to do: pending entries wait for ``claim_idle`` (or this name's restart)."""
 
     async def dead_letters(self, count: int = 100) -> list[DeadLetter]:
+        """The oldest ``count`` dead letters (of every partition, ids qualified)."""
+        if self.partitions > 1:
+            found = [
+                dataclasses.replace(dead, id=qualified(dead.id, part))
+                for part in range(self.partitions)
+                for dead in await self.part(part).dead_letters(count)
+            ]
+            return sorted(found, key=lambda dead: dead.at)[:count]
         async with translated("list dead letters"):
             rows: Any = await self.redis.xrange(self.keys.dlq, count=count)
-        return [_dead_letter(raw_id, fields) for raw_id, fields in rows]
+        return [parse_dead_letter(raw_id, fields) for raw_id, fields in rows]
 
     async def redrive(self, ids: Sequence[str] | None = None) -> list[tuple[str, str]]:
-        """Move dead letters back onto the stream, each in one transaction."""
+        """Move dead letters back onto their stream, each in one transaction."""
+        if self.partitions > 1:
+            return await self._redrive_parts(ids)
         moved = []
         async with translated("redrive dead letters"):
             rows: Any = []
@@ -380,6 +396,18 @@ class RedisStreams:
                 moved.append((reply_text(raw_id), reply_text(new_id)))
         return moved
 
+    async def _redrive_parts(self, ids: Sequence[str] | None) -> list[tuple[str, str]]:
+        wanted: dict[int, list[str]] = {}
+        for key in ids or ():
+            dead_id, part = split_entry(key)
+            wanted.setdefault(part, []).append(dead_id)
+        moved = []
+        for part in range(self.partitions):
+            if ids is None or part in wanted:
+                for old, new in await self.part(part).redrive(wanted.get(part)):
+                    moved.append((qualified(old, part), qualified(new, part)))
+        return moved
+
     @contextlib.asynccontextmanager
     async def live(self) -> AsyncIterator[AsyncIterator[bytes]]:
         """Every team's live channel (``PSUBSCRIBE <prefix>:live:*``) until exit."""
@@ -388,56 +416,11 @@ class RedisStreams:
         try:
             async with translated("subscribe to the live mirror"):
                 await pubsub.psubscribe(self.keys.live_pattern)
-                await _confirmed(pubsub)
-            yield _live_messages(pubsub)
+                await confirmed(pubsub)
+            yield live_messages(pubsub)
         finally:
             with contextlib.suppress(*_UNAVAILABLE, rexc.RedisError):
                 await pubsub.aclose()
-
-
-def reply_text(value: Any) -> str:
-    """A Redis reply value as text (redis-py returns bytes unless decoding is on)."""
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _entries(reply: Any) -> list[StreamEntry]:
-    out: list[StreamEntry] = []
-    if not reply:
-        return out
-    for _stream, rows in reply:
-        for entry_id, fields in rows:
-            # A pending entry that was deleted from the stream comes back as None.
-            out.append(StreamEntry(reply_text(entry_id), dict(fields or {})))
-    return out
-
-
-def _dead_letter(raw_id: Any, fields: dict[bytes, bytes]) -> DeadLetter:
-    return DeadLetter(
-        id=reply_text(raw_id),
-        original_id=reply_text(fields.get(b"dlq_original_id", b"")),
-        reason=reply_text(fields.get(b"dlq_reason", b"")),
-        error=reply_text(fields.get(b"dlq_error", b"")),
-        at=float(fields.get(b"dlq_at", b"0") or 0),
-        payload=fields.get(b"payload", b""),
-    )
-
-
-async def _confirmed(pubsub: Any) -> None:
-    """Wait for Redis to confirm the subscription: what is published before is not seen."""
-    async with asyncio.timeout(10):
-        while True:
-            reply = await pubsub.get_message(timeout=10)
-            if reply is not None and reply["type"] == "psubscribe":
-                return
-
-
-async def _live_messages(pubsub: Any) -> AsyncIterator[bytes]:
-    while True:
-        async with translated("read the live mirror"):
-            message = await pubsub.get_message(timeout=None)
-        if message is not None and message.get("type") == "pmessage":
-            data = message["data"]
-            yield data if isinstance(data, bytes) else str(data).encode()
 
 
 if TYPE_CHECKING:  # mypy checks that RedisStreams keeps the Broker protocol

@@ -59,13 +59,18 @@ async def _redis(settings: Settings, groups: list[str]) -> list[str]:
     keys = Keys(settings.broker.prefix)
     redis = connect(settings.broker.redis_url.get_secret_value())
     try:
-        streams = RedisStreams(redis, keys)
+        streams = RedisStreams(redis, keys, partitions=settings.broker.partitions)
+        await streams.check_partitions()
         for group in groups:
             await streams.ensure_group(group)
     finally:
         await redis.aclose()
     where = settings.broker.redis_url_redacted
-    return [f"redis {where}: stream {keys.events}, group {group}" for group in groups]
+    return [
+        f"redis {where}: stream {part.events}, group {group}"
+        for group in groups
+        for part in keys.partitions(settings.broker.partitions)
+    ]
 
 
 def _rabbitmq(settings: Settings, groups: list[str]) -> list[str]:

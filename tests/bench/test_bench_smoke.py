@@ -25,7 +25,16 @@ EXPECTED_RATIOS = {
     "memory": {"peak/idle", "peak_mb", "late/early peak"},
     "match": {"10000/10"},
     "rabbitmq": {"publish_many/bare", "consume/bare"},
-    "scaling": {"1w/bare single node", "4w/1w single node", "1w/bare cluster", "4w/1w cluster"},
+    "scaling": {
+        "1w/bare single node",
+        "4w/1w single node",
+        "1w/bare cluster",
+        "4w/1w cluster",
+        "4w/1w 4 partitions single node",
+        "4w/1w 4 partitions cluster",
+        "4 partitions/1 partition 4w single node",
+        "4 partitions/1 partition 4w cluster",
+    },
 }
 
 

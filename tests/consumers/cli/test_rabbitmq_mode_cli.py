@@ -231,5 +231,5 @@ async def test_run_serves_readyz_metrics_and_the_live_feed_from_rabbitmq(config:
         proc.send_signal(signal.SIGTERM)
         async with asyncio.timeout(20):
             assert await proc.wait() == 0
-    assert 'eventbus_stream_lag{group="delivery"}' in metrics
+    assert 'eventbus_stream_lag{group="delivery",partition="0"}' in metrics
     assert 'eventbus_queue_depth{group="delivery"}' in metrics

@@ -97,14 +97,14 @@ async def test_rabbitmq_lag_is_the_queue_depth(mode: Mode) -> None:
         assert isinstance(worker, AmqpWorker)
         await worker.measure()
         text = generate_latest(worker.metrics.registry).decode()
-        assert f'eventbus_stream_lag{{group="{GROUP}"}} 3.0' in text
+        assert f'eventbus_stream_lag{{group="{GROUP}",partition="0"}} 3.0' in text
         assert f'eventbus_queue_depth{{group="{GROUP}"}} 3.0' in text
         # One taken (prefetch 1) and not settled: no longer ready, still in the depth.
         taken = await worker._consume(1, 5.0)
         assert len(taken) == 1
         await worker.measure()
         text = generate_latest(worker.metrics.registry).decode()
-        assert f'eventbus_stream_pending{{group="{GROUP}"}} 1.0' in text
+        assert f'eventbus_stream_pending{{group="{GROUP}",partition="0"}} 1.0' in text
         assert f'eventbus_queue_depth{{group="{GROUP}"}} 3.0' in text
 
 

@@ -14,6 +14,10 @@ from .test_sse import (  # noqa: F401  (cases run again here)
     test_team_isolation_on_replay,
     test_transient_events_are_not_replayed,
 )
+from .test_sse_partitions import (  # noqa: F401  (broker.partitions=3 on the cluster)
+    test_ids_are_cursors_and_a_resume_replays_every_partition_once,
+    test_publishes_during_the_replay_arrive_once_per_partition,
+)
 
 pytestmark = pytest.mark.integration
 

@@ -29,6 +29,7 @@ from eventbus.keys import Keys
 
 GROUP = "delivery"
 MAX_RECEIVES = 3
+PARTITIONS = 3
 
 
 @dataclass
@@ -81,10 +82,11 @@ async def dead_letter_arrival(backend: Backend) -> AsyncIterator[asyncio.Event]:
         await connection.close()
 
 
-@pytest.fixture(params=["redis", "embedded", "rabbitmq", "cluster"])
+@pytest.fixture(params=["redis", "embedded", "rabbitmq", "cluster", "partitioned"])
 async def backend(request: pytest.FixtureRequest, prefix: str) -> AsyncIterator[Backend]:
     """Redis, the embedded development server (fakeredis) behind the same backend,
-    RabbitMQ, and a real local Redis Cluster (through ``connect()``)."""
+    RabbitMQ, a real local Redis Cluster (through ``connect()``), and Redis with
+    ``PARTITIONS`` partitions (``broker.partitions``)."""
     if request.param == "rabbitmq":
         async with _rabbitmq_backend(request.getfixturevalue("amqp_url"), prefix) as made:
             made.broker = await made.new()
@@ -93,11 +95,12 @@ async def backend(request: pytest.FixtureRequest, prefix: str) -> AsyncIterator[
     with contextlib.ExitStack() as servers:
         if request.param == "cluster":
             url = request.getfixturevalue("cluster_url")
-        elif request.param == "redis":
+        elif request.param in ("redis", "partitioned"):
             url = request.getfixturevalue("redis_url")
         else:
             url = servers.enter_context(EmbeddedRedis()).url
-        async with _redis_backend(url, prefix) as made:
+        parts = PARTITIONS if request.param == "partitioned" else 1
+        async with _redis_backend(url, prefix, parts) as made:
             made.kind = request.param
             made.broker = await made.new()
             yield made
@@ -118,26 +121,34 @@ class _Managed:
             await self.cleanup()
 
 
-def _redis_backend(url: str, prefix: str) -> _Managed:
+def _redis_backend(url: str, prefix: str, partitions: int = 1) -> _Managed:
     clients: list[aioredis.Redis] = []
 
     async def new() -> Broker:
         client = connect(url)
         clients.append(client)
-        streams = RedisStreams(client, Keys(prefix), claim_idle=0.0, max_receives=MAX_RECEIVES)
+        streams = RedisStreams(
+            client,
+            Keys(prefix),
+            claim_idle=0.0,
+            max_receives=MAX_RECEIVES,
+            partitions=partitions,
+        )
         await streams.ensure_group(GROUP)
         return streams
 
     async def refusing() -> Broker:
-        # The stream's key holds a string: Redis answers WRONGTYPE to XADD.
+        # The streams' keys hold a string: Redis answers WRONGTYPE to XADD.
         broker = await new()
-        await clients[-1].delete(Keys(prefix).events)
-        await clients[-1].set(Keys(prefix).events, "not a stream")
+        for keys in Keys(prefix).partitions(partitions):
+            await clients[-1].delete(keys.events)
+            await clients[-1].set(keys.events, "not a stream")
         return broker
 
     async def cleanup() -> None:
         client = connect(url)
         keys = [key async for key in scan_keys(client, f"{{{prefix}}}*")]
+        keys += [key async for key in scan_keys(client, f"{{{prefix}#*")]
         if keys:
             await client.delete(*keys)
         await client.aclose()
