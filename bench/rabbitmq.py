@@ -3,10 +3,11 @@
 - publish: ``RabbitMQ.publish_many`` (500 per call) against a bare aio-pika
   publisher with confirms sending the same two messages per event (the
   persistent one to the events exchange, mandatory, and its live mirror).
-- consume: the real worker path in RabbitMQ mode (``AmqpWorker.drain`` with
+- consume: the real worker path in RabbitMQ mode (``AmqpWorker.run`` with
   a no-op channel: consume, dispatch, commit the delivery records to Redis,
   ack), against a bare aio-pika consumer (same prefetch) that acks each
-  message after one Redis write. Both drain the same backlog of a quorum queue.
+  message after one Redis write. Both drain the same backlog of a quorum
+  queue; each clock stops at the last ack.
 
 ``python -m bench --only rabbitmq``; RabbitMQ at ``EVENTBUS_BENCH_AMQP_URL``
 (default the local guest account), Redis as for every benchmark.
@@ -47,7 +48,7 @@ PREFETCH = 256
 GROUP = "delivery"
 OURS_PUBLISH = "RabbitMQ.publish_many (500 per call)"
 BARE_PUBLISH = "bare aio-pika, confirms, events + live message, 500 in flight"
-OURS_CONSUME = "AmqpWorker.drain (no-op channel): consume + records + ack"
+OURS_CONSUME = "AmqpWorker.run (no-op channel): consume + records + ack"
 BARE_CONSUME = "bare aio-pika consumer, Redis write then ack per message"
 
 
@@ -78,7 +79,12 @@ async def ours_publish(broker: RabbitMQ, payloads: Sequence[str]) -> float:
 
 async def ours_consume(broker: RabbitMQ, prefix: str, total: int) -> float:
     """The real worker path in RabbitMQ mode: consume, dispatch (no-op channel),
-    commit the records to Redis, then ack (``AmqpWorker.drain``)."""
+    commit the records to Redis, then ack (``AmqpWorker.run``).
+
+    The clock stops once ``total`` events are committed and acked, as the bare
+    consumer's stops at its ``total``-th ack: ``drain()`` would add its final
+    wait for deliveries that might still be on their way (up to a second).
+    """
     settings = worker_settings(prefix, name="bench", max_in_flight=PREFETCH)
     settings = settings.model_copy(
         update={"broker": settings.broker.model_copy(update={"kind": "rabbitmq"})}
@@ -89,8 +95,14 @@ async def ours_consume(broker: RabbitMQ, prefix: str, total: int) -> float:
     try:
         await worker.start()
         start = time.perf_counter()
-        await worker.drain()
+        task = asyncio.create_task(worker.run())
+        while not task.done():  # polled as run_until_caught_up does for Redis
+            if worker.processed >= total and not broker.holding(GROUP, worker.name):
+                break
+            await asyncio.sleep(0.002)
         rate = total / (time.perf_counter() - start)
+        worker.stop()
+        await task
         await broker.release(GROUP, worker.name)
     finally:
         await redis.aclose()
