@@ -138,6 +138,9 @@ class AmqpWorker(Worker):
     def _broker(self) -> Broker:
         return self.broker
 
+    def _source(self) -> dict[str, object]:
+        return {"queue": self.broker.topology.queue(self.group)}
+
     async def _consume(self, count: int, block: float | None) -> list[StreamEntry]:
         received = await self.broker.consume(self.group, self.name, count, block)
         now = time.monotonic()

@@ -148,6 +148,10 @@ class Worker:
         """Where operator events (``eventbus.channel.disabled``) are published."""
         return self.streams
 
+    def _source(self) -> dict[str, object]:
+        """What the worker reads, for its start-up line."""
+        return {"stream": self.keys.events, "partitions": self.partitions}
+
     async def _read_batch(self, count: int) -> list[StreamEntry]:
         """New entries for ``drain()`` (of every partition, in turn), without waiting."""
         return await self.reading.read_batch(count)
@@ -169,8 +173,7 @@ class Worker:
             "worker.started",
             group=self.group,
             consumer=self.name,
-            stream=self.keys.events,
-            partitions=self.partitions,
+            **self._source(),
             subscriptions=len(self.settings.subscriptions),
         )
 

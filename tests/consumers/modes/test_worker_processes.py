@@ -96,6 +96,11 @@ async def test_sigterm_drains_in_flight_work_and_exits_zero(mode: Mode) -> None:
     lines = [json.loads(x) for x in out.decode().splitlines() if x.startswith("{")]
     assert any(x["event"] == "worker.stopped" for x in lines)
     assert len([x for x in lines if x["event"] == "delivery.sent"]) >= 4
+    (started,) = [x for x in lines if x["event"] == "worker.started"]
+    if mode.kind == "rabbitmq":  # the start-up line names what it reads
+        assert started["queue"].endswith(".delivery") and "stream" not in started
+    else:
+        assert started["stream"].endswith(":events") and started["partitions"] == 1
     await rescue_and_check(mode, path, events)
 
 
