@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+import redis as sync_redis
 import redis.asyncio as aioredis
 
 from eventbus.brokers.cluster import is_cluster_url, ready, scan_keys
@@ -56,9 +57,20 @@ def amqp_url() -> str:
 
 
 @pytest.fixture
-def prefix() -> str:
-    """A key prefix no other test uses."""
-    return f"ebtest-{uuid.uuid4().hex[:12]}"
+def prefix() -> Iterator[str]:
+    """A key prefix no other test uses; its keys on the local Redis go afterwards.
+
+    The ``redis`` fixture cleans up too; this catches the tests that let a
+    subprocess or a server write under the prefix without taking ``redis``.
+    """
+    name = f"ebtest-{uuid.uuid4().hex[:12]}"
+    yield name
+    if is_cluster_url(REDIS_URL) or not _reachable(REDIS_URL):
+        return
+    with sync_redis.Redis.from_url(REDIS_URL) as client:
+        for pattern in (f"{name}*", f"{{{name}}}*", f"{{{name}#*"):
+            for key in client.scan_iter(match=pattern, count=1000):
+                client.delete(key)
 
 
 @pytest.fixture
