@@ -27,7 +27,7 @@ from eventbus.redaction import mask
 from eventbus.settings import ChannelSpec, SecuritySettings
 
 from ..channels.base import Channel, ChannelDeps, Message, SendResult, channel_redactor
-from ..channels.registry import build_channel
+from ..channels.registry import build_channel, channel_warnings
 from ..channels.urls import parse_url
 from ..outbound import make_http_client
 
@@ -44,6 +44,8 @@ class _Target:
     index: int
     channel: Channel
     password: str | None
+    # Keys the URL sets that are accepted but not acted on, and the service's advice.
+    warnings: tuple[str, ...] = ()
 
     def hide(self, text: str) -> str:
         text = channel_redactor(self.channel).mask(text)
@@ -120,6 +122,9 @@ def command(
         )
         raise SystemExit(EXIT_USAGE)
     targets = [target for target in built if isinstance(target, _Target)]
+    for target in targets:
+        for warning in target.warnings:  # as `urls verify` prints them; the URL is not shown
+            click.secho(f"! URL {target.index}: {target.hide(warning)}", fg="yellow", err=True)
     refused = [target for target in built if isinstance(target, _Refused)]
     note = _message(title, message, severity.lower())
     results = asyncio.run(_send_all(http, targets, note))
@@ -156,7 +161,8 @@ def _build(index: int, url: str, deps: ChannelDeps, secret: str | None) -> _Targ
     spec: ChannelSpec | None = None
     try:
         spec, password = _spec(index, url, secret)
-        return _Target(index, build_channel(spec, deps), password)
+        channel = build_channel(spec, deps)
+        return _Target(index, channel, password, tuple(channel_warnings(spec)))
     except ChannelConfigError as exc:
         # Error texts never quote credentials (consumers.channels.urls).
         reason = f"{label}: {exc}"

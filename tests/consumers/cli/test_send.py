@@ -154,3 +154,13 @@ async def test_no_secret_in_the_output(sink: Sink) -> None:
     assert "✓ URL 1 (ntfy" in result.stdout and "✗ URL 2 (ntfy" in result.stderr
     encoded = base64.b64encode(f"bob:{token}".encode()).decode()
     assert token not in result.output and encoded not in result.output
+
+
+async def test_keys_the_url_sets_but_eventbus_ignores_are_warned_about(sink: Sink) -> None:
+    # ntfy's disabletlsverification is accepted and not acted on (_compat.UNHONOURED),
+    # as `urls verify` and `config check` say; the send still goes out.
+    url = f"ntfy://127.0.0.1:{sink.port}/alerts?scheme=http&disabletlsverification=yes"
+    result = await send(url, "--allow-private", "-t", "Disk full", "-m", "db1 at 97%")
+    assert result.exit_code == 0, result.output
+    assert "! URL 1: " in result.stderr and "disabletlsverification" in result.stderr
+    assert len(sink.received) == 1
