@@ -62,7 +62,13 @@ __all__ = [
     "channel_problems",
     "channel_warnings",
     "create_channel",
+    "type_name",
 ]
+
+
+def type_name(spec: ChannelSpec) -> str:
+    """The channel's type as eventbus names it (``telegram`` for Apprise's ``tgram://``)."""
+    return APPRISE_SCHEMES.get(spec.kind, spec.kind)
 
 
 def _no_warnings(spec: ChannelSpec) -> list[str]:
@@ -185,7 +191,7 @@ def _fix_for(spec: ChannelSpec, error: ChannelConfigError) -> str:
     """
     if isinstance(error, SuggestingError) and error.fix:
         return error.fix
-    kind = APPRISE_SCHEMES.get(spec.kind, spec.kind)
+    kind = type_name(spec)
     if spec.url is None or kind not in CHANNEL_TYPES:
         return ""
     if kind == "webhook" or CHANNEL_TYPES[kind].schemes:

@@ -12,11 +12,12 @@ import yaml
 from eventbus.catalog import Kind
 from eventbus.cli import Context
 from eventbus.durations import format_duration
+from eventbus.keys import Keys
 from eventbus.settings import ChannelSpec, Settings, SubscriptionSpec
 from eventbus.subscriptions import Matcher
 
 from ..channels import ChannelDeps, build_channel
-from ..channels.registry import channel_warnings
+from ..channels.registry import channel_warnings, type_name
 from ..routing.merging import overlaps
 from .common import checked_settings
 
@@ -57,11 +58,7 @@ def check(ctx: Context, config_path: str | None) -> None:
 def _summary(settings: Settings, path: str | None) -> None:
     deps = ChannelDeps(http=httpx.AsyncClient(), security=settings.security)
     click.secho(f"configuration OK ({path or 'environment and defaults only'})", fg="green")
-    broker = settings.broker
-    click.echo(
-        f"broker: {broker.redis_url_redacted}  prefix={broker.prefix}  "
-        f"stream={broker.prefix}:events  group={settings.consumer.group}"
-    )
+    click.echo(_broker_line(settings))
     click.echo(
         f"http: {settings.http.host}:{settings.http.port}"
         f"{'' if settings.http.enabled else ' (disabled)'}  tokens={len(settings.http.tokens)}"
@@ -70,11 +67,25 @@ def _summary(settings: Settings, path: str | None) -> None:
     for spec in settings.channels:
         target = build_channel(spec, deps).describe()
         state = "" if spec.enabled else "  [disabled]"
-        click.echo(f"  {spec.name:<20} {spec.kind:<10} {target}{state}")
+        click.echo(f"  {spec.name:<20} {type_name(spec):<10} {target}{state}")
         for warning in _channel_warnings(spec):
             click.secho(f"    warning: {warning}", fg="yellow")
     _subscriptions(settings)
     _overlaps(settings)
+
+
+def _broker_line(settings: Settings) -> str:
+    broker, group = settings.broker, settings.consumer.group
+    if broker.kind == "rabbitmq":
+        return (
+            f"broker: RabbitMQ {broker.amqp_url_redacted}  exchange={broker.prefix}.events  "
+            f"queue={broker.prefix}.{group}  state in Redis {broker.redis_url_redacted}"
+        )
+    spread = f" (+{broker.partitions - 1} partitions)" if broker.partitions > 1 else ""
+    return (
+        f"broker: {broker.redis_url_redacted}  prefix={broker.prefix}  "
+        f"stream={Keys(broker.prefix).events}{spread}  group={group}"
+    )
 
 
 def _subscriptions(settings: Settings) -> None:

@@ -223,3 +223,30 @@ def test_config_check_lists_overlapping_subscriptions_of_one_channel(config_file
 def test_config_check_without_overlaps_says_nothing_of_them(config_file) -> None:  # type: ignore[no-untyped-def]
     out = run("config", "check", "--config", str(config_file(GOOD))).output
     assert "one delivery per channel" not in out
+
+
+def test_config_check_names_the_real_stream_queue_and_channel_type(config_file) -> None:  # type: ignore[no-untyped-def]
+    # Apprise's tgram:// is a telegram channel; the stream key carries its hash tag.
+    path = config_file(
+        """\
+        broker:
+          prefix: shown
+        channels:
+          - name: tg
+            url: tgram://123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/-1001234567890
+        """
+    )
+    out = run("--config", str(path), "config", "check").output
+    assert "stream={shown}:events  group=delivery" in out
+    (line,) = [x for x in out.splitlines() if x.strip().startswith("tg ")]
+    assert line.split()[1] == "telegram", line
+    assert "AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw" not in out
+    rabbit = run(
+        "--config", str(path), "config", "check", env={"EVENTBUS_BROKER__KIND": "rabbitmq"}
+    ).output
+    assert "queue=shown.delivery" in rabbit and "exchange=shown.events" in rabbit
+    assert "guest:guest" not in rabbit
+    parts = run(
+        "--config", str(path), "config", "check", env={"EVENTBUS_BROKER__PARTITIONS": "3"}
+    ).output
+    assert "stream={shown}:events (+2 partitions)" in parts
