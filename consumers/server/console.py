@@ -122,9 +122,24 @@ class _Routes:
         )
 
     async def audit(self, request: Request) -> Response:
+        """Newest first; ``?team=T`` narrows to one of the token's teams, ``?limit=N`` (1-1000)."""
         principal = self._who(request)
-        rows = await self.console.store.audit(principal.teams)
+        teams = principal.teams
+        team = request.query_params.get("team")
+        if team is not None:
+            if not principal.allows(team):
+                raise HTTPException(403, f"token {principal.name!r} may not read team {team!r}")
+            teams = frozenset({team})
+        raw = request.query_params.get("limit", "100")
+        if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= _AUDIT_MOST:
+            raise HTTPException(
+                400, f"limit must be an integer from 1 to {_AUDIT_MOST}, not {raw[:8]!r}"
+            )
+        rows = await self.console.store.audit(teams, int(raw))
         return JSONResponse({"audit": rows})
+
+
+_AUDIT_MOST = 1000
 
 
 def _team(body: dict[str, Any], principal: Principal, kind: str) -> str:

@@ -124,3 +124,18 @@ async def test_disable_and_enable_are_in_the_audit_of_the_channels_team(
     assert actors == {"alice"}, actors
     foreign = (await api.call("GET", "/v1/audit", B_OPERATE)).json()["audit"]
     assert not [r for r in foreign if r["name"] == "a-hook"]
+
+
+async def test_audit_narrows_to_one_team_and_a_limit(console: Callable[..., Any]) -> None:
+    api: Console = await console()
+    assert (await api.call("POST", "/v1/channels", A_OPERATE, json=hook())).status_code == 201
+    await api.call("POST", "/v1/channels/a-hook/disable", A_OPERATE)
+    mine = await api.call("GET", "/v1/audit?team=team-a&limit=1", A_READ)
+    assert mine.status_code == 200, mine.text
+    assert [(r["action"], r["team"]) for r in mine.json()["audit"]] == [("disable", "team-a")]
+    assert len((await api.call("GET", "/v1/audit?team=team-a", A_READ)).json()["audit"]) == 2
+    foreign = await api.call("GET", "/v1/audit?team=team-b", A_READ)
+    assert foreign.status_code == 403 and "may not read team 'team-b'" in foreign.json()["error"]
+    for bad in ("0", "1001", "ten"):
+        refused = await api.call("GET", f"/v1/audit?limit={bad}", A_READ)
+        assert refused.status_code == 400 and "limit must be" in refused.json()["error"]
