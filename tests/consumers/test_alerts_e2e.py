@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -31,11 +30,11 @@ from eventbus.settings import Settings
 from publishers import Publisher
 
 from .fakes import event
+from .processes import start_worker as start_process
 from .sink import Sink
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).parents[2]
 KEY = "backup-failed:h1"
 
 
@@ -65,17 +64,7 @@ def write_config(tmp_path: Path, sink: Sink, redis_url: str, prefix: str) -> Pat
 
 
 async def start_worker(path: Path, name: str) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "eventbus",
-        "--config",
-        str(path),
-        "run",
-        env={"EVENTBUS_CONSUMER__NAME": name, "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
+    return await start_process(path, name, output=False)
 
 
 def failure() -> Event:

@@ -35,8 +35,9 @@ from publishers import Publisher
 from ..cluster import ClusterError, LocalCluster
 from ..conftest import REQUIRE
 from .fakes import event
+from .processes import start_worker
 from .sink import Sink
-from .test_daemon_process import SECRET, check_all_delivered, rescue, start_worker
+from .test_daemon_process import SECRET, check_all_delivered, rescue
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from eventbus.live import parse_live
 from publishers import Publisher
 
 from .fakes import event
+from .processes import start_worker
 from .sink import Sink
 from .test_partitions_worker import (  # noqa: F401  (fixtures and cases run again here)
     setup,
@@ -86,20 +86,6 @@ def spread(count: int) -> list[Any]:
         event(team_id=f"team-{n % 20}", resource={"type": "capsule", "id": f"c{n}"})
         for n in range(count)
     ]
-
-
-async def start_worker(path: Path, name: str) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "eventbus",
-        "--config",
-        str(path),
-        "run",
-        env={"EVENTBUS_CONSUMER__NAME": name, "PATH": "/usr/bin:/bin"},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
 
 
 async def publish(path: Path, redis: aioredis.Redis, events: list[Any]) -> list[str]:

@@ -25,6 +25,7 @@ from eventbus.keys import Keys
 from publishers import Publisher
 
 from .fakes import event
+from .processes import start_worker
 from .sink import Sink
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -59,20 +60,6 @@ def config(tmp_path: Path, sink: Sink, redis_url: str, prefix: str) -> Callable[
         return path
 
     return write
-
-
-async def start_worker(path: Path, name: str) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "eventbus",
-        "--config",
-        str(path),
-        "run",
-        env={"EVENTBUS_CONSUMER__NAME": name, "PATH": "/usr/bin:/bin"},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
 
 
 async def rescue(path: Path, redis: aioredis.Redis) -> Worker:

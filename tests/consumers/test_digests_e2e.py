@@ -16,7 +16,6 @@ import hashlib
 import hmac
 import json
 import signal
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -37,12 +36,12 @@ from eventbus.settings import Settings
 from publishers import Publisher
 
 from .fakes import event
+from .processes import start_worker as start_process
 from .sink import Received, Sink
 
 pytestmark = pytest.mark.integration
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-ROOT = Path(__file__).parents[2]
 
 
 class Clock:
@@ -92,18 +91,7 @@ def config(tmp_path: Path, sink: Sink, redis_url: str, prefix: str) -> Callable[
 
 
 async def start_worker(path: Path, name: str) -> asyncio.subprocess.Process:
-    """``eventbus run`` in a process, on the code under test (this checkout)."""
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "eventbus",
-        "--config",
-        str(path),
-        "run",
-        env={"EVENTBUS_CONSUMER__NAME": name, "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
+    return await start_process(path, name, output=False)
 
 
 async def until(check: Callable[[], Awaitable[bool]], timeout: float = 20.0) -> None:

@@ -12,7 +12,6 @@ import asyncio
 import json
 import shutil
 import signal
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,23 +20,10 @@ import pytest
 from consumers.store.records import DeliveryStatus, delivery_id
 
 from ..fakes import event
+from ..processes import start_worker
 from .conftest import Mode
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-async def start_worker(path: Path, name: str) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "eventbus",
-        "--config",
-        str(path),
-        "run",
-        env={"EVENTBUS_CONSUMER__NAME": name, "PATH": "/usr/bin:/bin"},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
 
 
 async def rescue_and_check(mode: Mode, path: Path, events: list[Any]) -> None:
