@@ -10,7 +10,6 @@ sharing their webhook-id. The live mirror sees every partition's messages
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -20,10 +19,6 @@ import pytest
 import redis.asyncio as aioredis
 import yaml
 
-from consumers.channels.registry import build_channels
-from consumers.daemon import make_channel_deps, make_http_client
-from consumers.store.records import DeliveryStatus, delivery_id
-from consumers.worker import Worker
 from eventbus.brokers import RedisStreams
 from eventbus.config import load_settings
 from eventbus.keys import Keys, partition_of, split_entry
@@ -33,6 +28,7 @@ from publishers import Publisher
 from .fakes import event
 from .processes import start_worker
 from .sink import Sink
+from .test_daemon_process import check_all_delivered, rescue
 from .test_partitions_worker import (  # noqa: F401  (fixtures and cases run again here)
     setup,
     test_a_dead_consumers_entries_are_reclaimed_from_every_partition,
@@ -91,39 +87,6 @@ def spread(count: int) -> list[Any]:
 async def publish(path: Path, redis: aioredis.Redis, events: list[Any]) -> list[str]:
     async with Publisher(load_settings(path), redis=redis) as bus:
         return await bus.publish_many(events)
-
-
-async def rescue(path: Path, redis: aioredis.Redis) -> Worker:
-    """A fresh in-process worker that reclaims what is left in every partition and drains."""
-    settings = load_settings(path)
-    consumer = settings.consumer.model_copy(update={"name": "rescuer", "claim_idle": 0})
-    settings = settings.model_copy(update={"consumer": consumer})
-    http = make_http_client(settings)
-    try:
-        worker = Worker(
-            settings,
-            redis=redis,
-            channels=build_channels(settings, make_channel_deps(settings, http)),
-        )
-        await worker.start()
-        await worker.reclaim_once()
-        await worker.drain(include_pending=False)
-    finally:
-        await http.aclose()
-    return worker
-
-
-async def check_all_delivered(worker: Worker, events: list[Any], sink: Sink) -> None:
-    by_event: dict[str, set[str]] = {}
-    for got in sink.received:
-        by_event.setdefault(json.loads(got.body)["id"], set()).add(got.headers["webhook-id"])
-    for ev in events:
-        did = delivery_id(ev.id, "all", "hook")
-        assert by_event.get(ev.id) == {did}, "reached the sink, duplicates share webhook-id"
-        record = await worker.store.get(did)
-        assert record is not None and record.status is DeliveryStatus.DELIVERED, ev.id
-    for keys in worker.keys.partitions(PARTS):
-        assert (await worker.redis.xpending(keys.events, worker.group))["pending"] == 0
 
 
 async def stop(procs: list[asyncio.subprocess.Process]) -> list[str]:
