@@ -26,7 +26,7 @@ from eventbus.live import parse_live
 from publishers import Publisher
 
 from .fakes import event
-from .processes import start_worker
+from .processes import joined, start_worker
 from .sink import Sink
 from .test_daemon_process import check_all_delivered, rescue
 from .test_partitions_worker import (  # noqa: F401  (fixtures and cases run again here)
@@ -104,6 +104,8 @@ async def test_two_daemons_over_three_partitions_deliver_every_event_once(
     events = spread(300)
     procs = [await start_worker(path, name) for name in ("left", "right")]
     try:
+        for keys in Keys(load_settings(path).broker.prefix).partitions(PARTS):  # both take part
+            await joined(redis, keys.events, "delivery", {"left", "right"})
         ids = await publish(path, redis, events)
         assert {split_entry(stream_id)[1] for stream_id in ids} == set(range(PARTS))
         await sink.wait_for(len(events), 90)

@@ -16,7 +16,11 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
+from eventbus.config import load_settings
+from eventbus.keys import Keys
+
 from .fakes import event
+from .processes import joined, start_worker
 from .sink import Sink
 from .test_daemon_process import (  # noqa: F401  (fixtures and cases run again here)
     check_all_delivered,
@@ -24,7 +28,6 @@ from .test_daemon_process import (  # noqa: F401  (fixtures and cases run again 
     publish,
     rescue,
     sink,
-    start_worker,
     test_sigkill_mid_batch_then_reclaimed,
     test_sigterm_drains_in_flight_and_exits_zero,
 )
@@ -63,6 +66,8 @@ async def test_two_daemons_deliver_every_event_exactly_once(
     events = [event(resource={"type": "capsule", "id": f"c{i}"}) for i in range(300)]
     procs = [await start_worker(path, name) for name in ("left", "right")]
     try:
+        keys = Keys(load_settings(path).broker.prefix)
+        await joined(redis, keys.events, "delivery", {"left", "right"})  # both take part
         await publish(path, redis, events)
         await sink.wait_for(len(events), 60)
     finally:
